@@ -1,0 +1,357 @@
+//! One raw line in, one ECS [`Event`] out: size limit, UTF-8 check, syslog
+//! header, grammar, and the derived fields (public-suffix split, `related.*`,
+//! outcome). This is the whole parse stage; `dnsenrich parse` and the collector's
+//! parse workers both call [`LineDecoder::decode`].
+//!
+//! No line is ever lost here: a line no rule matches still becomes an event,
+//! with `event.original` and the tag [`tag::NO_MATCH`]; bad bytes are replaced
+//! and tagged; an over-long line is cut and tagged. [`DecodeStats`] counts each
+//! case.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog};
+use crate::grammar::GrammarSet;
+use crate::syslog::{self, Header, SyslogDecoder, Zone};
+
+/// The default maximum line length, in bytes (matches the TCP frame limit).
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+
+/// The name dnsmasq writes in place of a name with unprintable characters.
+const NAME_UNPRINTABLE: &str = "<name unprintable>";
+
+/// Counters kept by a decoder; added up across decoders for a summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub lines: u64,
+    pub parsed: u64,
+    pub no_match: u64,
+    pub empty: u64,
+    pub invalid_utf8: u64,
+    pub truncated: u64,
+    pub header_invalid: u64,
+}
+
+impl DecodeStats {
+    /// Adds another decoder's counters to these.
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.lines += o.lines;
+        self.parsed += o.parsed;
+        self.no_match += o.no_match;
+        self.empty += o.empty;
+        self.invalid_utf8 += o.invalid_utf8;
+        self.truncated += o.truncated;
+        self.header_invalid += o.header_invalid;
+    }
+
+    /// Failures and repairs by reason, for the summary line.
+    pub fn reasons(&self) -> [(&'static str, u64); 5] {
+        [
+            ("no_rule_matched", self.no_match),
+            ("empty", self.empty),
+            ("invalid_utf8", self.invalid_utf8),
+            ("truncated", self.truncated),
+            ("syslog_header_invalid", self.header_invalid),
+        ]
+    }
+}
+
+/// Turns raw lines into events. One per worker: it keeps a timestamp cache.
+#[derive(Debug)]
+pub struct LineDecoder {
+    syslog: SyslogDecoder,
+    grammars: Arc<GrammarSet>,
+    max_line: usize,
+    pub stats: DecodeStats,
+}
+
+impl LineDecoder {
+    /// A decoder reading RFC 3164 stamps in `zone`, cutting lines at `max_line` bytes.
+    pub fn new(grammars: Arc<GrammarSet>, zone: Zone, max_line: usize) -> Self {
+        LineDecoder {
+            syslog: SyslogDecoder::new(zone),
+            grammars,
+            max_line: max_line.max(1),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    /// Decodes one line (without its line terminator; a trailing `\r` is dropped).
+    pub fn decode(&mut self, raw: &[u8]) -> Event {
+        self.decode_at(raw, false, Utc::now())
+    }
+
+    /// Decodes one line that the framing layer may already have cut
+    /// (`truncated`), as if received at `now`.
+    pub fn decode_at(&mut self, raw: &[u8], truncated: bool, now: DateTime<Utc>) -> Event {
+        self.stats.lines += 1;
+        let mut ev = Event::default();
+        let mut raw = raw;
+        let mut cut = truncated;
+        if raw.len() > self.max_line {
+            raw = &raw[..self.max_line];
+            cut = true;
+        }
+        while let Some((&last, rest)) = raw.split_last() {
+            if last == b'\r' || last == b'\n' || last == 0 {
+                raw = rest;
+            } else {
+                break;
+            }
+        }
+        let text: Cow<'_, str> = match std::str::from_utf8(raw) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(e) if cut && e.error_len().is_none() => {
+                // The cut fell inside a multi-byte character: drop the partial one.
+                Cow::Borrowed(std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or_default())
+            }
+            Err(_) => {
+                self.stats.invalid_utf8 += 1;
+                ev.tag(tag::INVALID_UTF8);
+                String::from_utf8_lossy(raw)
+            }
+        };
+        if cut {
+            self.stats.truncated += 1;
+            ev.tag(tag::TRUNCATED);
+        }
+        if text.trim().is_empty() {
+            self.stats.empty += 1;
+            ev.tag(tag::EMPTY);
+            ev.timestamp = Some(now);
+            ev.event.kind = Some("event");
+            ev.event.original = text.into_owned();
+            return ev;
+        }
+        let header = self.syslog.decode_at(&text, now);
+        if header.header_invalid {
+            self.stats.header_invalid += 1;
+            ev.tag(tag::SYSLOG_HEADER_INVALID);
+        }
+        fill_header(&mut ev, &header, now);
+        let matched = self.grammars.apply(header.appname, header.message, &mut ev);
+        if matched.is_some() {
+            self.stats.parsed += 1;
+        } else {
+            self.stats.no_match += 1;
+            ev.tag(tag::NO_MATCH);
+            ev.event.kind = Some("event");
+        }
+        derive_fields(&mut ev);
+        ev.event.original = text.into_owned();
+        ev
+    }
+}
+
+/// Copies the syslog header into `@timestamp`, `log.syslog.*`, `host.*` and `process.*`.
+fn fill_header(ev: &mut Event, h: &Header<'_>, now: DateTime<Utc>) {
+    ev.timestamp = Some(h.timestamp.unwrap_or(now));
+    if let Some(host) = h.hostname {
+        ev.host.hostname = Some(Str::from(host));
+        ev.observer.hostname = Some(Str::from(host));
+    }
+    if let Some(app) = h.appname {
+        ev.process.name = Some(Str::from(app));
+    }
+    if let Some(pid) = h.procid {
+        ev.process.pid = pid.parse().ok();
+    }
+    let has_syslog = h.priority.is_some() || h.appname.is_some() || h.hostname.is_some();
+    if !has_syslog {
+        return;
+    }
+    let mut sl = Syslog {
+        priority: h.priority,
+        appname: h.appname.map(Str::from),
+        hostname: h.hostname.map(Str::from),
+        procid: h.procid.map(Str::from),
+        msgid: h.msgid.map(Str::from),
+        version: h.version.map(Str::from),
+        ..Default::default()
+    };
+    if let Some(f) = h.facility() {
+        sl.facility = Some(CodeName {
+            code: f,
+            name: syslog::facility_name(f),
+        });
+    }
+    if let Some(s) = h.severity() {
+        sl.severity = Some(CodeName {
+            code: s,
+            name: syslog::severity_name(s),
+        });
+    }
+    sl.structured_data = h
+        .structured_data
+        .iter()
+        .map(|el| SdElement {
+            id: el.id.to_owned(),
+            params: el
+                .params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+                .collect(),
+        })
+        .collect();
+    ev.log.syslog = Some(Box::new(sl));
+}
+
+/// Fields computed from what the grammar filled in.
+pub fn derive_fields(ev: &mut Event) {
+    if let Some(name) = &ev.dns.question.name {
+        if name == NAME_UNPRINTABLE {
+            ev.tag(tag::NAME_UNPRINTABLE);
+            ev.dns.question.name = None;
+        }
+    }
+    if let Some(name) = ev.dns.question.name.clone() {
+        split_registered_domain(ev, &name);
+        if name != "." {
+            ev.related.add_host(&name);
+        }
+        let qtype = ev.dns.question.type_.clone();
+        for a in ev.dns.answers.iter_mut() {
+            if a.name.is_none() {
+                a.name = Some(name.clone());
+            }
+            if a.type_.is_none() && qtype.as_deref() == Some("PTR") {
+                a.type_ = qtype.clone();
+            }
+        }
+    }
+    if ev.dns.question.type_.is_some() && ev.dns.question.class.is_none() {
+        ev.dns.question.class = Some("IN");
+    }
+    let ptr_names: Vec<Str> = ev
+        .dns
+        .answers
+        .iter()
+        .filter(|a| a.type_.as_deref() == Some("PTR"))
+        .filter_map(|a| a.data.clone())
+        .collect();
+    for n in ptr_names {
+        ev.related.add_host(&n);
+    }
+    for ip in [ev.source.ip, ev.destination.ip].into_iter().flatten() {
+        ev.related.add_ip(ip);
+    }
+    for i in 0..ev.dns.resolved_ip.len() {
+        let ip = ev.dns.resolved_ip[i];
+        ev.related.add_ip(ip);
+    }
+    if ev.event.outcome.is_none() && !ev.event.type_.contains(&"denied") {
+        if let Some(rc) = &ev.dns.response_code {
+            ev.event.outcome = Some(if rc == "NOERROR" {
+                "success"
+            } else {
+                "failure"
+            });
+        }
+    }
+}
+
+/// Fills `dns.question.{registered_domain, subdomain, top_level_domain}` from
+/// the public suffix list.
+fn split_registered_domain(ev: &mut Event, name: &str) {
+    if name == "." || name.is_empty() || name.contains(' ') {
+        return;
+    }
+    let q = &mut ev.dns.question;
+    if let Some(sfx) = psl::suffix_str(name) {
+        if sfx.len() < name.len()
+            || sfx.contains('.')
+            || psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known())
+        {
+            q.top_level_domain = Some(Str::from(sfx));
+        }
+    }
+    if let Some(rd) = psl::domain_str(name) {
+        q.registered_domain = Some(Str::from(rd));
+        if name.len() > rd.len() + 1 {
+            q.subdomain = Some(Str::from(&name[..name.len() - rd.len() - 1]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> LineDecoder {
+        LineDecoder::new(
+            Arc::new(GrammarSet::builtin().unwrap()),
+            "UTC".parse().unwrap(),
+            DEFAULT_MAX_LINE,
+        )
+    }
+
+    #[test]
+    fn unmatched_line_is_kept_and_tagged() {
+        let mut d = decoder();
+        let ev = d.decode(b"something no grammar knows");
+        assert!(ev.tags.contains(&tag::NO_MATCH));
+        assert_eq!(ev.event.original, "something no grammar knows");
+        assert_eq!(d.stats.no_match, 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_tagged() {
+        let mut d = decoder();
+        let ev = d.decode(b"query[A] caf\xe9.example from 10.0.0.1");
+        assert!(ev.tags.contains(&tag::INVALID_UTF8));
+        assert!(ev.event.original.contains('\u{FFFD}'));
+        assert_eq!(d.stats.invalid_utf8, 1);
+    }
+
+    #[test]
+    fn long_line_is_truncated_and_tagged() {
+        let mut d = LineDecoder::new(Arc::new(GrammarSet::builtin().unwrap()), Zone::Local, 16);
+        let ev = d.decode("query[A] ééééééééééé.example from 10.0.0.1".as_bytes());
+        assert!(ev.tags.contains(&tag::TRUNCATED));
+        assert!(ev.event.original.len() <= 16);
+        assert!(
+            !ev.tags.contains(&tag::INVALID_UTF8),
+            "a cut inside a character is not bad input"
+        );
+    }
+
+    #[test]
+    fn empty_line_becomes_an_event() {
+        let mut d = decoder();
+        let ev = d.decode(b"  \r");
+        assert!(ev.tags.contains(&tag::EMPTY));
+        assert!(ev.timestamp.is_some());
+    }
+
+    #[test]
+    fn registered_domain_uses_public_suffix_list() {
+        let mut ev = Event::default();
+        ev.dns.question.name = Some("a.b.example.co.uk".into());
+        derive_fields(&mut ev);
+        assert_eq!(
+            ev.dns.question.registered_domain.as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(ev.dns.question.subdomain.as_deref(), Some("a.b"));
+        assert_eq!(ev.dns.question.top_level_domain.as_deref(), Some("co.uk"));
+        assert_eq!(ev.related.hosts.as_slice(), ["a.b.example.co.uk"]);
+    }
+
+    #[test]
+    fn root_and_unprintable_names() {
+        let mut ev = Event::default();
+        ev.dns.question.name = Some(".".into());
+        derive_fields(&mut ev);
+        assert!(ev.dns.question.registered_domain.is_none());
+        assert!(ev.related.hosts.is_empty());
+
+        let mut ev = Event::default();
+        ev.dns.question.name = Some(NAME_UNPRINTABLE.into());
+        derive_fields(&mut ev);
+        assert!(ev.dns.question.name.is_none());
+        assert!(ev.tags.contains(&tag::NAME_UNPRINTABLE));
+    }
+}

@@ -1,0 +1,539 @@
+//! The typed Elastic Common Schema event that every stage passes along, and its
+//! JSON encoding.
+//!
+//! An [`Event`] is a plain struct, not a JSON map: the fields dnsenrich writes are
+//! known in advance, so they are typed (IP addresses are [`IpAddr`], counts are
+//! integers) and serialised by serde in ECS's nested shape. Empty parts are left
+//! out of the JSON so a housekeeping line does not carry an empty `dns` object.
+//!
+//! Short strings (record types, most names) live inline in [`Str`]
+//! (`CompactString`) and constants set by grammar rules are `&'static str`
+//! interned once at start-up, so building an event allocates little beyond
+//! `event.original`.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use smallvec::SmallVec;
+
+/// An owned string that stores up to 24 bytes inline.
+pub type Str = compact_str::CompactString;
+
+/// Tags dnsenrich itself puts on events; documented in the README.
+pub mod tag {
+    /// No grammar rule matched the message; `event.original` holds the line.
+    pub const NO_MATCH: &str = "_dnsenrich_nomatch";
+    /// The line was not valid UTF-8; invalid bytes were replaced by U+FFFD.
+    pub const INVALID_UTF8: &str = "_dnsenrich_invalid_utf8";
+    /// The line or frame was longer than the maximum and was cut.
+    pub const TRUNCATED: &str = "_dnsenrich_truncated";
+    /// The line was empty (nothing but whitespace).
+    pub const EMPTY: &str = "_dnsenrich_empty";
+    /// dnsmasq replaced the queried name by `<name unprintable>`.
+    pub const NAME_UNPRINTABLE: &str = "_dnsenrich_name_unprintable";
+    /// A syslog header was present but malformed; the line was read as a bare message.
+    pub const SYSLOG_HEADER_INVALID: &str = "_dnsenrich_syslog_header_invalid";
+    /// Threat-intelligence lookup could not be done (lookup backend slow or down).
+    pub const NOT_ENRICHED: &str = "_dnsenrich_not_enriched";
+}
+
+/// One ECS document.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Event {
+    #[serde(
+        rename = "@timestamp",
+        serialize_with = "ser_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timestamp: Option<DateTime<Utc>>,
+    pub event: EventMeta,
+    #[serde(skip_serializing_if = "Dns::is_empty")]
+    pub dns: Dns,
+    #[serde(skip_serializing_if = "Endpoint::is_empty")]
+    pub source: Endpoint,
+    #[serde(skip_serializing_if = "Endpoint::is_empty")]
+    pub destination: Endpoint,
+    #[serde(skip_serializing_if = "Endpoint::is_empty")]
+    pub server: Endpoint,
+    #[serde(skip_serializing_if = "Network::is_empty")]
+    pub network: Network,
+    #[serde(skip_serializing_if = "Related::is_empty")]
+    pub related: Related,
+    #[serde(skip_serializing_if = "Host::is_empty")]
+    pub host: Host,
+    #[serde(skip_serializing_if = "Observer::is_empty")]
+    pub observer: Observer,
+    #[serde(skip_serializing_if = "Process::is_empty")]
+    pub process: Process,
+    #[serde(skip_serializing_if = "Rule::is_empty")]
+    pub rule: Rule,
+    #[serde(skip_serializing_if = "Log::is_empty")]
+    pub log: Log,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub tags: SmallVec<[&'static str; 2]>,
+}
+
+/// `event.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct EventMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub category: SmallVec<[&'static str; 1]>,
+    #[serde(rename = "type", skip_serializing_if = "SmallVec::is_empty")]
+    pub type_: SmallVec<[&'static str; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub original: String,
+}
+
+/// `dns.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Dns {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op_code: Option<Str>,
+    #[serde(skip_serializing_if = "Question::is_empty")]
+    pub question: Question,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub answers: SmallVec<[Answer; 1]>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub resolved_ip: SmallVec<[IpAddr; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<Str>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub header_flags: SmallVec<[&'static str; 1]>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.type_.is_none()
+            && self.id.is_none()
+            && self.op_code.is_none()
+            && self.question.is_empty()
+            && self.answers.is_empty()
+            && self.resolved_ip.is_empty()
+            && self.response_code.is_none()
+            && self.header_flags.is_empty()
+    }
+}
+
+/// `dns.question.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Question {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_domain: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_level_domain: Option<Str>,
+}
+
+impl Question {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.type_.is_none() && self.class.is_none()
+    }
+}
+
+/// One entry of `dns.answers`.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Answer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Str>,
+}
+
+/// `source.*`, `destination.*`, `server.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Endpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Str>,
+}
+
+impl Endpoint {
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_none() && self.port.is_none() && self.domain.is_none()
+    }
+}
+
+/// `network.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Network {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+}
+
+impl Network {
+    pub fn is_empty(&self) -> bool {
+        self.transport.is_none() && self.protocol.is_none()
+    }
+}
+
+/// `related.*`: every IP and host name the event mentions, for pivoting.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Related {
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub ip: SmallVec<[IpAddr; 2]>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub hosts: SmallVec<[Str; 1]>,
+}
+
+impl Related {
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_empty() && self.hosts.is_empty()
+    }
+    pub fn add_ip(&mut self, ip: IpAddr) {
+        if !self.ip.contains(&ip) {
+            self.ip.push(ip);
+        }
+    }
+    pub fn add_host(&mut self, host: &str) {
+        if !self.hosts.iter().any(|h| h == host) {
+            self.hosts.push(Str::from(host));
+        }
+    }
+}
+
+/// `host.*`: the machine the log line came from.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Host {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Str>,
+}
+
+impl Host {
+    pub fn is_empty(&self) -> bool {
+        self.hostname.is_none()
+    }
+}
+
+/// `observer.*`: the resolver that wrote the line.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Observer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<&'static str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Str>,
+}
+
+impl Observer {
+    pub fn is_empty(&self) -> bool {
+        self.hostname.is_none()
+            && self.product.is_none()
+            && self.vendor.is_none()
+            && self.type_.is_none()
+            && self.version.is_none()
+    }
+}
+
+/// `process.*`: the program named in the syslog tag.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Process {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+impl Process {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.pid.is_none()
+    }
+}
+
+/// `rule.*`: for blocked queries, which Pi-hole list or mechanism blocked them.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Rule {
+    /// The reason exactly as Pi-hole wrote it, e.g. `gravity blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    /// The list kind, e.g. `gravity`, `denylist-exact`, `denylist-regex`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'static str>,
+}
+
+impl Rule {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.ruleset.is_none() && self.category.is_none()
+    }
+}
+
+/// `log.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Log {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Box<Syslog>>,
+    #[serde(skip_serializing_if = "LogSource::is_empty")]
+    pub source: LogSource,
+    #[serde(skip_serializing_if = "LogFile::is_empty")]
+    pub file: LogFile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Log {
+    pub fn is_empty(&self) -> bool {
+        self.syslog.is_none()
+            && self.source.is_empty()
+            && self.file.is_empty()
+            && self.offset.is_none()
+    }
+}
+
+/// `log.source.*`: the network peer that sent the syslog message.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct LogSource {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Str>,
+}
+
+impl LogSource {
+    pub fn is_empty(&self) -> bool {
+        self.address.is_none()
+    }
+}
+
+/// `log.file.*`: the file a tailed line came from.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct LogFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::sync::Arc<str>>,
+}
+
+impl LogFile {
+    pub fn is_empty(&self) -> bool {
+        self.path.is_none()
+    }
+}
+
+/// `log.syslog.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Syslog {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facility: Option<CodeName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<CodeName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appname: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub procid: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Str>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ser_structured_data"
+    )]
+    pub structured_data: Vec<SdElement>,
+}
+
+/// A syslog facility or severity: its number and its name.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CodeName {
+    pub code: u8,
+    pub name: &'static str,
+}
+
+/// One RFC 5424 structured-data element, `[id name="value" ...]`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SdElement {
+    pub id: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// `labels.*`: free-form keyword fields that user grammars may set.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Labels(pub Vec<(&'static str, Str)>);
+
+impl Labels {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn set(&mut self, key: &'static str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = Str::from(value),
+            None => self.0.push((key, Str::from(value))),
+        }
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+fn ser_structured_data<S: Serializer>(sd: &[SdElement], s: S) -> Result<S::Ok, S::Error> {
+    struct Params<'a>(&'a [(String, String)]);
+    impl Serialize for Params<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+    let mut map = s.serialize_map(Some(sd.len()))?;
+    for el in sd {
+        map.serialize_entry(&el.id, &Params(&el.params))?;
+    }
+    map.end()
+}
+
+/// Writes `2026-11-28T01:02:03.456Z` (milliseconds; microseconds when present)
+/// without going through chrono's formatting machinery, which is slow on a hot path.
+fn ser_timestamp<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => {
+            let mut buf = String::with_capacity(32);
+            format_timestamp(ts, &mut buf);
+            s.serialize_str(&buf)
+        }
+        None => s.serialize_none(),
+    }
+}
+
+/// Formats an RFC 3339 UTC timestamp as ECS expects it.
+pub fn format_timestamp(ts: &DateTime<Utc>, out: &mut String) {
+    let micros = ts.timestamp_subsec_micros();
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        ts.year(),
+        ts.month(),
+        ts.day(),
+        ts.hour(),
+        ts.minute(),
+        ts.second()
+    );
+    if micros % 1000 == 0 {
+        let _ = write!(out, ".{:03}Z", micros / 1000);
+    } else {
+        let _ = write!(out, ".{:06}Z", micros);
+    }
+}
+
+impl Event {
+    /// Adds a tag once.
+    pub fn tag(&mut self, tag: &'static str) {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+    }
+
+    /// Appends this event as one line of JSON (no trailing newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising a struct of plain fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+    }
+
+    /// The event as a JSON string.
+    pub fn to_json(&self) -> String {
+        let mut v = Vec::with_capacity(512);
+        self.write_json(&mut v);
+        String::from_utf8(v).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn empty_parts_are_left_out() {
+        let ev = Event::default();
+        assert_eq!(ev.to_json(), r#"{"event":{}}"#);
+    }
+
+    #[test]
+    fn timestamp_has_milliseconds_or_microseconds() {
+        let ts = Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 5).unwrap();
+        let mut s = String::new();
+        format_timestamp(&ts, &mut s);
+        assert_eq!(s, "2026-01-08T03:04:05.000Z");
+        let ts = ts + chrono::Duration::microseconds(1234);
+        s.clear();
+        format_timestamp(&ts, &mut s);
+        assert_eq!(s, "2026-01-08T03:04:05.001234Z");
+    }
+
+    #[test]
+    fn nested_fields_serialise_in_ecs_shape() {
+        let mut ev = Event::default();
+        ev.dns.question.name = Some("example.com".into());
+        ev.source.ip = Some("10.0.0.1".parse().unwrap());
+        ev.event.type_.push("protocol");
+        ev.labels.set("k", "v");
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+        assert_eq!(v["dns"]["question"]["name"], "example.com");
+        assert_eq!(v["source"]["ip"], "10.0.0.1");
+        assert_eq!(v["event"]["type"][0], "protocol");
+        assert_eq!(v["labels"]["k"], "v");
+    }
+
+    #[test]
+    fn structured_data_is_an_object_of_objects() {
+        let sl = Syslog {
+            structured_data: vec![SdElement {
+                id: "origin@1".into(),
+                params: vec![("ip".into(), "1.2.3.4".into())],
+            }],
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&sl).unwrap();
+        assert_eq!(v["structured_data"]["origin@1"]["ip"], "1.2.3.4");
+    }
+}

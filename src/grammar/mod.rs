@@ -1,0 +1,509 @@
+//! The grammar engine: line grammars kept as data in `grammars/*.grammar`,
+//! compiled at start-up into matchers, and applied to the message of every line.
+//!
+//! The file format is documented in `grammars/README.md`. In short: a file has
+//! directives (`@app`, `@prefix`, `@suffix`, `@defaults`, `@affixes-from`) and
+//! rules (`rule NAME: PATTERN`), each followed by indented `field = value`
+//! constants. Patterns are literals and typed captures `%{kind:field}`.
+//!
+//! Matching a message: for each grammar whose `@app` fits the syslog tag, strip
+//! a known suffix (`(DNSSEC signed)`, `(EDE: …)`), try the prefixes (dnsmasq's
+//! `log-queries=extra`/`proto` serial and client), then look the first word of
+//! what is left up in a dispatch table built from the rules' leading literals, so
+//! only rules that can match are tried. Adding rules for other words costs a line
+//! nothing.
+
+mod field;
+mod pattern;
+mod syntax;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use field::{Constant, Field, Value};
+pub use pattern::{arpa_name, Element, Kind, Pattern};
+pub use syntax::GrammarError;
+
+use crate::event::{Answer, Event, Str};
+use pattern::Captures;
+
+/// The grammars shipped with dnsenrich, embedded in the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    // Pi-hole's reasons are specific literals; tried first so dnsmasq's generic
+    // answer rules do not read them as plain answers.
+    (
+        "pihole.grammar",
+        include_str!("../../grammars/pihole.grammar"),
+    ),
+    (
+        "dnsmasq.grammar",
+        include_str!("../../grammars/dnsmasq.grammar"),
+    ),
+    (
+        "dnsmasq-dhcp.grammar",
+        include_str!("../../grammars/dnsmasq-dhcp.grammar"),
+    ),
+];
+
+/// Constants set when a rule, prefix or suffix matches.
+pub type Constants = Vec<(Field, Constant)>;
+
+/// One rule: a line shape and the constants it sets.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: &'static str,
+    pub pattern: Pattern,
+    pub constants: Constants,
+    /// Where the rule is defined, for messages.
+    pub line: usize,
+    /// The literal the pattern ends with, checked before the full match.
+    trailing: Option<String>,
+}
+
+/// A prefix or suffix shape shared by the rules of a grammar.
+#[derive(Debug, Clone)]
+pub struct Affix {
+    pub name: &'static str,
+    pub pattern: Pattern,
+    pub constants: Constants,
+}
+
+/// One compiled grammar file.
+#[derive(Debug, Clone, Default)]
+pub struct Grammar {
+    pub name: String,
+    pub file: String,
+    /// Syslog tags this grammar reads; empty means any.
+    pub apps: Vec<String>,
+    pub defaults: Constants,
+    pub prefixes: Vec<Affix>,
+    pub suffixes: Vec<Affix>,
+    pub rules: Vec<Rule>,
+    /// Name of the grammar whose prefixes and suffixes this one uses.
+    pub affixes_from: Option<String>,
+    dispatch: HashMap<String, Vec<usize>>,
+    fallback: Vec<usize>,
+}
+
+/// Which rule matched a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched<'g> {
+    pub grammar: &'g str,
+    pub rule: &'static str,
+}
+
+/// All grammars in force, in the order they are tried.
+#[derive(Debug, Clone, Default)]
+pub struct GrammarSet {
+    grammars: Vec<Grammar>,
+}
+
+/// Splits off the first word of a message: up to a space or `[`.
+fn first_word(s: &str) -> &str {
+    let end = s.find([' ', '[']).unwrap_or(s.len());
+    &s[..end]
+}
+
+impl Grammar {
+    /// Builds the dispatch table: rules are grouped by the first word of their
+    /// leading literal; rules starting with a capture are tried for every word.
+    fn index(&mut self) {
+        self.dispatch.clear();
+        self.fallback.clear();
+        let mut order: Vec<usize> = (0..self.rules.len()).collect();
+        // Longer leading literals are more specific: try them first.
+        order.sort_by_key(|&i| {
+            std::cmp::Reverse(self.rules[i].pattern.leading_literal().map_or(0, str::len))
+        });
+        for i in order {
+            let key = self.rules[i].pattern.leading_literal().and_then(|lit| {
+                let w = first_word(lit);
+                // Only a word that ends inside the literal is a whole word.
+                (w.len() < lit.len()).then(|| w.to_owned())
+            });
+            match key {
+                Some(k) => self.dispatch.entry(k).or_default().push(i),
+                None => self.fallback.push(i),
+            }
+        }
+    }
+
+    fn reads_app(&self, app: Option<&str>) -> bool {
+        match app {
+            Some(a) => self.apps.is_empty() || self.apps.iter().any(|x| x == a),
+            None => true,
+        }
+    }
+
+    /// Tries the rules on a message whose prefix and suffix are already removed.
+    fn match_rules<'a>(&self, msg: &'a str, caps: &mut Captures<'a>) -> Option<usize> {
+        let bucket = self
+            .dispatch
+            .get(first_word(msg))
+            .map_or(&[][..], Vec::as_slice);
+        for &i in bucket.iter().chain(self.fallback.iter()) {
+            let rule = &self.rules[i];
+            if let Some(t) = &rule.trailing {
+                if !msg.ends_with(t.as_str()) {
+                    continue;
+                }
+            }
+            if rule.pattern.matches_all(msg, caps) {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl GrammarSet {
+    /// The embedded grammars.
+    pub fn builtin() -> Result<Self, GrammarError> {
+        Self::from_sources(&[], BUILTIN)
+    }
+
+    /// The embedded grammars plus the user's files, which are tried first so
+    /// they can override a shipped rule.
+    pub fn with_files(paths: &[impl AsRef<Path>]) -> Result<Self, GrammarError> {
+        let mut user = Vec::new();
+        for p in paths {
+            let p = p.as_ref();
+            let text = std::fs::read_to_string(p).map_err(|e| GrammarError {
+                file: p.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read grammar file: {e}"),
+            })?;
+            user.push((p.display().to_string(), text));
+        }
+        let user: Vec<(&str, &str)> = user.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        Self::from_sources(&user, BUILTIN)
+    }
+
+    /// Compiles grammars from `(file name, text)` pairs: `first` ahead of `then`.
+    pub fn from_sources(
+        first: &[(&str, &str)],
+        then: &[(&str, &str)],
+    ) -> Result<Self, GrammarError> {
+        let mut grammars = Vec::new();
+        for (file, text) in first.iter().chain(then.iter()) {
+            grammars.push(syntax::compile(file, text)?);
+        }
+        // Resolve @affixes-from now that every grammar is known.
+        for i in 0..grammars.len() {
+            if let Some(from) = grammars[i].affixes_from.clone() {
+                let Some(src) = grammars
+                    .iter()
+                    .find(|g| g.name == from && g.affixes_from.is_none())
+                else {
+                    return Err(GrammarError {
+                        file: grammars[i].file.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "@affixes-from names grammar `{from}`, which does not exist or itself borrows its affixes"
+                        ),
+                    });
+                };
+                let (p, s) = (src.prefixes.clone(), src.suffixes.clone());
+                grammars[i].prefixes.extend(p);
+                grammars[i].suffixes.extend(s);
+            }
+        }
+        for g in &mut grammars {
+            g.index();
+        }
+        Ok(GrammarSet { grammars })
+    }
+
+    /// The grammars in the order they are tried.
+    pub fn grammars(&self) -> &[Grammar] {
+        &self.grammars
+    }
+
+    /// Applies the first matching rule to `ev`. `app` is the syslog tag, if any.
+    /// Returns which rule matched, or `None` when nothing did (the event is then
+    /// left untouched).
+    pub fn apply(&self, app: Option<&str>, msg: &str, ev: &mut Event) -> Option<Matched<'_>> {
+        // A tag no grammar claims (a relay's own tag, `logger`'s user name) is
+        // read by every grammar rather than by none.
+        let known =
+            app.is_some_and(|a| self.grammars.iter().any(|g| g.apps.iter().any(|x| x == a)));
+        let app = if known { app } else { None };
+        for g in &self.grammars {
+            if !g.reads_app(app) {
+                continue;
+            }
+            if let Some(m) = self.apply_grammar(g, msg, ev) {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    fn apply_grammar<'g>(
+        &'g self,
+        g: &'g Grammar,
+        msg: &str,
+        ev: &mut Event,
+    ) -> Option<Matched<'g>> {
+        let mut caps = Captures::new();
+        // Suffix first: a matching suffix is stripped; if no rule then fits, the
+        // message is tried whole (a TXT record may end in text that looks like one).
+        let mut attempts: [(Option<&Affix>, &str); 2] = [(None, msg), (None, msg)];
+        let mut n = 1;
+        for sfx in &g.suffixes {
+            if let Some(body) = strip_suffix(sfx, msg, &mut caps) {
+                attempts[0] = (Some(sfx), body);
+                n = 2;
+                break;
+            }
+        }
+        let sfx_caps = caps.len();
+        for &(sfx, body) in &attempts[..n] {
+            if sfx.is_none() {
+                caps.clear();
+            }
+            let keep = if sfx.is_some() { sfx_caps } else { 0 };
+            // Prefixes, then the message without one.
+            for pfx in g.prefixes.iter().map(Some).chain(std::iter::once(None)) {
+                caps.truncate(keep);
+                let rest = match pfx {
+                    Some(p) => match p.pattern.matches_prefix(body, &mut caps) {
+                        Some(r) => match r.strip_prefix(' ') {
+                            Some(r) => r,
+                            None => continue,
+                        },
+                        None => continue,
+                    },
+                    None => body,
+                };
+                let pfx_caps = caps.len();
+                if let Some(ri) = g.match_rules(rest, &mut caps) {
+                    let rule = &g.rules[ri];
+                    set_constants(ev, &g.defaults);
+                    if let Some(s) = sfx {
+                        set_constants(ev, &s.constants);
+                        set_captures(ev, &s.pattern, &caps[..keep]);
+                    }
+                    if let Some(p) = pfx {
+                        set_constants(ev, &p.constants);
+                        set_captures(ev, &p.pattern, &caps[keep..pfx_caps]);
+                    }
+                    set_constants(ev, &rule.constants);
+                    set_captures(ev, &rule.pattern, &caps[pfx_caps..]);
+                    return Some(Matched {
+                        grammar: &g.name,
+                        rule: rule.name,
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Matches a suffix at the end of the message; returns the message without it.
+fn strip_suffix<'a>(sfx: &Affix, msg: &'a str, caps: &mut Captures<'a>) -> Option<&'a str> {
+    let lead = sfx.pattern.leading_literal()?;
+    let at = msg.rfind(lead)?;
+    // A suffix is separated from the message by one space.
+    let body = msg[..at].strip_suffix(' ')?;
+    if body.is_empty() {
+        return None;
+    }
+    sfx.pattern.matches_all(&msg[at..], caps).then_some(body)
+}
+
+fn set_constants(ev: &mut Event, cs: &Constants) {
+    for (f, c) in cs {
+        field::set_constant(ev, *f, c);
+    }
+}
+
+fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) {
+    for (i, v) in caps {
+        if let Element::Capture { kind, fields } = &pattern.elements[*i] {
+            if *kind == Kind::Answer {
+                if let Value::Text(t) = v {
+                    apply_answer(ev, t);
+                }
+                continue;
+            }
+            for f in fields {
+                field::set_value(ev, *f, v);
+            }
+        }
+    }
+}
+
+/// Interprets the right-hand side of `NAME is ANSWER` as dnsmasq writes it.
+pub fn apply_answer(ev: &mut Event, text: &str) {
+    let rcode = match text {
+        "NXDOMAIN" => Some("NXDOMAIN"),
+        // NODATA is not a response code: the name exists, with no record of the type.
+        "NODATA" | "NODATA-IPv4" | "NODATA-IPv6" => Some("NOERROR"),
+        "SERVFAIL" => Some("SERVFAIL"),
+        "REFUSED" => Some("REFUSED"),
+        "FORMERR" => Some("FORMERR"),
+        "not implemented" | "NOTIMP" => Some("NOTIMP"),
+        _ => None,
+    };
+    if let Some(rc) = rcode {
+        ev.dns.response_code = Some(Str::from(rc));
+        return;
+    }
+    ev.dns.response_code = Some(Str::from("NOERROR"));
+    if let Ok((rest, ip)) = pattern::ip(text) {
+        if rest.is_empty() {
+            let t = if ip.is_ipv4() { "A" } else { "AAAA" };
+            ev.dns.answers.push(Answer {
+                name: None,
+                type_: Some(Str::from(t)),
+                data: Some(Str::from(ip.to_string())),
+            });
+            if !ev.dns.resolved_ip.contains(&ip) {
+                ev.dns.resolved_ip.push(ip);
+            }
+            return;
+        }
+    }
+    if let Some(inner) = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
+        let t = match inner.strip_prefix("type=") {
+            Some(n) => Str::from(format!("TYPE{n}")),
+            None => Str::from(inner),
+        };
+        ev.dns.answers.push(Answer {
+            name: None,
+            type_: Some(t),
+            data: None,
+        });
+        return;
+    }
+    ev.dns.answers.push(Answer {
+        name: None,
+        type_: None,
+        data: Some(Str::from(text)),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(src: &str) -> GrammarSet {
+        GrammarSet::from_sources(&[("t.grammar", src)], &[]).unwrap()
+    }
+
+    #[test]
+    fn builtin_grammars_compile() {
+        let g = GrammarSet::builtin().unwrap();
+        assert!(g.grammars().iter().map(|g| g.rules.len()).sum::<usize>() > 40);
+    }
+
+    #[test]
+    fn dispatch_uses_first_word_and_fallback() {
+        let g = set("rule a: query[%{rrtype:dns.question.type}] %{name:dns.question.name}\n\
+                     rule b: %{path:labels.file} %{name:dns.question.name} is %{answer:dns.answers}\n");
+        let gr = &g.grammars()[0];
+        assert_eq!(gr.dispatch.get("query"), Some(&vec![0]));
+        assert_eq!(gr.fallback, vec![1]);
+        let mut ev = Event::default();
+        let m = g
+            .apply(None, "/etc/hosts x.test is 1.2.3.4", &mut ev)
+            .unwrap();
+        assert_eq!(m.rule, "b");
+        assert_eq!(ev.labels.0[0].1, "/etc/hosts");
+        assert_eq!(ev.dns.resolved_ip[0].to_string(), "1.2.3.4");
+    }
+
+    #[test]
+    fn longer_leading_literal_wins() {
+        let g = set(
+            "rule generic: reply %{name:dns.question.name} is %{answer:dns.answers}\n\
+                     rule error: reply error is %{answer:dns.answers}\n",
+        );
+        let mut ev = Event::default();
+        let m = g.apply(None, "reply error is SERVFAIL", &mut ev).unwrap();
+        assert_eq!(m.rule, "error");
+        assert_eq!(ev.dns.response_code.as_deref(), Some("SERVFAIL"));
+    }
+
+    #[test]
+    fn prefixes_and_suffixes_apply() {
+        let g = set("@prefix extra: %{uint:dns.id} %{ipport:source}\n\
+                     @suffix signed: (DNSSEC signed)\n    dns.header_flags = AD\n\
+                     rule reply: reply %{name:dns.question.name} is %{answer:dns.answers}\n    dns.type = answer\n");
+        let mut ev = Event::default();
+        g.apply(
+            None,
+            "7 10.0.0.2/4000 reply a.test is 192.0.2.1 (DNSSEC signed)",
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev.dns.id.as_deref(), Some("7"));
+        assert_eq!(ev.source.port, Some(4000));
+        assert_eq!(ev.dns.header_flags.as_slice(), ["AD"]);
+        assert_eq!(ev.dns.type_, Some("answer"));
+        assert_eq!(ev.dns.answers[0].type_.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn apps_filter_grammars() {
+        let g = GrammarSet::from_sources(
+            &[
+                ("a.grammar", "@app alpha\nrule r: x %{word:labels.w}\n"),
+                ("b.grammar", "@app beta\nrule s: x %{word:labels.w}\n"),
+            ],
+            &[],
+        )
+        .unwrap();
+        let mut ev = Event::default();
+        assert_eq!(g.apply(Some("beta"), "x y", &mut ev).unwrap().rule, "s");
+        assert_eq!(g.apply(Some("alpha"), "x y", &mut ev).unwrap().rule, "r");
+        // An unknown tag is read by every grammar.
+        assert_eq!(g.apply(Some("root"), "x y", &mut ev).unwrap().rule, "r");
+    }
+
+    #[test]
+    fn answers_are_interpreted() {
+        let cases = [
+            ("NXDOMAIN", Some("NXDOMAIN"), None, None),
+            ("NODATA-IPv6", Some("NOERROR"), None, None),
+            ("<CNAME>", Some("NOERROR"), Some("CNAME"), None),
+            ("<type=65>", Some("NOERROR"), Some("TYPE65"), None),
+            (
+                "2001:db8::1",
+                Some("NOERROR"),
+                Some("AAAA"),
+                Some("2001:db8::1"),
+            ),
+            ("v=spf1 -all", Some("NOERROR"), None, Some("v=spf1 -all")),
+        ];
+        for (text, rc, ty, data) in cases {
+            let mut ev = Event::default();
+            apply_answer(&mut ev, text);
+            assert_eq!(ev.dns.response_code.as_deref(), rc, "{text}");
+            assert_eq!(
+                ev.dns.answers.first().and_then(|a| a.type_.as_deref()),
+                ty,
+                "{text}"
+            );
+            assert_eq!(
+                ev.dns.answers.first().and_then(|a| a.data.as_deref()),
+                data,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_match_leaves_event_untouched() {
+        let g = set("rule a: query[%{rrtype:dns.question.type}] %{name:dns.question.name} from %{ip:source.ip}\n");
+        let mut ev = Event::default();
+        assert!(g
+            .apply(None, "query[A] x from not-an-ip", &mut ev)
+            .is_none());
+        assert_eq!(ev, Event::default());
+    }
+}

@@ -1,0 +1,452 @@
+//! Line shapes: literals and typed captures, and the nom parsers that match them.
+//!
+//! A compiled [`Pattern`] is a list of [`Element`]s. Captures of a fixed shape
+//! (an IP address, a number, a record type) are matched by small nom parsers.
+//! Captures of free text (`name`, `answer`, `rest`) end where the next literal
+//! starts; because a DNS name may itself contain spaces or the next literal, the
+//! matcher tries each occurrence of that literal in turn (lazy matching with
+//! backtracking), so `reply a is b is 1.2.3.4` still parses.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use nom::bytes::complete::{tag, take_while1};
+use nom::character::complete::{char, digit1};
+use nom::combinator::{map_res, opt, recognize};
+use nom::sequence::preceded;
+use nom::IResult;
+use smallvec::SmallVec;
+
+use super::field::{Accepts, Field, Value};
+use crate::event::Str;
+
+/// The typed captures a grammar may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// An address with an optional `#port` or `/port`.
+    IpPort,
+    /// An address, turned into its reverse-lookup name (`4.3.2.1.in-addr.arpa`).
+    Arpa,
+    /// A DNS name: free text up to the next literal (names may hold spaces).
+    Name,
+    /// A record type mnemonic (`AAAA`, `HTTPS`) or `type=NNN` (stored as `TYPENNN`).
+    RrType,
+    /// An unsigned decimal number.
+    Uint,
+    /// A run of non-space characters.
+    Word,
+    /// A path: a word starting with `/`.
+    Path,
+    /// Text between double quotes (the quotes are not captured).
+    Quoted,
+    /// Free text up to the next literal, or to the end of the line.
+    Rest,
+    /// A DNS answer: an address, `<TYPE>`, `NXDOMAIN`, `NODATA[-IPv4|-IPv6]`, an
+    /// RCODE name, or record data as text.
+    Answer,
+}
+
+impl Kind {
+    /// Resolves a capture type name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Some(match name {
+            "ip" => Kind::Ip,
+            "ipport" => Kind::IpPort,
+            "arpa" => Kind::Arpa,
+            "name" => Kind::Name,
+            "rrtype" => Kind::RrType,
+            "uint" => Kind::Uint,
+            "word" => Kind::Word,
+            "path" => Kind::Path,
+            "quoted" => Kind::Quoted,
+            "rest" => Kind::Rest,
+            "answer" => Kind::Answer,
+            _ => return None,
+        })
+    }
+
+    /// Every capture type name, for error messages.
+    pub const NAMES: &'static str =
+        "ip, ipport, arpa, name, rrtype, uint, word, path, quoted, rest, answer";
+
+    /// What kind of value the capture produces.
+    pub fn produces(self) -> Accepts {
+        match self {
+            Kind::Ip => Accepts::Ip,
+            Kind::IpPort => Accepts::Endpoint,
+            Kind::Uint => Accepts::Uint,
+            _ => Accepts::Text,
+        }
+    }
+
+    /// Free-text captures end at the next literal rather than by their own shape.
+    pub fn is_free_text(self) -> bool {
+        matches!(self, Kind::Name | Kind::Rest | Kind::Answer)
+    }
+}
+
+/// One piece of a line shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Element {
+    Literal(String),
+    Capture { kind: Kind, fields: Vec<Field> },
+}
+
+/// A compiled line shape.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pattern {
+    pub elements: Vec<Element>,
+}
+
+/// A capture's position in the pattern and what it matched.
+pub type Captures<'a> = SmallVec<[(usize, Value<'a>); 6]>;
+
+impl Pattern {
+    /// The literal the pattern starts with, if any.
+    pub fn leading_literal(&self) -> Option<&str> {
+        match self.elements.first() {
+            Some(Element::Literal(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Matches the whole of `input`; captures are appended to `caps`.
+    pub fn matches_all<'a>(&self, input: &'a str, caps: &mut Captures<'a>) -> bool {
+        let start = caps.len();
+        if match_from(&self.elements, 0, input, caps, true).is_some() {
+            return true;
+        }
+        caps.truncate(start);
+        false
+    }
+
+    /// Matches a prefix of `input` and returns the remainder.
+    pub fn matches_prefix<'a>(&self, input: &'a str, caps: &mut Captures<'a>) -> Option<&'a str> {
+        let start = caps.len();
+        let rest = match_from(&self.elements, 0, input, caps, false);
+        if rest.is_none() {
+            caps.truncate(start);
+        }
+        rest
+    }
+}
+
+/// Matches `elems[i..]` against `input`. With `whole`, the input must be used up.
+fn match_from<'a>(
+    elems: &[Element],
+    i: usize,
+    input: &'a str,
+    caps: &mut Captures<'a>,
+    whole: bool,
+) -> Option<&'a str> {
+    let Some(el) = elems.get(i) else {
+        return (!whole || input.is_empty()).then_some(input);
+    };
+    match el {
+        Element::Literal(lit) => {
+            let rest = input.strip_prefix(lit.as_str())?;
+            match_from(elems, i + 1, rest, caps, whole)
+        }
+        Element::Capture { kind, .. } if kind.is_free_text() => {
+            match elems.get(i + 1) {
+                // Last element: the capture takes the rest (or, for a prefix, nothing sensible).
+                None => {
+                    if !whole || (input.is_empty() && *kind != Kind::Rest) {
+                        return None;
+                    }
+                    caps.push((i, free_text_value(*kind, input)));
+                    Some("")
+                }
+                Some(Element::Literal(next)) => {
+                    let mut from = 0;
+                    while let Some(pos) = input[from..].find(next.as_str()) {
+                        let at = from + pos;
+                        if at > 0 || *kind == Kind::Rest {
+                            let mark = caps.len();
+                            caps.push((i, free_text_value(*kind, &input[..at])));
+                            if let Some(r) = match_from(elems, i + 1, &input[at..], caps, whole) {
+                                return Some(r);
+                            }
+                            caps.truncate(mark);
+                        }
+                        from = at + next.len().max(1);
+                        if from > input.len() {
+                            break;
+                        }
+                    }
+                    None
+                }
+                // Two captures in a row: the compiler refuses this for free text.
+                Some(Element::Capture { .. }) => None,
+            }
+        }
+        Element::Capture { kind, .. } => {
+            let (rest, value) = fixed(*kind, input)?;
+            let mark = caps.len();
+            caps.push((i, value));
+            let r = match_from(elems, i + 1, rest, caps, whole);
+            if r.is_none() {
+                caps.truncate(mark);
+            }
+            r
+        }
+    }
+}
+
+fn free_text_value(kind: Kind, text: &str) -> Value<'_> {
+    let _ = kind;
+    Value::Text(text)
+}
+
+/// Runs the nom parser of a fixed-shape capture.
+fn fixed(kind: Kind, input: &str) -> Option<(&str, Value<'_>)> {
+    let r = match kind {
+        Kind::Ip => ip(input).map(|(r, ip)| (r, Value::Ip(ip))),
+        Kind::IpPort => ip_port(input).map(|(r, (ip, port))| (r, Value::Endpoint(ip, port))),
+        Kind::Arpa => ip(input).map(|(r, ip)| (r, Value::Owned(arpa_name(ip)))),
+        Kind::RrType => rr_type(input),
+        Kind::Uint => uint(input).map(|(r, n)| (r, Value::Uint(n))),
+        Kind::Word => word(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::Path => path(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::Quoted => quoted(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::Name | Kind::Rest | Kind::Answer => return None,
+    };
+    r.ok()
+}
+
+fn is_ip_char(c: char) -> bool {
+    c.is_ascii_hexdigit() || c == ':' || c == '.'
+}
+
+/// An IPv4 or IPv6 address in text form; an IPv6 zone (`%eth0`) is dropped.
+pub fn ip(input: &str) -> IResult<&str, IpAddr> {
+    let (rest, text) = take_while1(is_ip_char)(input)?;
+    let addr = if text.contains(':') {
+        text.parse::<Ipv6Addr>().map(IpAddr::V6)
+    } else {
+        text.parse::<Ipv4Addr>().map(IpAddr::V4)
+    };
+    let addr = addr.map_err(|_| nom_error(input))?;
+    let rest = match rest.strip_prefix('%') {
+        Some(zoned) => zoned.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_'),
+        None => rest,
+    };
+    Ok((rest, addr))
+}
+
+/// An address with an optional `#port` (upstream servers) or `/port` (clients in
+/// `log-queries=extra` lines).
+pub fn ip_port(input: &str) -> IResult<&str, (IpAddr, Option<u16>)> {
+    let (rest, addr) = ip(input)?;
+    let (rest, port) = opt(preceded(
+        nom::branch::alt((char('#'), char('/'))),
+        map_res(digit1, str::parse::<u16>),
+    ))(rest)?;
+    Ok((rest, (addr, port)))
+}
+
+/// An unsigned decimal number.
+pub fn uint(input: &str) -> IResult<&str, u64> {
+    map_res(digit1, str::parse::<u64>)(input)
+}
+
+/// A run of characters other than space.
+pub fn word(input: &str) -> IResult<&str, &str> {
+    take_while1(|c: char| c != ' ')(input)
+}
+
+/// A word starting with `/`.
+pub fn path(input: &str) -> IResult<&str, &str> {
+    recognize(preceded(
+        char('/'),
+        nom::bytes::complete::take_while(|c: char| c != ' '),
+    ))(input)
+}
+
+/// Text between double quotes.
+pub fn quoted(input: &str) -> IResult<&str, &str> {
+    let (rest, _) = char('"')(input)?;
+    let end = rest.find('"').ok_or_else(|| nom_error(input))?;
+    Ok((&rest[end + 1..], &rest[..end]))
+}
+
+/// A record type: a mnemonic, or `type=NNN` which is returned as `TYPENNN`
+/// (the RFC 3597 spelling), so the same type reads the same whichever dnsmasq
+/// version wrote it.
+pub fn rr_type(input: &str) -> IResult<&str, Value<'_>> {
+    if let Ok((rest, n)) = preceded(tag::<_, _, nom::error::Error<&str>>("type="), uint)(input) {
+        return Ok((rest, Value::Owned(Str::from(format!("TYPE{n}")))));
+    }
+    let (rest, t) = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-')(input)?;
+    Ok((rest, Value::Text(t)))
+}
+
+/// The reverse-lookup name of an address.
+pub fn arpa_name(ip: IpAddr) -> Str {
+    use std::fmt::Write;
+    let mut s = Str::default();
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            let _ = write!(s, "{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+        }
+        IpAddr::V6(v6) => {
+            for b in v6.octets().iter().rev() {
+                let _ = write!(s, "{:x}.{:x}.", b & 0xf, b >> 4);
+            }
+            s.push_str("ip6.arpa");
+        }
+    }
+    s
+}
+
+fn nom_error(input: &str) -> nom::Err<nom::error::Error<&str>> {
+    nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Verify))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> Element {
+        Element::Literal(s.into())
+    }
+    fn cap(kind: Kind) -> Element {
+        Element::Capture {
+            kind,
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn ip_parses_v4_v6_and_zones() {
+        assert_eq!(
+            ip("10.0.0.1 x").unwrap(),
+            (" x", "10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(ip("::1").unwrap().1, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(ip("fe80::1%eth0 y").unwrap().0, " y");
+        assert!(ip("example.com").is_err());
+        assert!(ip("1.2.3").is_err());
+        assert!(ip("").is_err());
+    }
+
+    #[test]
+    fn ip_port_takes_hash_or_slash() {
+        let (r, (a, p)) = ip_port("127.0.0.1#5353 rest").unwrap();
+        assert_eq!(
+            (r, a.to_string(), p),
+            (" rest", "127.0.0.1".into(), Some(5353))
+        );
+        let (_, (a, p)) = ip_port("2001:db8::1/60678").unwrap();
+        assert_eq!((a.to_string(), p), ("2001:db8::1".into(), Some(60678)));
+        let (r, (_, p)) = ip_port("1.1.1.1").unwrap();
+        assert_eq!((r, p), ("", None));
+        // A port out of range is not a port.
+        let (r, (_, p)) = ip_port("1.1.1.1#99999").unwrap();
+        assert_eq!((r, p), ("#99999", None));
+    }
+
+    #[test]
+    fn rr_type_normalises_numeric_types() {
+        assert_eq!(rr_type("AAAA]").unwrap(), ("]", Value::Text("AAAA")));
+        assert_eq!(
+            rr_type("type=65]").unwrap(),
+            ("]", Value::Owned(Str::from("TYPE65")))
+        );
+        assert!(rr_type("]").is_err());
+    }
+
+    #[test]
+    fn small_parsers() {
+        assert_eq!(uint("123 x").unwrap(), (" x", 123));
+        assert!(uint("x").is_err());
+        assert!(uint("99999999999999999999999").is_err());
+        assert_eq!(word("abc def").unwrap(), (" def", "abc"));
+        assert_eq!(path("/etc/hosts x").unwrap(), (" x", "/etc/hosts"));
+        assert!(path("etc").is_err());
+        assert_eq!(quoted("\"a b\" c").unwrap(), (" c", "a b"));
+        assert!(quoted("\"open").is_err());
+    }
+
+    #[test]
+    fn arpa_names() {
+        assert_eq!(
+            arpa_name("192.0.2.10".parse().unwrap()),
+            "10.2.0.192.in-addr.arpa"
+        );
+        let v6 = arpa_name("2001:db8::1".parse().unwrap());
+        assert!(v6.starts_with("1.0.0.0."));
+        assert!(v6.ends_with(".8.b.d.0.1.0.0.2.ip6.arpa"));
+    }
+
+    #[test]
+    fn free_text_backtracks_over_literal_occurrences() {
+        // name is <free text> up to " is ", answer takes the rest.
+        let p = Pattern {
+            elements: vec![
+                lit("reply "),
+                cap(Kind::Name),
+                lit(" is "),
+                cap(Kind::Answer),
+            ],
+        };
+        let mut caps = Captures::new();
+        assert!(p.matches_all("reply a.example is 1.2.3.4", &mut caps));
+        assert_eq!(caps[0].1, Value::Text("a.example"));
+        assert_eq!(caps[1].1, Value::Text("1.2.3.4"));
+    }
+
+    #[test]
+    fn backtracking_finds_a_later_literal() {
+        // "from" followed by an IP: a name containing " from " still parses.
+        let p = Pattern {
+            elements: vec![lit("q "), cap(Kind::Name), lit(" from "), cap(Kind::Ip)],
+        };
+        let mut caps = Captures::new();
+        assert!(p.matches_all("q odd from name from 10.0.0.1", &mut caps));
+        assert_eq!(caps[0].1, Value::Text("odd from name"));
+        assert_eq!(caps.len(), 2);
+    }
+
+    #[test]
+    fn failed_match_leaves_no_captures() {
+        let p = Pattern {
+            elements: vec![lit("q "), cap(Kind::Name), lit(" from "), cap(Kind::Ip)],
+        };
+        let mut caps = Captures::new();
+        assert!(!p.matches_all("q a from b from c", &mut caps));
+        assert!(caps.is_empty());
+        assert!(!p.matches_all("q a from 1.2.3.4 trailing", &mut caps));
+        assert!(caps.is_empty());
+    }
+
+    #[test]
+    fn prefix_returns_remainder() {
+        let p = Pattern {
+            elements: vec![cap(Kind::Uint), lit(" "), cap(Kind::IpPort), lit(" ")],
+        };
+        let mut caps = Captures::new();
+        let rest = p.matches_prefix("12 10.0.0.1/5353 query[A] x", &mut caps);
+        assert_eq!(rest, Some("query[A] x"));
+        assert_eq!(caps.len(), 2);
+        assert_eq!(p.matches_prefix("query[A] x", &mut caps), None);
+        assert_eq!(caps.len(), 2);
+    }
+
+    #[test]
+    fn empty_name_does_not_match() {
+        let p = Pattern {
+            elements: vec![
+                lit("reply "),
+                cap(Kind::Name),
+                lit(" is "),
+                cap(Kind::Answer),
+            ],
+        };
+        let mut caps = Captures::new();
+        assert!(!p.matches_all("reply  is 1.2.3.4", &mut caps));
+        assert!(!p.matches_all("reply x is ", &mut caps));
+    }
+}

@@ -1,0 +1,489 @@
+//! Reading a `.grammar` file into a [`Grammar`], with errors that name the file,
+//! line and column and say what was expected.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::field::{intern, Accepts, Constant, Field, FIELD_NAMES};
+use super::pattern::{Element, Kind, Pattern};
+use super::{Affix, Grammar, Rule};
+
+/// A grammar file that could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct GrammarError {
+    pub file: String,
+    /// 1-based; 0 when the error concerns the whole file.
+    pub line: usize,
+    /// 1-based; 0 when the error concerns the whole line.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for GrammarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}: {}", self.file, self.message),
+            (l, 0) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            (l, c) => write!(f, "{}:{}:{}: {}", self.file, l, c, self.message),
+        }
+    }
+}
+
+/// Where the indented constant lines that follow belong.
+enum Target {
+    None,
+    Defaults,
+    Prefix(usize),
+    Suffix(usize),
+    Rule(usize),
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    line: usize,
+}
+
+impl Ctx<'_> {
+    fn err(&self, column: usize, message: impl Into<String>) -> GrammarError {
+        GrammarError {
+            file: self.file.to_owned(),
+            line: self.line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Compiles one grammar file. `file` is used in messages and, without its
+/// directory and `.grammar` extension, as the grammar's name.
+pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
+    let stem = std::path::Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(file);
+    let mut g = Grammar {
+        name: stem.to_owned(),
+        file: file.to_owned(),
+        ..Default::default()
+    };
+    let mut target = Target::None;
+    for (idx, raw) in text.lines().enumerate() {
+        let cx = Ctx {
+            file,
+            line: idx + 1,
+        };
+        let line = raw.trim_end();
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if indent > 0 {
+            let cs = match target {
+                Target::None => {
+                    return Err(cx.err(
+                        indent + 1,
+                        "expected a rule or directive at the start of the line; indented `field = value` lines belong to the rule, @prefix, @suffix or @defaults above them",
+                    ))
+                }
+                Target::Defaults => &mut g.defaults,
+                Target::Prefix(i) => &mut g.prefixes[i].constants,
+                Target::Suffix(i) => &mut g.suffixes[i].constants,
+                Target::Rule(i) => &mut g.rules[i].constants,
+            };
+            cs.push(constant(&cx, body, indent + 1)?);
+            continue;
+        }
+        if let Some(rest) = body.strip_prefix("rule ") {
+            let (name, pat) = named(&cx, rest, 6, "rule")?;
+            if g.rules.iter().any(|r| r.name == name) {
+                return Err(cx.err(6, format!("rule `{name}` is defined twice in this file")));
+            }
+            let col = 6 + rest.len() - pat.len();
+            let pattern = parse_pattern(&cx, pat, col)?;
+            check_free_text_end(&cx, &pattern, col, true)?;
+            let trailing = match pattern.elements.last() {
+                Some(Element::Literal(l)) => Some(l.clone()),
+                _ => None,
+            };
+            g.rules.push(Rule {
+                name: intern(name),
+                pattern,
+                constants: Vec::new(),
+                line: cx.line,
+                trailing,
+            });
+            target = Target::Rule(g.rules.len() - 1);
+        } else if let Some(rest) = body.strip_prefix("@prefix ") {
+            let (name, pat) = named(&cx, rest, 9, "@prefix")?;
+            let col = 9 + rest.len() - pat.len();
+            let pattern = parse_pattern(&cx, pat, col)?;
+            check_free_text_end(&cx, &pattern, col, false)?;
+            g.prefixes.push(Affix {
+                name: intern(name),
+                pattern,
+                constants: Vec::new(),
+            });
+            target = Target::Prefix(g.prefixes.len() - 1);
+        } else if let Some(rest) = body.strip_prefix("@suffix ") {
+            let (name, pat) = named(&cx, rest, 9, "@suffix")?;
+            let col = 9 + rest.len() - pat.len();
+            let pattern = parse_pattern(&cx, pat, col)?;
+            if pattern.leading_literal().is_none() {
+                return Err(cx.err(col, "expected a suffix pattern that starts with a literal"));
+            }
+            check_free_text_end(&cx, &pattern, col, true)?;
+            g.suffixes.push(Affix {
+                name: intern(name),
+                pattern,
+                constants: Vec::new(),
+            });
+            target = Target::Suffix(g.suffixes.len() - 1);
+        } else if body == "@defaults" {
+            target = Target::Defaults;
+        } else if let Some(rest) = body.strip_prefix("@app ") {
+            g.apps = rest.split_whitespace().map(str::to_owned).collect();
+            target = Target::None;
+        } else if let Some(rest) = body.strip_prefix("@affixes-from ") {
+            g.affixes_from = Some(rest.trim().to_owned());
+            target = Target::None;
+        } else {
+            let word = body.split_whitespace().next().unwrap_or(body);
+            return Err(cx.err(
+                1,
+                format!(
+                    "expected `rule NAME: PATTERN`, `@app`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
+                ),
+            ));
+        }
+    }
+    Ok(g)
+}
+
+/// Splits `NAME: PATTERN`.
+fn named<'a>(
+    cx: &Ctx<'_>,
+    s: &'a str,
+    col: usize,
+    what: &str,
+) -> Result<(&'a str, &'a str), GrammarError> {
+    let Some((name, pat)) = s.split_once(": ") else {
+        return Err(cx.err(
+            col,
+            format!(
+                "expected `{what} NAME: PATTERN` (a name, a colon and a space, then the pattern)"
+            ),
+        ));
+    };
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid {
+        return Err(cx.err(
+            col,
+            format!("expected a name of letters, digits, `-`, `_` or `.`, found `{name}`"),
+        ));
+    }
+    if pat.is_empty() {
+        return Err(cx.err(col + s.len(), "expected a pattern after the colon"));
+    }
+    Ok((name, pat))
+}
+
+/// A free-text capture needs a literal after it to know where it ends, except
+/// at the very end of a rule.
+fn check_free_text_end(
+    cx: &Ctx<'_>,
+    p: &Pattern,
+    col: usize,
+    end_ok: bool,
+) -> Result<(), GrammarError> {
+    for (i, el) in p.elements.iter().enumerate() {
+        if let Element::Capture { kind, .. } = el {
+            if !kind.is_free_text() {
+                continue;
+            }
+            match p.elements.get(i + 1) {
+                Some(Element::Literal(_)) => {}
+                None if end_ok => {}
+                None => {
+                    return Err(cx.err(col, format!("expected a literal after the `{kind:?}` capture: a prefix cannot end in free text")))
+                }
+                Some(Element::Capture { .. }) => {
+                    return Err(cx.err(col, format!("expected a literal after the `{kind:?}` capture, found another capture")))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses literals, `%%` and `%{kind:field,field}` captures.
+fn parse_pattern(cx: &Ctx<'_>, s: &str, col0: usize) -> Result<Pattern, GrammarError> {
+    let mut elements = Vec::new();
+    let mut lit = String::new();
+    let mut i = 0;
+    let b = s.as_bytes();
+    while i < b.len() {
+        if b[i] != b'%' {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            lit.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'%') => {
+                lit.push('%');
+                i += 2;
+            }
+            Some(b'{') => {
+                let start = i;
+                let Some(close) = s[i..].find('}') else {
+                    return Err(cx.err(col0 + i, "expected `}` to close the capture `%{`"));
+                };
+                let inner = &s[i + 2..i + close];
+                let (kind_s, fields_s) = match inner.split_once(':') {
+                    Some((k, f)) => (k, Some(f)),
+                    None => (inner, None),
+                };
+                let kind = Kind::parse(kind_s).ok_or_else(|| {
+                    cx.err(
+                        col0 + start + 2,
+                        format!(
+                            "expected a capture type ({}), found `{kind_s}`",
+                            Kind::NAMES
+                        ),
+                    )
+                })?;
+                let mut fields = Vec::new();
+                if let Some(fs) = fields_s {
+                    let mut off = start + 2 + kind_s.len() + 1;
+                    for name in fs.split(',') {
+                        let fcol = col0 + off;
+                        off += name.len() + 1;
+                        let name = name.trim();
+                        if name == "-" {
+                            continue;
+                        }
+                        let f = Field::parse(name).ok_or_else(|| {
+                            cx.err(
+                                fcol,
+                                format!(
+                                    "expected an ECS field ({}), found `{name}`",
+                                    FIELD_NAMES.join(", ")
+                                ),
+                            )
+                        })?;
+                        check_capture_field(cx, fcol, kind, f, name)?;
+                        fields.push(f);
+                    }
+                }
+                if kind == Kind::Answer && fields != [Field::DnsAnswerData] {
+                    return Err(cx.err(col0 + start, "expected `%{answer:dns.answers}`: an answer fills dns.answers, dns.resolved_ip and dns.response_code together"));
+                }
+                if !lit.is_empty() {
+                    elements.push(Element::Literal(std::mem::take(&mut lit)));
+                }
+                elements.push(Element::Capture { kind, fields });
+                i += close + 1;
+            }
+            _ => {
+                return Err(cx.err(
+                    col0 + i,
+                    "expected `%{` to start a capture or `%%` for a literal percent sign",
+                ))
+            }
+        }
+    }
+    if !lit.is_empty() {
+        elements.push(Element::Literal(lit));
+    }
+    Ok(Pattern { elements })
+}
+
+fn check_capture_field(
+    cx: &Ctx<'_>,
+    col: usize,
+    kind: Kind,
+    f: Field,
+    name: &str,
+) -> Result<(), GrammarError> {
+    if kind == Kind::Answer {
+        return Ok(());
+    }
+    if f.takes_capture(kind.produces()) {
+        return Ok(());
+    }
+    let why = match f.accepts() {
+        Accepts::Constant | Accepts::ConstantList => {
+            "it can only be set to a constant (`field = value`)".to_owned()
+        }
+        Accepts::Ip => "it holds an IP address (use an `ip` capture)".to_owned(),
+        Accepts::Endpoint => "it holds an address and port (use `ip` or `ipport`)".to_owned(),
+        Accepts::Uint => "it holds a number (use a `uint` capture)".to_owned(),
+        Accepts::Text => "it holds text".to_owned(),
+    };
+    Err(cx.err(
+        col,
+        format!(
+            "field `{name}` cannot take a `{}` capture: {why}",
+            format!("{kind:?}").to_lowercase()
+        ),
+    ))
+}
+
+/// Parses `field = value` or `field = [a, b]`.
+fn constant(cx: &Ctx<'_>, body: &str, col: usize) -> Result<(Field, Constant), GrammarError> {
+    let Some((name, value)) = body.split_once('=') else {
+        return Err(cx.err(col, "expected `field = value`"));
+    };
+    let name = name.trim();
+    let value = value.trim();
+    let f = Field::parse(name).ok_or_else(|| {
+        cx.err(
+            col,
+            format!(
+                "expected an ECS field ({}), found `{name}`",
+                FIELD_NAMES.join(", ")
+            ),
+        )
+    })?;
+    let vcol = col + body.len() - body.trim_start_matches(|c| c != '=').len() + 1;
+    if value.is_empty() {
+        return Err(cx.err(vcol, "expected a value after `=`"));
+    }
+    let list: Option<Vec<&'static str>> = value
+        .strip_prefix('[')
+        .map(|v| {
+            v.strip_suffix(']')
+                .ok_or_else(|| cx.err(vcol, "expected `]` to close the list"))
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(intern)
+                        .collect()
+                })
+        })
+        .transpose()?;
+    let c = match (f.accepts(), list) {
+        (Accepts::ConstantList, Some(l)) => Constant::List(l),
+        (Accepts::ConstantList, None) => Constant::List(vec![intern(value)]),
+        (_, Some(_)) => {
+            return Err(cx.err(
+                vcol,
+                format!("expected a single value: `{name}` is not a list"),
+            ))
+        }
+        (Accepts::Ip | Accepts::Endpoint, None) => Constant::Ip(
+            value
+                .parse::<IpAddr>()
+                .map_err(|_| cx.err(vcol, format!("expected an IP address, found `{value}`")))?,
+        ),
+        (Accepts::Uint, None) => Constant::Uint(
+            value
+                .parse::<u64>()
+                .map_err(|_| cx.err(vcol, format!("expected a number, found `{value}`")))?,
+        ),
+        (_, None) => Constant::Static(intern(value)),
+    };
+    Ok((f, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> GrammarError {
+        compile("x.grammar", src).unwrap_err()
+    }
+
+    #[test]
+    fn compiles_rules_prefixes_and_constants() {
+        let g = compile(
+            "dir/dnsmasq.grammar",
+            "# c\n@app dnsmasq pihole-FTL\n@defaults\n  event.kind = event\n\
+             @prefix extra: %{uint:dns.id} %{ipport:source}\n\
+             rule q: query[%{rrtype:dns.question.type}] %{name:dns.question.name} from %{ip:source.ip}\n\
+             \tevent.type = [protocol, info]\n    dns.type = query\n",
+        )
+        .unwrap();
+        assert_eq!(g.name, "dnsmasq");
+        assert_eq!(g.apps, ["dnsmasq", "pihole-FTL"]);
+        assert_eq!(g.defaults.len(), 1);
+        assert_eq!(g.prefixes.len(), 1);
+        assert_eq!(g.rules[0].pattern.elements.len(), 6);
+        assert_eq!(
+            g.rules[0].constants[0].1,
+            Constant::List(vec!["protocol", "info"])
+        );
+    }
+
+    #[test]
+    fn percent_escape_is_a_literal() {
+        let g = compile("x", "rule p: 100%% %{word:labels.x}\n").unwrap();
+        assert_eq!(
+            g.rules[0].pattern.elements[0],
+            Element::Literal("100% ".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_line_column_and_expectation() {
+        let e = err("rule a: query %{bogus:dns.id}\n");
+        assert_eq!((e.line, e.column), (1, 17));
+        assert!(e.message.contains("expected a capture type"), "{e}");
+        assert_eq!(e.to_string().split(": ").next(), Some("x.grammar:1:17"));
+
+        let e = err("\n\nrule a: x %{ip:dns.nope}\n");
+        assert_eq!((e.line, e.column), (3, 16));
+        assert!(e.message.contains("expected an ECS field"), "{e}");
+
+        let e = err("rule a: x %{ip\n");
+        assert!(e.message.contains("expected `}`"), "{e}");
+
+        let e = err("rule a: x %{word:event.action}\n");
+        assert!(e.message.contains("only be set to a constant"), "{e}");
+
+        let e = err("rule a: x %{word:source.ip}\n");
+        assert!(e.message.contains("IP address"), "{e}");
+
+        let e = err("rule a: x %{name:dns.question.name}%{ip:source.ip}\n");
+        assert!(e.message.contains("found another capture"), "{e}");
+
+        let e = err("  event.kind = event\n");
+        assert_eq!(e.column, 3);
+
+        let e = err("rule a: x\n  source.ip = nope\n");
+        assert!(e.message.contains("expected an IP address"), "{e}");
+
+        let e = err("rule a: x\n  dns.type\n");
+        assert!(e.message.contains("expected `field = value`"), "{e}");
+
+        let e = err("rulez a: x\n");
+        assert!(e.message.contains("found `rulez`"), "{e}");
+
+        let e = err("rule a x\n");
+        assert!(e.message.contains("NAME: PATTERN"), "{e}");
+
+        let e = err("rule a: x\nrule a: y\n");
+        assert!(e.message.contains("defined twice"), "{e}");
+
+        let e = err("rule a: x %z\n");
+        assert!(e.message.contains("`%%`"), "{e}");
+
+        let e = err("@prefix p: %{uint:dns.id} %{name:dns.question.name}\n");
+        assert!(e.message.contains("prefix cannot end"), "{e}");
+
+        let e = err("@suffix s: %{rest:event.reason}\n");
+        assert!(e.message.contains("starts with a literal"), "{e}");
+
+        let e = err("rule a: x %{answer:dns.question.name}\n");
+        assert!(e.message.contains("answer:dns.answers"), "{e}");
+
+        let e = err("rule a: x\n  event.action = [a, b]\n");
+        assert!(e.message.contains("not a list"), "{e}");
+    }
+}

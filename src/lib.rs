@@ -1,0 +1,12 @@
+//! dnsenrich: parse Pi-hole and dnsmasq DNS query logs into Elastic Common Schema
+//! events, enrich them with threat intelligence, and ship them to Elasticsearch.
+//!
+//! The stages, in the order a line passes through them:
+//! [`syslog`] (header decoding) → [`grammar`] (message → ECS fields) →
+//! [`decode`] (the two together, one line to one [`event::Event`]).
+
+pub mod decode;
+pub mod event;
+pub mod grammar;
+pub mod lines;
+pub mod syslog;
