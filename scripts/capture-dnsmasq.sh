@@ -20,6 +20,7 @@
 #   OUTDIR/dnsmasq-<variant>.log    the front (the fixture proper)
 #   OUTDIR/upstream-<variant>.log   the upstream (always --log-queries=extra)
 #   OUTDIR/auth-<variant>.log       the auth server (always --log-queries=extra)
+# (the last two only for variants that send them queries).
 # Variants (CAPTURE_VARIANTS="..." picks some):
 #   plain   --log-queries
 #   extra   --log-queries=extra
@@ -94,7 +95,8 @@ Usage: oddns.py PORT ANCHOR_FILE LIFETIME_SECONDS. Answers on 127.0.0.1:PORT
 (UDP and TCP), writes the root trust anchor of its signed tree to
 ANCHOR_FILE, and exits after LIFETIME_SECONDS. The signed tree is
 ". -> test. -> sec.test.", the unsigned delegation "insecure.test." and
-"bogusds.test." whose DS signature is broken.
+"bogusds.test." whose DS signature is broken and "badkey.test." whose DNSKEY
+self-signature is broken.
 """
 import hashlib
 import select
@@ -176,6 +178,7 @@ if HAVE_CRYPTO:
     KTEST = Key("test", 0x5EC0DE01)
     KSEC = Key("sec.test", 0x5EC0DE02)
     KBAD = Key("bogusds.test", 0x5EC0DE03)
+    KBADKEY = Key("badkey.test", 0x5EC0DE04)
 
 
 def signed(key, rrset, corrupt=False):
@@ -207,6 +210,12 @@ def lookup(qname, qtype, tcp):
         ans = signed(KBAD, [rr(qname, DNSKEY, 300, KBAD.dnskey)])
     elif dnssec and qname == "www.bogusds.test" and qtype == A:
         ans = signed(KBAD, [rr(qname, A, 300, v4("192.0.2.83"))])
+    elif dnssec and qname == "badkey.test" and qtype == DS:
+        ans = signed(KTEST, [rr(qname, DS, 300, KBADKEY.ds)])
+    elif dnssec and qname == "badkey.test" and qtype == DNSKEY:
+        ans = signed(KBADKEY, [rr(qname, DNSKEY, 300, KBADKEY.dnskey)], corrupt=True)
+    elif dnssec and qname == "www.badkey.test" and qtype == A:
+        ans = signed(KBADKEY, [rr(qname, A, 300, v4("192.0.2.84"))])
     elif dnssec and qname == "insecure.test" and qtype == DS:
         # Signed proof that the delegation to insecure.test. has no DS.
         auth = signed(KTEST, [soa("test")]) + signed(KTEST, [nsec("insecure.test", "sec.test", [NS, RRSIG, NSEC])])
@@ -380,7 +389,7 @@ if python3 -c 'import cryptography.hazmat.primitives.asymmetric.ec' 2>/dev/null;
 fi
 
 # ---------------------------------------------------------------------------
-# Helpers.
+# Process and query utilities.
 
 # Wait (bounded) until a log file shows dnsmasq has started.
 wait_started() { # $1 = log file
@@ -549,6 +558,7 @@ queries_dnssec() {
     q www.sec.test A
     q bad.sec.test A
     q www.bogusds.test A
+    q www.badkey.test A
     q www.insecure.test A
     q nothere.insecure.test AAAA
 }
@@ -615,7 +625,7 @@ HOSTS
     case $variant in
     stale) front+=(--use-stale-cache) ;;
     dhcp)
-        front+=(--log-dhcp --domain=lan --dhcp-authoritative
+        front+=(--log-dhcp --domain=lan --dhcp-authoritative --no-ping
             --dhcp-range=127.0.0.50,127.0.0.60,255.0.0.0,1h
             --dhcp-alternate-port="$PORT_DHCP,$PORT_DHCPC"
             --dhcp-leasefile="$dir/leases")
@@ -648,8 +658,12 @@ HOSTS
     stop_pid "$odd_pid"
 
     cp "$dir/dnsmasq.log" "$OUT/dnsmasq-$variant.log"
-    if [[ -f $dir/upstream.log ]]; then cp "$dir/upstream.log" "$OUT/upstream-$variant.log"; fi
-    if [[ -f $dir/auth.log ]]; then cp "$dir/auth.log" "$OUT/auth-$variant.log"; fi
+    # The upstream and auth logs only where this variant sent them queries.
+    for i in upstream auth; do
+        if grep -qE '(query|auth)\[' "$dir/$i.log" 2>/dev/null; then
+            cp "$dir/$i.log" "$OUT/$i-$variant.log"
+        fi
+    done
     echo "capture-dnsmasq: $variant: $(wc -l <"$dir/dnsmasq.log") lines in dnsmasq-$variant.log"
 }
 

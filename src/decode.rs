@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog};
-use crate::grammar::GrammarSet;
+use crate::grammar::{GrammarSet, Matched};
 use crate::syslog::{self, Header, SyslogDecoder, Zone};
 
 /// The default maximum line length, in bytes (matches the TCP frame limit).
@@ -66,6 +66,8 @@ pub struct LineDecoder {
     grammars: Arc<GrammarSet>,
     max_line: usize,
     pub stats: DecodeStats,
+    /// The rule that matched the last decoded line, if any.
+    pub last_match: Option<Matched>,
 }
 
 impl LineDecoder {
@@ -76,6 +78,7 @@ impl LineDecoder {
             grammars,
             max_line: max_line.max(1),
             stats: DecodeStats::default(),
+            last_match: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl LineDecoder {
     /// (`truncated`), as if received at `now`.
     pub fn decode_at(&mut self, raw: &[u8], truncated: bool, now: DateTime<Utc>) -> Event {
         self.stats.lines += 1;
+        self.last_match = None;
         let mut ev = Event::default();
         let mut raw = raw;
         let mut cut = truncated;
@@ -133,6 +137,7 @@ impl LineDecoder {
         }
         fill_header(&mut ev, &header, now);
         let matched = self.grammars.apply(header.appname, header.message, &mut ev);
+        self.last_match = matched;
         if matched.is_some() {
             self.stats.parsed += 1;
         } else {
@@ -260,19 +265,24 @@ fn split_registered_domain(ev: &mut Event, name: &str) {
         return;
     }
     let q = &mut ev.dns.question;
-    if let Some(sfx) = psl::suffix_str(name) {
-        if sfx.len() < name.len()
-            || sfx.contains('.')
-            || psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known())
-        {
-            q.top_level_domain = Some(Str::from(sfx));
-        }
+    let Some(sfx) = psl::suffix(name.as_bytes()) else {
+        return;
+    };
+    let sfx_len = sfx.as_bytes().len();
+    // A name that is itself a suffix, or a single unknown label, has no TLD
+    // worth reporting beyond the name.
+    if sfx_len < name.len() || sfx.is_known() {
+        q.top_level_domain = Some(Str::from(&name[name.len() - sfx_len..]));
     }
-    if let Some(rd) = psl::domain_str(name) {
-        q.registered_domain = Some(Str::from(rd));
-        if name.len() > rd.len() + 1 {
-            q.subdomain = Some(Str::from(&name[..name.len() - rd.len() - 1]));
-        }
+    if sfx_len + 1 >= name.len() {
+        return;
+    }
+    // The registered domain is the suffix plus one label.
+    let before = &name[..name.len() - sfx_len - 1];
+    let label_start = before.rfind('.').map_or(0, |i| i + 1);
+    q.registered_domain = Some(Str::from(&name[label_start..]));
+    if label_start > 0 {
+        q.subdomain = Some(Str::from(&name[..label_start - 1]));
     }
 }
 

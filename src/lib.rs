@@ -8,5 +8,10 @@
 pub mod decode;
 pub mod event;
 pub mod grammar;
+pub mod input;
 pub mod lines;
+pub mod mix;
+pub mod output;
+pub mod pipeline;
+pub mod shutdown;
 pub mod syslog;

@@ -43,6 +43,10 @@ struct ParseArgs {
     /// Longer lines are cut to this many bytes and tagged `_dnsenrich_truncated`.
     #[arg(long, default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
     max_line_bytes: usize,
+    /// Read the lines as if received at this instant (RFC 3339), for reproducible
+    /// output: it sets the year of RFC 3164 stamps and the time of lines without one.
+    #[arg(long, value_name = "TIME")]
+    now: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// Do not print the summary to stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -90,7 +94,10 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
             .next_line()
             .with_context(|| format!("reading {}", path.display()))?
         {
-            let ev = decoder.decode_at(line.bytes, line.truncated, chrono::Utc::now());
+            let now = args
+                .now
+                .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+            let ev = decoder.decode_at(line.bytes, line.truncated, now);
             buf.clear();
             ev.write_json(&mut buf);
             buf.push(b'\n');

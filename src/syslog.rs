@@ -23,8 +23,8 @@ use chrono::{
     TimeZone, Utc,
 };
 use nom::branch::alt;
-use nom::bytes::complete::{take, take_till1, take_while1, take_while_m_n};
-use nom::character::complete::{char, digit1, one_of, space0, space1};
+use nom::bytes::complete::{take_till1, take_while_m_n};
+use nom::character::complete::{char, one_of, space0, space1};
 use nom::combinator::{all_consuming, eof, map, map_opt, opt, recognize, rest, value, verify};
 use nom::multi::{many0, many1};
 use nom::sequence::{delimited, pair, preceded, separated_pair, terminated, tuple};
@@ -383,6 +383,7 @@ impl SyslogDecoder {
     fn resolve(&mut self, stamp: Stamp, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match stamp {
             Stamp::Absolute(t) => Some(t),
+            Stamp::Local(t) => self.zone.local_to_utc(t),
             Stamp::Bsd(s) => self.resolve_bsd(s, now),
         }
     }
@@ -459,13 +460,32 @@ impl SyslogDecoder {
 // Shared tiny parsers
 // ---------------------------------------------------------------------------
 
-fn is_digit(c: char) -> bool {
-    c.is_ascii_digit()
+/// An ASCII digit.
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
 }
 
 /// PRINTUSASCII of RFC 5424: `!` to `~`.
-fn is_print_ascii(c: char) -> bool {
-    ('!'..='~').contains(&c)
+fn is_print_ascii(b: u8) -> bool {
+    (b'!'..=b'~').contains(&b)
+}
+
+/// `min` to `max` leading bytes that satisfy `pred`, which must accept ASCII
+/// bytes only (so the split is on a character boundary). This is the
+/// module's scanning primitive: a byte loop, much cheaper than a char one.
+fn ascii_run(min: usize, max: usize, pred: fn(u8) -> bool) -> impl Fn(&str) -> Res<'_, &str> {
+    move |i| {
+        let n = i.bytes().take(max).take_while(|&b| pred(b)).count();
+        if n < min {
+            return Err(nom::Err::Error(()));
+        }
+        Ok((&i[n..], &i[..n]))
+    }
+}
+
+/// One or more ASCII digits.
+fn digits(i: &str) -> Res<'_, &str> {
+    ascii_run(1, usize::MAX, is_digit)(i)
 }
 
 /// The value of a run of ASCII digits (callers bound its length).
@@ -482,7 +502,7 @@ fn sp(i: &str) -> Res<'_, char> {
 
 /// Exactly `n` ASCII digits, as a number.
 fn fixed_digits(n: usize) -> impl Fn(&str) -> Res<'_, u32> {
-    move |i| map(take_while_m_n(n, n, is_digit), digits_value)(i)
+    move |i| map(ascii_run(n, n, is_digit), digits_value)(i)
 }
 
 /// `HH:MM:SS`, range-checked (a leap second `60` is allowed).
@@ -514,7 +534,7 @@ fn naive_time(h: u32, m: u32, s: u32, micro: u32) -> Option<NaiveTime> {
 /// `<PRI>`: one to three digits with a value of at most 191.
 fn pri(i: &str) -> Res<'_, u8> {
     map_opt(
-        delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')),
+        delimited(char('<'), ascii_run(1, 3, is_digit), char('>')),
         |d: &str| u8::try_from(digits_value(d)).ok().filter(|&p| p <= 191),
     )(i)
 }
@@ -523,7 +543,7 @@ fn pri(i: &str) -> Res<'_, u8> {
 /// `<...>`), used to flag lines whose PRI is out of range or not numeric.
 fn pri_like(i: &str) -> Res<'_, &str> {
     alt((
-        recognize(pair(char('<'), take_while1(is_digit))),
+        recognize(pair(char('<'), digits)),
         recognize(delimited(
             char('<'),
             take_while_m_n(0, 5, |c: char| c != '>' && c != '<' && c != ' '),
@@ -557,7 +577,7 @@ fn full_date(i: &str) -> Res<'_, NaiveDate> {
 
 /// `.` and one or more digits, as microseconds (digits past six are dropped).
 fn fraction(i: &str) -> Res<'_, u32> {
-    map(preceded(char('.'), digit1), |d: &str| {
+    map(preceded(char('.'), digits), |d: &str| {
         let d = &d[..d.len().min(6)];
         digits_value(d) * 10u32.pow(6 - d.len() as u32)
     })(i)
@@ -600,7 +620,7 @@ fn rfc3339(i: &str) -> Res<'_, DateTime<Utc>> {
 
 /// VERSION: a non-zero digit and up to two more digits.
 fn version(i: &str) -> Res<'_, &str> {
-    recognize(pair(one_of("123456789"), take_while_m_n(0, 2, is_digit)))(i)
+    recognize(pair(one_of("123456789"), ascii_run(0, 2, is_digit)))(i)
 }
 
 /// TIMESTAMP: RFC 3339 or the NILVALUE.
@@ -612,7 +632,7 @@ fn nil_or_timestamp(i: &str) -> Res<'_, Option<DateTime<Utc>>> {
 /// `-` is `None`.
 fn nil_or_field(max: usize) -> impl Fn(&str) -> Res<'_, Option<&str>> {
     move |i| {
-        map(take_while_m_n(1, max, is_print_ascii), |s: &str| {
+        map(ascii_run(1, max, is_print_ascii), |s: &str| {
             (s != "-").then_some(s)
         })(i)
     }
@@ -620,8 +640,8 @@ fn nil_or_field(max: usize) -> impl Fn(&str) -> Res<'_, Option<&str>> {
 
 /// SD-NAME: 1 to 32 printable ASCII characters except `=`, `]` and `"`.
 fn sd_name(i: &str) -> Res<'_, &str> {
-    take_while_m_n(1, 32, |c| {
-        is_print_ascii(c) && !matches!(c, '=' | ']' | '"')
+    ascii_run(1, 32, |b| {
+        is_print_ascii(b) && !matches!(b, b'=' | b']' | b'"')
     })(i)
 }
 
@@ -791,11 +811,22 @@ enum Stamp {
     Absolute(DateTime<Utc>),
     /// A classic BSD stamp, to be completed with year and zone.
     Bsd(BsdStamp),
+    /// `YYYY-MM-DD HH:MM:SS[.fff]` in local time: what Pi-hole v6's web
+    /// interface and API show, and what users paste.
+    Local(NaiveDateTime),
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fff]` without a zone.
+fn local_datetime(i: &str) -> Res<'_, NaiveDateTime> {
+    map_opt(
+        tuple((full_date, sp, time_of_day, opt(fraction))),
+        |(date, _, (h, m, s), micro)| Some(date.and_time(naive_time(h, m, s, micro.unwrap_or(0))?)),
+    )(i)
 }
 
 /// `Mmm`: an English month abbreviation, as 1–12.
 fn month_abbr(i: &str) -> Res<'_, u32> {
-    map_opt(take(3usize), |m: &str| {
+    map_opt(ascii_run(3, 3, |b| b.is_ascii_alphabetic()), |m: &str| {
         let n = match m {
             "Jan" => 1,
             "Feb" => 2,
@@ -818,10 +849,7 @@ fn month_abbr(i: &str) -> Res<'_, u32> {
 /// The day of month: space-padded (` 8`), zero-padded (`08`) or bare (`8`).
 fn bsd_day(i: &str) -> Res<'_, u32> {
     verify(
-        map(
-            preceded(opt(sp), take_while_m_n(1, 2, is_digit)),
-            digits_value,
-        ),
+        map(preceded(opt(sp), ascii_run(1, 2, is_digit)), digits_value),
         |d| (1..=31).contains(d),
     )(i)
 }
@@ -842,12 +870,18 @@ fn bsd_stamp(i: &str) -> Res<'_, BsdStamp> {
 
 /// The RFC 3164 timestamp: RFC 3339 or `Mmm dd HH:MM:SS`.
 fn stamp_3164(i: &str) -> Res<'_, Stamp> {
-    alt((map(rfc3339, Stamp::Absolute), map(bsd_stamp, Stamp::Bsd)))(i)
+    alt((
+        map(rfc3339, Stamp::Absolute),
+        map(local_datetime, Stamp::Local),
+        map(bsd_stamp, Stamp::Bsd),
+    ))(i)
 }
 
 /// A tag name: ASCII letters, digits, `-`, `.`, `_` and `/`.
 fn tag_name(i: &str) -> Res<'_, &str> {
-    take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/'))(i)
+    ascii_run(1, usize::MAX, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/')
+    })(i)
 }
 
 /// A tag: its name and, for `name[pid]:`, the pid.
@@ -855,7 +889,7 @@ type Tag<'a> = (&'a str, Option<&'a str>);
 
 /// `[digits]`.
 fn pid(i: &str) -> Res<'_, &str> {
-    delimited(char('['), digit1, char(']'))(i)
+    delimited(char('['), digits, char(']'))(i)
 }
 
 /// `name[pid]:` and the spaces after it.
@@ -884,22 +918,49 @@ fn hostname(i: &str) -> Res<'_, &str> {
     verify(take_till1(|c| c == ' '), |h: &str| !h.ends_with(':'))(i)
 }
 
-/// What follows an RFC 3164 stamp: `[HOSTNAME SP] TAG MSG`. Without a valid
-/// tag the whole text is the message, with no hostname.
-fn host_tag_message(i: &str) -> (Option<&str>, Option<Tag<'_>>, &str) {
+/// `facility.severity` as BusyBox syslogd and some routers write it between
+/// hostname and tag (`fritz daemon.info dnsmasq[2886]: …`), as a priority.
+fn facility_severity(i: &str) -> Res<'_, u8> {
+    map_opt(
+        separated_pair(
+            ascii_run(2, 12, |b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            char('.'),
+            ascii_run(3, 7, |b| b.is_ascii_lowercase()),
+        ),
+        |(f, s)| {
+            let f = (0..24u8).find(|&c| facility_name(c) == f)?;
+            let s = (0..8u8).find(|&c| severity_name(c) == s)?;
+            Some(f * 8 + s)
+        },
+    )(i)
+}
+
+/// What follows an RFC 3164 stamp: `[HOSTNAME SP [FACILITY.SEVERITY SP]] TAG
+/// MSG`. Without a valid tag the whole text is the message, with no hostname.
+fn host_tag_message(i: &str) -> (Option<&str>, Option<u8>, Option<Tag<'_>>, &str) {
     if let Ok((msg, tag)) = syslog_tag(i) {
-        return (None, Some(tag), msg);
+        return (None, None, Some(tag), msg);
     }
     if let Ok((msg, (host, tag))) = pair(terminated(hostname, space1), syslog_tag)(i) {
-        return (Some(host), Some(tag), msg);
+        return (Some(host), None, Some(tag), msg);
     }
-    (None, None, i)
+    if let Ok((msg, (host, pri, tag))) = tuple((
+        terminated(hostname, space1),
+        terminated(facility_severity, space1),
+        syslog_tag,
+    ))(i)
+    {
+        return (Some(host), Some(pri), Some(tag), msg);
+    }
+    (None, None, None, i)
 }
 
 /// The parts of an RFC 3164 line after its optional PRI.
 struct Body3164<'a> {
     stamp: Stamp,
     hostname: Option<&'a str>,
+    /// A priority written as `facility.severity` after the hostname.
+    inline_priority: Option<u8>,
     tag: Option<Tag<'a>>,
     message: &'a str,
 }
@@ -908,7 +969,7 @@ impl<'a> Body3164<'a> {
     fn into_header(self, priority: Option<u8>, timestamp: Option<DateTime<Utc>>) -> Header<'a> {
         Header {
             format: Format::Rfc3164,
-            priority,
+            priority: priority.or(self.inline_priority),
             timestamp,
             hostname: self.hostname,
             appname: self.tag.map(|t| t.0),
@@ -922,10 +983,11 @@ impl<'a> Body3164<'a> {
 /// of the line), then hostname, tag and message.
 fn rfc3164(i: &str) -> Res<'_, Body3164<'_>> {
     let (i, stamp) = terminated(stamp_3164, alt((space1, eof)))(i)?;
-    let (hostname, tag, message) = host_tag_message(i);
+    let (hostname, inline_priority, tag, message) = host_tag_message(i);
     let body = Body3164 {
         stamp,
         hostname,
+        inline_priority,
         tag,
         message,
     };
@@ -941,7 +1003,7 @@ fn fixed_offset(i: &str) -> Res<'_, i32> {
     map_opt(
         tuple((
             one_of("+-"),
-            take_while_m_n(1, 2, is_digit),
+            ascii_run(1, 2, is_digit),
             opt(preceded(opt(char(':')), fixed_digits(2))),
         )),
         |(sign, h, m)| {
@@ -985,6 +1047,38 @@ mod tests {
         assert_eq!(digits_value("0"), 0);
         assert_eq!(digits_value("191"), 191);
         assert_eq!(digits_value("004"), 4);
+    }
+
+    #[test]
+    fn ascii_run_bounds_and_non_ascii() {
+        assert_eq!(ascii_run(1, 3, is_digit)("12345"), Ok(("45", "123")));
+        assert_eq!(ascii_run(0, 2, is_digit)("x"), Ok(("x", "")));
+        assert!(ascii_run(2, 3, is_digit)("1x").is_err());
+        assert_eq!(
+            ascii_run(1, 9, is_print_ascii)("ab\u{e9}c"),
+            Ok(("\u{e9}c", "ab"))
+        );
+        assert!(ascii_run(1, 9, is_print_ascii)("\u{e9}").is_err());
+        assert!(ascii_run(1, 9, is_print_ascii)("").is_err());
+    }
+
+    #[test]
+    fn digits_and_predicates() {
+        assert_eq!(digits("0123x"), Ok(("x", "0123")));
+        assert!(digits("x1").is_err());
+        assert!(is_digit(b'7') && !is_digit(b'a'));
+        assert!(is_print_ascii(b'!') && is_print_ascii(b'~'));
+        assert!(!is_print_ascii(b' ') && !is_print_ascii(0x7f) && !is_print_ascii(0xc3));
+    }
+
+    #[test]
+    fn sub_offset_subtracts_east_offset() {
+        let local = NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(1, 0, 0)
+            .unwrap();
+        assert_eq!(sub_offset(local, 3600), Some(utc(2026, 1, 1, 0, 0, 0)));
+        assert_eq!(sub_offset(local, -3600), Some(utc(2026, 1, 1, 2, 0, 0)));
     }
 
     #[test]
@@ -1064,6 +1158,27 @@ mod tests {
         assert!(full_date("2024-02-29").is_ok());
         assert!(full_date("2026-13-01").is_err());
         assert!(full_date("26-11-28").is_err());
+    }
+
+    #[test]
+    fn local_datetime_stamp_and_inline_priority() {
+        let mut d = utc_decoder();
+        let h = d.decode_at("2025-10-25 21:07:40.531 query[HTTPS] x from ::1", now());
+        assert_eq!(
+            h.timestamp,
+            Some(utc(2025, 10, 25, 21, 7, 40) + TimeDelta::milliseconds(531))
+        );
+        assert_eq!(h.message, "query[HTTPS] x from ::1");
+        let h = d.decode_at(
+            "Jun 20 18:33:53 fritz daemon.info dnsmasq[2886]: validation result is INSECURE",
+            now(),
+        );
+        assert_eq!(h.hostname, Some("fritz"));
+        assert_eq!(h.appname, Some("dnsmasq"));
+        assert_eq!(h.priority, Some(30));
+        assert_eq!(h.message, "validation result is INSECURE");
+        assert!(facility_severity("nope.info").is_err());
+        assert!(facility_severity("daemon.loud").is_err());
     }
 
     #[test]
@@ -1357,22 +1472,25 @@ mod tests {
     fn host_tag_message_decides_conservatively() {
         assert_eq!(
             host_tag_message("dnsmasq[1]: m"),
-            (None, Some(("dnsmasq", Some("1"))), "m")
+            (None, None, Some(("dnsmasq", Some("1"))), "m")
         );
         assert_eq!(
             host_tag_message("pihole dnsmasq[1]: m"),
-            (Some("pihole"), Some(("dnsmasq", Some("1"))), "m")
+            (Some("pihole"), None, Some(("dnsmasq", Some("1"))), "m")
         );
         assert_eq!(
             host_tag_message("myhost root: hello"),
-            (Some("myhost"), Some(("root", None)), "hello")
+            (Some("myhost"), None, Some(("root", None)), "hello")
         );
         assert_eq!(
             host_tag_message("myhost hello world"),
-            (None, None, "myhost hello world")
+            (None, None, None, "myhost hello world")
         );
-        assert_eq!(host_tag_message("bad(tag): x"), (None, None, "bad(tag): x"));
-        assert_eq!(host_tag_message(""), (None, None, ""));
+        assert_eq!(
+            host_tag_message("bad(tag): x"),
+            (None, None, None, "bad(tag): x")
+        );
+        assert_eq!(host_tag_message(""), (None, None, None, ""));
     }
 
     #[test]

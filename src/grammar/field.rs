@@ -303,6 +303,10 @@ fn text_of(v: &Value<'_>) -> Str {
 /// that the value's kind fits the field, so a mismatch here is ignored.
 pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
     use Field::*;
+    // An empty capture (`%{rest}` at the end of a line) sets nothing.
+    if matches!(v, Value::Text(t) if t.trim().is_empty()) {
+        return;
+    }
     match (field, v) {
         (EndpointIp(s), Value::Ip(ip) | Value::Endpoint(ip, _)) => endpoint(ev, s).ip = Some(*ip),
         (Endpoint(s), Value::Ip(ip)) => endpoint(ev, s).ip = Some(*ip),

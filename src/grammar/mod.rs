@@ -18,11 +18,14 @@ mod pattern;
 mod syntax;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 pub use field::{Constant, Field, Value};
 pub use pattern::{arpa_name, Element, Kind, Pattern};
 pub use syntax::GrammarError;
+
+use smallvec::SmallVec;
 
 use crate::event::{Answer, Event, Str};
 use pattern::Captures;
@@ -71,7 +74,7 @@ pub struct Affix {
 /// One compiled grammar file.
 #[derive(Debug, Clone, Default)]
 pub struct Grammar {
-    pub name: String,
+    pub name: &'static str,
     pub file: String,
     /// Syslog tags this grammar reads; empty means any.
     pub apps: Vec<String>,
@@ -81,14 +84,14 @@ pub struct Grammar {
     pub rules: Vec<Rule>,
     /// Name of the grammar whose prefixes and suffixes this one uses.
     pub affixes_from: Option<String>,
-    dispatch: HashMap<String, Vec<usize>>,
+    dispatch: HashMap<String, Vec<usize>, BuildHasherDefault<Fnv>>,
     fallback: Vec<usize>,
 }
 
 /// Which rule matched a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Matched<'g> {
-    pub grammar: &'g str,
+pub struct Matched {
+    pub grammar: &'static str,
     pub rule: &'static str,
 }
 
@@ -96,6 +99,42 @@ pub struct Matched<'g> {
 #[derive(Debug, Clone, Default)]
 pub struct GrammarSet {
     grammars: Vec<Grammar>,
+    /// Grammars grouped by the prefixes and suffixes they share, in the order
+    /// of each group's first member.
+    groups: Vec<Group>,
+    /// Every tag some grammar names in `@app`.
+    known_apps: Vec<String>,
+}
+
+/// Grammars that use the same prefixes and suffixes (one owns them, the others
+/// borrow them with `@affixes-from`).
+#[derive(Debug, Clone)]
+struct Group {
+    owner: usize,
+    members: Vec<usize>,
+}
+
+/// FNV-1a: the dispatch keys are a few short words, for which SipHash's
+/// set-up dominates the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// Splits off the first word of a message: up to a space or `[`.
@@ -190,30 +229,41 @@ impl GrammarSet {
             grammars.push(syntax::compile(file, text)?);
         }
         // Resolve @affixes-from now that every grammar is known.
+        let mut groups: Vec<Group> = Vec::new();
         for i in 0..grammars.len() {
-            if let Some(from) = grammars[i].affixes_from.clone() {
-                let Some(src) = grammars
+            let owner = match &grammars[i].affixes_from {
+                None => i,
+                Some(from) => grammars
                     .iter()
-                    .find(|g| g.name == from && g.affixes_from.is_none())
-                else {
-                    return Err(GrammarError {
+                    .position(|g| g.name == from && g.affixes_from.is_none())
+                    .ok_or_else(|| GrammarError {
                         file: grammars[i].file.clone(),
                         line: 0,
                         column: 0,
                         message: format!(
                             "@affixes-from names grammar `{from}`, which does not exist or itself borrows its affixes"
                         ),
-                    });
-                };
-                let (p, s) = (src.prefixes.clone(), src.suffixes.clone());
-                grammars[i].prefixes.extend(p);
-                grammars[i].suffixes.extend(s);
+                    })?,
+            };
+            match groups.iter_mut().find(|g| g.owner == owner) {
+                Some(g) => g.members.push(i),
+                None => groups.push(Group {
+                    owner,
+                    members: vec![i],
+                }),
             }
         }
         for g in &mut grammars {
             g.index();
         }
-        Ok(GrammarSet { grammars })
+        let mut known_apps: Vec<String> = grammars.iter().flat_map(|g| g.apps.clone()).collect();
+        known_apps.sort();
+        known_apps.dedup();
+        Ok(GrammarSet {
+            grammars,
+            groups,
+            known_apps,
+        })
     }
 
     /// The grammars in the order they are tried.
@@ -224,35 +274,43 @@ impl GrammarSet {
     /// Applies the first matching rule to `ev`. `app` is the syslog tag, if any.
     /// Returns which rule matched, or `None` when nothing did (the event is then
     /// left untouched).
-    pub fn apply(&self, app: Option<&str>, msg: &str, ev: &mut Event) -> Option<Matched<'_>> {
+    pub fn apply(&self, app: Option<&str>, msg: &str, ev: &mut Event) -> Option<Matched> {
         // A tag no grammar claims (a relay's own tag, `logger`'s user name) is
         // read by every grammar rather than by none.
-        let known =
-            app.is_some_and(|a| self.grammars.iter().any(|g| g.apps.iter().any(|x| x == a)));
-        let app = if known { app } else { None };
-        for g in &self.grammars {
-            if !g.reads_app(app) {
-                continue;
-            }
-            if let Some(m) = self.apply_grammar(g, msg, ev) {
+        let app = app.filter(|a| self.known_apps.iter().any(|x| x == a));
+        for group in &self.groups {
+            if let Some(m) = self.apply_group(group, app, msg, ev) {
                 return Some(m);
             }
         }
         None
     }
 
-    fn apply_grammar<'g>(
-        &'g self,
-        g: &'g Grammar,
+    /// Tries the grammars sharing one set of prefixes and suffixes: each affix is
+    /// matched once, then every member grammar's rules are tried behind it.
+    fn apply_group(
+        &self,
+        group: &Group,
+        app: Option<&str>,
         msg: &str,
         ev: &mut Event,
-    ) -> Option<Matched<'g>> {
+    ) -> Option<Matched> {
+        let members: SmallVec<[&Grammar; 4]> = group
+            .members
+            .iter()
+            .map(|&i| &self.grammars[i])
+            .filter(|g| g.reads_app(app))
+            .collect();
+        if members.is_empty() {
+            return None;
+        }
+        let owner = &self.grammars[group.owner];
         let mut caps = Captures::new();
         // Suffix first: a matching suffix is stripped; if no rule then fits, the
         // message is tried whole (a TXT record may end in text that looks like one).
         let mut attempts: [(Option<&Affix>, &str); 2] = [(None, msg), (None, msg)];
         let mut n = 1;
-        for sfx in &g.suffixes {
+        for sfx in &owner.suffixes {
             if let Some(body) = strip_suffix(sfx, msg, &mut caps) {
                 attempts[0] = (Some(sfx), body);
                 n = 2;
@@ -261,12 +319,9 @@ impl GrammarSet {
         }
         let sfx_caps = caps.len();
         for &(sfx, body) in &attempts[..n] {
-            if sfx.is_none() {
-                caps.clear();
-            }
             let keep = if sfx.is_some() { sfx_caps } else { 0 };
             // Prefixes, then the message without one.
-            for pfx in g.prefixes.iter().map(Some).chain(std::iter::once(None)) {
+            for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
                 caps.truncate(keep);
                 let rest = match pfx {
                     Some(p) => match p.pattern.matches_prefix(body, &mut caps) {
@@ -279,7 +334,10 @@ impl GrammarSet {
                     None => body,
                 };
                 let pfx_caps = caps.len();
-                if let Some(ri) = g.match_rules(rest, &mut caps) {
+                for g in &members {
+                    let Some(ri) = g.match_rules(rest, &mut caps) else {
+                        continue;
+                    };
                     let rule = &g.rules[ri];
                     set_constants(ev, &g.defaults);
                     if let Some(s) = sfx {
@@ -293,7 +351,7 @@ impl GrammarSet {
                     set_constants(ev, &rule.constants);
                     set_captures(ev, &rule.pattern, &caps[pfx_caps..]);
                     return Some(Matched {
-                        grammar: &g.name,
+                        grammar: g.name,
                         rule: rule.name,
                     });
                 }
@@ -305,6 +363,11 @@ impl GrammarSet {
 
 /// Matches a suffix at the end of the message; returns the message without it.
 fn strip_suffix<'a>(sfx: &Affix, msg: &'a str, caps: &mut Captures<'a>) -> Option<&'a str> {
+    if let Some(Element::Literal(t)) = sfx.pattern.elements.last() {
+        if !msg.ends_with(t.as_str()) {
+            return None;
+        }
+    }
     let lead = sfx.pattern.leading_literal()?;
     let at = msg.rfind(lead)?;
     // A suffix is separated from the message by one space.

@@ -160,7 +160,7 @@ fn match_from<'a>(
                 }
                 Some(Element::Literal(next)) => {
                     let mut from = 0;
-                    while let Some(pos) = input[from..].find(next.as_str()) {
+                    while let Some(pos) = find_literal(&input[from..], next) {
                         let at = from + pos;
                         if at > 0 || *kind == Kind::Rest {
                             let mark = caps.len();
@@ -192,6 +192,23 @@ fn match_from<'a>(
             r
         }
     }
+}
+
+/// The first occurrence of `lit` in `hay`: memchr for its first byte, then a
+/// comparison. Literals here are short and usually found at the first
+/// candidate, where building a substring searcher would cost more than it saves.
+fn find_literal(hay: &str, lit: &str) -> Option<usize> {
+    let (h, l) = (hay.as_bytes(), lit.as_bytes());
+    let first = *l.first()?;
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(first, &h[i..]) {
+        let at = i + p;
+        if h[at..].starts_with(l) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
 }
 
 fn free_text_value(kind: Kind, text: &str) -> Value<'_> {
@@ -433,6 +450,15 @@ mod tests {
         assert_eq!(caps.len(), 2);
         assert_eq!(p.matches_prefix("query[A] x", &mut caps), None);
         assert_eq!(caps.len(), 2);
+    }
+
+    #[test]
+    fn find_literal_finds_the_first_occurrence() {
+        assert_eq!(find_literal("a is b is c", " is "), Some(1));
+        assert_eq!(find_literal("a  is", " is"), Some(2));
+        assert_eq!(find_literal("abc", " is "), None);
+        assert_eq!(find_literal("é is", " is"), Some(2));
+        assert_eq!(find_literal("x", ""), None);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
         .and_then(|s| s.to_str())
         .unwrap_or(file);
     let mut g = Grammar {
-        name: stem.to_owned(),
+        name: intern(stem),
         file: file.to_owned(),
         ..Default::default()
     };
@@ -115,6 +115,12 @@ pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
             });
             target = Target::Rule(g.rules.len() - 1);
         } else if let Some(rest) = body.strip_prefix("@prefix ") {
+            if g.affixes_from.is_some() {
+                return Err(cx.err(
+                    1,
+                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
+                ));
+            }
             let (name, pat) = named(&cx, rest, 9, "@prefix")?;
             let col = 9 + rest.len() - pat.len();
             let pattern = parse_pattern(&cx, pat, col)?;
@@ -126,6 +132,12 @@ pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
             });
             target = Target::Prefix(g.prefixes.len() - 1);
         } else if let Some(rest) = body.strip_prefix("@suffix ") {
+            if g.affixes_from.is_some() {
+                return Err(cx.err(
+                    1,
+                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
+                ));
+            }
             let (name, pat) = named(&cx, rest, 9, "@suffix")?;
             let col = 9 + rest.len() - pat.len();
             let pattern = parse_pattern(&cx, pat, col)?;
@@ -145,6 +157,12 @@ pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
             g.apps = rest.split_whitespace().map(str::to_owned).collect();
             target = Target::None;
         } else if let Some(rest) = body.strip_prefix("@affixes-from ") {
+            if !g.prefixes.is_empty() || !g.suffixes.is_empty() {
+                return Err(cx.err(
+                    1,
+                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
+                ));
+            }
             g.affixes_from = Some(rest.trim().to_owned());
             target = Target::None;
         } else {

@@ -11,6 +11,8 @@
 //! interned once at start-up, so building an event allocates little beyond
 //! `event.original`.
 
+mod json;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -475,8 +477,7 @@ impl Event {
 
     /// Appends this event as one line of JSON (no trailing newline).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serialising a struct of plain fields into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, self);
+        json::write_event(self, out);
     }
 
     /// The event as a JSON string.
@@ -522,6 +523,18 @@ mod tests {
         assert_eq!(v["source"]["ip"], "10.0.0.1");
         assert_eq!(v["event"]["type"][0], "protocol");
         assert_eq!(v["labels"]["k"], "v");
+    }
+
+    #[test]
+    fn fast_encoder_matches_serde_json() {
+        let mut ev = Event::default();
+        ev.event.original = "quote \" backslash \\ ctrl \u{1} tab \t é ✓ \u{FFFD}".into();
+        ev.dns.question.name = Some("ä.example".into());
+        ev.timestamp = Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 5).unwrap());
+        ev.labels.set("x", "y\n");
+        let ours = ev.to_json();
+        let reference = serde_json::to_string(&ev).unwrap();
+        assert_eq!(ours, reference);
     }
 
     #[test]

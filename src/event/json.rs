@@ -1,0 +1,584 @@
+//! The hot-path JSON encoder for [`Event`].
+//!
+//! serde_json spends most of its time escaping, including every object key; an
+//! event has about sixty keys and a few hundred bytes of strings. This encoder
+//! writes keys as pre-escaped literals, checks eight bytes at a time whether a
+//! value needs escaping at all, and formats numbers, addresses and the
+//! timestamp without `core::fmt`. Its output is byte for byte what
+//! `serde_json::to_vec(&event)` gives for the derived `Serialize` (the tests
+//! here and the golden tests hold it to that), so the serde derive stays the
+//! reference and this is only a faster way to the same bytes.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use super::*;
+
+/// Writes `ev` as one JSON object.
+pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
+    let mut o = Obj::open(out);
+    if let Some(ts) = &ev.timestamp {
+        o.key(b"@timestamp");
+        timestamp(o.out, ts);
+    }
+    o.key(b"event");
+    event_meta(o.out, &ev.event);
+    if !ev.dns.is_empty() {
+        o.key(b"dns");
+        dns(o.out, &ev.dns);
+    }
+    for (k, e) in [
+        (&b"source"[..], &ev.source),
+        (b"destination", &ev.destination),
+        (b"server", &ev.server),
+    ] {
+        if !e.is_empty() {
+            o.key(k);
+            endpoint(o.out, e);
+        }
+    }
+    if !ev.network.is_empty() {
+        o.key(b"network");
+        let mut n = Obj::open(o.out);
+        n.opt_str(b"transport", ev.network.transport);
+        n.opt_str(b"protocol", ev.network.protocol);
+        n.close();
+    }
+    if !ev.related.is_empty() {
+        o.key(b"related");
+        let mut r = Obj::open(o.out);
+        if !ev.related.ip.is_empty() {
+            r.key(b"ip");
+            ip_list(r.out, &ev.related.ip);
+        }
+        if !ev.related.hosts.is_empty() {
+            r.key(b"hosts");
+            str_list(r.out, ev.related.hosts.iter().map(|s| s.as_str()));
+        }
+        r.close();
+    }
+    if !ev.host.is_empty() {
+        o.key(b"host");
+        let mut h = Obj::open(o.out);
+        h.opt_str(b"hostname", ev.host.hostname.as_deref());
+        h.close();
+    }
+    if !ev.observer.is_empty() {
+        o.key(b"observer");
+        let ob = &ev.observer;
+        let mut w = Obj::open(o.out);
+        w.opt_str(b"hostname", ob.hostname.as_deref());
+        w.opt_str(b"product", ob.product);
+        w.opt_str(b"vendor", ob.vendor);
+        w.opt_str(b"type", ob.type_);
+        w.opt_str(b"version", ob.version.as_deref());
+        w.close();
+    }
+    if !ev.process.is_empty() {
+        o.key(b"process");
+        let mut p = Obj::open(o.out);
+        p.opt_str(b"name", ev.process.name.as_deref());
+        if let Some(pid) = ev.process.pid {
+            p.key(b"pid");
+            uint(p.out, u64::from(pid));
+        }
+        p.close();
+    }
+    if !ev.rule.is_empty() {
+        o.key(b"rule");
+        let mut r = Obj::open(o.out);
+        r.opt_str(b"name", ev.rule.name.as_deref());
+        r.opt_str(b"ruleset", ev.rule.ruleset);
+        r.opt_str(b"category", ev.rule.category);
+        r.close();
+    }
+    if !ev.log.is_empty() {
+        o.key(b"log");
+        log(o.out, &ev.log);
+    }
+    if !ev.labels.is_empty() {
+        o.key(b"labels");
+        let mut l = Obj::open(o.out);
+        for (k, v) in &ev.labels.0 {
+            l.key_escaped(k);
+            string(l.out, v);
+        }
+        l.close();
+    }
+    if !ev.tags.is_empty() {
+        o.key(b"tags");
+        str_list(o.out, ev.tags.iter().copied());
+    }
+    o.close();
+}
+
+fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
+    let mut o = Obj::open(out);
+    o.opt_str(b"kind", m.kind);
+    if !m.category.is_empty() {
+        o.key(b"category");
+        str_list(o.out, m.category.iter().copied());
+    }
+    if !m.type_.is_empty() {
+        o.key(b"type");
+        str_list(o.out, m.type_.iter().copied());
+    }
+    o.opt_str(b"action", m.action);
+    o.opt_str(b"outcome", m.outcome);
+    o.opt_str(b"reason", m.reason.as_deref());
+    o.opt_str(b"dataset", m.dataset);
+    o.opt_str(b"module", m.module);
+    o.opt_str(b"provider", m.provider);
+    if !m.original.is_empty() {
+        o.key(b"original");
+        string(o.out, &m.original);
+    }
+    o.close();
+}
+
+fn dns(out: &mut Vec<u8>, d: &Dns) {
+    let mut o = Obj::open(out);
+    o.opt_str(b"type", d.type_);
+    o.opt_str(b"id", d.id.as_deref());
+    o.opt_str(b"op_code", d.op_code.as_deref());
+    if !d.question.is_empty() {
+        o.key(b"question");
+        let q = &d.question;
+        let mut w = Obj::open(o.out);
+        w.opt_str(b"name", q.name.as_deref());
+        w.opt_str(b"type", q.type_.as_deref());
+        w.opt_str(b"class", q.class);
+        w.opt_str(b"registered_domain", q.registered_domain.as_deref());
+        w.opt_str(b"subdomain", q.subdomain.as_deref());
+        w.opt_str(b"top_level_domain", q.top_level_domain.as_deref());
+        w.close();
+    }
+    if !d.answers.is_empty() {
+        o.key(b"answers");
+        o.out.push(b'[');
+        for (i, a) in d.answers.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            let mut w = Obj::open(o.out);
+            w.opt_str(b"name", a.name.as_deref());
+            w.opt_str(b"type", a.type_.as_deref());
+            w.opt_str(b"data", a.data.as_deref());
+            w.close();
+        }
+        o.out.push(b']');
+    }
+    if !d.resolved_ip.is_empty() {
+        o.key(b"resolved_ip");
+        ip_list(o.out, &d.resolved_ip);
+    }
+    o.opt_str(b"response_code", d.response_code.as_deref());
+    if !d.header_flags.is_empty() {
+        o.key(b"header_flags");
+        str_list(o.out, d.header_flags.iter().copied());
+    }
+    o.close();
+}
+
+fn endpoint(out: &mut Vec<u8>, e: &Endpoint) {
+    let mut o = Obj::open(out);
+    if let Some(ip) = &e.ip {
+        o.key(b"ip");
+        ip_addr(o.out, ip);
+    }
+    if let Some(p) = e.port {
+        o.key(b"port");
+        uint(o.out, u64::from(p));
+    }
+    o.opt_str(b"domain", e.domain.as_deref());
+    o.close();
+}
+
+fn log(out: &mut Vec<u8>, l: &Log) {
+    let mut o = Obj::open(out);
+    if let Some(sl) = &l.syslog {
+        o.key(b"syslog");
+        syslog(o.out, sl);
+    }
+    if !l.source.is_empty() {
+        o.key(b"source");
+        let mut w = Obj::open(o.out);
+        w.opt_str(b"address", l.source.address.as_deref());
+        w.close();
+    }
+    if !l.file.is_empty() {
+        o.key(b"file");
+        let mut w = Obj::open(o.out);
+        w.opt_str(b"path", l.file.path.as_deref());
+        w.close();
+    }
+    if let Some(off) = l.offset {
+        o.key(b"offset");
+        uint(o.out, off);
+    }
+    o.close();
+}
+
+fn syslog(out: &mut Vec<u8>, s: &Syslog) {
+    let mut o = Obj::open(out);
+    if let Some(p) = s.priority {
+        o.key(b"priority");
+        uint(o.out, u64::from(p));
+    }
+    for (k, cn) in [(&b"facility"[..], &s.facility), (b"severity", &s.severity)] {
+        if let Some(cn) = cn {
+            o.key(k);
+            let mut w = Obj::open(o.out);
+            w.key(b"code");
+            uint(w.out, u64::from(cn.code));
+            w.key(b"name");
+            string(w.out, cn.name);
+            w.close();
+        }
+    }
+    o.opt_str(b"appname", s.appname.as_deref());
+    o.opt_str(b"hostname", s.hostname.as_deref());
+    o.opt_str(b"procid", s.procid.as_deref());
+    o.opt_str(b"msgid", s.msgid.as_deref());
+    o.opt_str(b"version", s.version.as_deref());
+    if !s.structured_data.is_empty() {
+        o.key(b"structured_data");
+        let mut w = Obj::open(o.out);
+        for el in &s.structured_data {
+            w.key_escaped(&el.id);
+            let mut p = Obj::open(w.out);
+            for (k, v) in &el.params {
+                p.key_escaped(k);
+                string(p.out, v);
+            }
+            p.close();
+        }
+        w.close();
+    }
+    o.close();
+}
+
+/// An object being written: tracks whether a comma is needed.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+    /// A key known to need no escaping.
+    fn key(&mut self, k: &[u8]) {
+        self.sep();
+        self.out.push(b'"');
+        self.out.extend_from_slice(k);
+        self.out.extend_from_slice(b"\":");
+    }
+    fn key_escaped(&mut self, k: &str) {
+        self.sep();
+        string(self.out, k);
+        self.out.push(b':');
+    }
+    fn opt_str(&mut self, k: &[u8], v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(k);
+            string(self.out, v);
+        }
+    }
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn str_list<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, s);
+    }
+    out.push(b']');
+}
+
+fn ip_list(out: &mut Vec<u8>, ips: &[IpAddr]) {
+    out.push(b'[');
+    for (i, ip) in ips.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        ip_addr(out, ip);
+    }
+    out.push(b']');
+}
+
+fn ip_addr(out: &mut Vec<u8>, ip: &IpAddr) {
+    out.push(b'"');
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                uint(out, u64::from(*o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
+}
+
+fn uint(out: &mut Vec<u8>, n: u64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+}
+
+fn two(out: &mut Vec<u8>, n: u32) {
+    out.push(b'0' + (n / 10 % 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
+}
+
+/// `2026-11-28T01:02:03.456Z` (microseconds when the stamp has them), as
+/// [`super::format_timestamp`] writes it.
+fn timestamp(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
+    let y = ts.year();
+    if !(0..=9999).contains(&y) {
+        let mut s = String::new();
+        format_timestamp(ts, &mut s);
+        string(out, &s);
+        return;
+    }
+    let y = y as u32;
+    out.push(b'"');
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b'-');
+    two(out, ts.month());
+    out.push(b'-');
+    two(out, ts.day());
+    out.push(b'T');
+    two(out, ts.hour());
+    out.push(b':');
+    two(out, ts.minute());
+    out.push(b':');
+    two(out, ts.second());
+    out.push(b'.');
+    let micros = ts.timestamp_subsec_micros().min(999_999);
+    let (digits, n) = if micros % 1000 == 0 {
+        (3, micros / 1000)
+    } else {
+        (6, micros)
+    };
+    let mut div = 10u32.pow(digits - 1);
+    while div > 0 {
+        out.push(b'0' + (n / div % 10) as u8);
+        div /= 10;
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Whether any of the eight bytes is `"`, `\` or a control character.
+#[inline]
+fn needs_escape_word(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))) != 0
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// A JSON string with serde_json's escaping.
+fn string(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.push(b'"');
+    let mut chunks = b.chunks_exact(8);
+    let clean = chunks.by_ref().all(|c| {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        !needs_escape_word(w)
+    }) && !chunks.remainder().iter().any(|&c| needs_escape(c));
+    if clean {
+        out.extend_from_slice(b);
+    } else {
+        escape_slow(out, b);
+    }
+    out.push(b'"');
+}
+
+fn escape_slow(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !needs_escape(c) {
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(c >> 4) as usize]);
+                out.push(HEX[(c & 0xf) as usize]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn same_as_serde(ev: &Event) {
+        let mut ours = Vec::new();
+        write_event(ev, &mut ours);
+        let reference = serde_json::to_vec(ev).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&reference)
+        );
+    }
+
+    #[test]
+    fn every_field_matches_serde() {
+        let ip4: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut ev = Event {
+            timestamp: Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 5).unwrap()),
+            ..Default::default()
+        };
+        ev.event.kind = Some("event");
+        ev.event.category.push("network");
+        ev.event.type_.extend(["denied", "protocol"]);
+        ev.event.action = Some("dns-blocked");
+        ev.event.outcome = Some("success");
+        ev.event.reason = Some("not \"ready\"".into());
+        ev.event.dataset = Some("pihole.dns");
+        ev.event.module = Some("pihole");
+        ev.event.provider = Some("p");
+        ev.event.original = "line\twith\u{1}ctrl é \\ \u{7f}".into();
+        ev.dns.type_ = Some("answer");
+        ev.dns.id = Some("12".into());
+        ev.dns.op_code = Some("4".into());
+        ev.dns.question = Question {
+            name: Some("a.b.example.co.uk".into()),
+            type_: Some("AAAA".into()),
+            class: Some("IN"),
+            registered_domain: Some("example.co.uk".into()),
+            subdomain: Some("a.b".into()),
+            top_level_domain: Some("co.uk".into()),
+        };
+        ev.dns.answers.push(Answer {
+            name: Some("x".into()),
+            type_: Some("A".into()),
+            data: Some("1.2.3.4".into()),
+        });
+        ev.dns.answers.push(Answer::default());
+        ev.dns.resolved_ip.extend([ip4, ip6]);
+        ev.dns.response_code = Some("NOERROR".into());
+        ev.dns.header_flags.push("AD");
+        ev.source = Endpoint {
+            ip: Some(ip6),
+            port: Some(65535),
+            domain: Some("d".into()),
+        };
+        ev.destination.ip = Some(ip4);
+        ev.server.port = Some(53);
+        ev.network.transport = Some("udp");
+        ev.network.protocol = Some("dns");
+        ev.related.ip.extend([ip4, ip6]);
+        ev.related.hosts.push("h".into());
+        ev.host.hostname = Some("pihole".into());
+        ev.observer = Observer {
+            hostname: Some("o".into()),
+            product: Some("dnsmasq"),
+            vendor: Some("Pi-hole"),
+            type_: Some("dns"),
+            version: Some("2.90".into()),
+        };
+        ev.process.name = Some("dnsmasq".into());
+        ev.process.pid = Some(u32::MAX);
+        ev.rule.name = Some("gravity blocked".into());
+        ev.rule.ruleset = Some("gravity");
+        ev.rule.category = Some("blocklist");
+        ev.log.syslog = Some(Box::new(Syslog {
+            priority: Some(191),
+            facility: Some(CodeName {
+                code: 23,
+                name: "local7",
+            }),
+            severity: Some(CodeName {
+                code: 7,
+                name: "debug",
+            }),
+            appname: Some("a".into()),
+            hostname: Some("h".into()),
+            procid: Some("1".into()),
+            msgid: Some("m".into()),
+            version: Some("1".into()),
+            structured_data: vec![SdElement {
+                id: "id@1".into(),
+                params: vec![("k".into(), "v\"]".into())],
+            }],
+        }));
+        ev.log.source.address = Some("127.0.0.1:514".into());
+        ev.log.file.path = Some("/var/log/pihole.log".into());
+        ev.log.offset = Some(u64::MAX);
+        ev.labels.set("hosts_file", "/etc/hosts");
+        ev.tags.push(tag::NO_MATCH);
+        same_as_serde(&ev);
+    }
+
+    #[test]
+    fn empty_event_and_microsecond_stamp_match_serde() {
+        same_as_serde(&Event::default());
+        let ev = Event {
+            timestamp: Some(
+                Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 5).unwrap()
+                    + chrono::Duration::microseconds(7),
+            ),
+            ..Default::default()
+        };
+        same_as_serde(&ev);
+    }
+
+    #[test]
+    fn escaping_matches_serde_for_every_byte() {
+        let all: String = (0u32..0x300).filter_map(char::from_u32).collect();
+        for s in [
+            all.as_str(),
+            "plain",
+            "",
+            "\"",
+            "12345678\\",
+            "1234567\u{1f}x",
+        ] {
+            let mut ours = Vec::new();
+            string(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+}

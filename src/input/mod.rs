@@ -1,0 +1,198 @@
+//! Inputs: where frames come from — syslog over UDP, TCP and TLS, and tailed
+//! log files — and the `[input]` section of the configuration that sets them up.
+//!
+//! Every input follows the same shape: a config struct (serde, every field
+//! defaulted) → `bind()`/`build()`, which acquires the sockets or state files and
+//! fails with an actionable [`InputError`] → `run(self, tx, shutdown)`, which
+//! reads until shutdown and hands [`FrameBatch`](crate::pipeline::FrameBatch)es
+//! to the pipeline. How each input behaves when the pipeline is full follows
+//! from what its transport allows:
+//!
+//! | input | pipeline full                         | unit of a frame          |
+//! |-------|---------------------------------------|--------------------------|
+//! | udp   | batch dropped and counted             | one datagram             |
+//! | tcp   | stops reading the socket (pushback)   | RFC 6587 frame           |
+//! | tls   | stops reading the socket (pushback)   | RFC 6587 frame (RFC 5425)|
+//! | file  | stops reading the file; offsets are   | one line                 |
+//! |       | committed only for acknowledged lines |                          |
+//!
+//! An input is off when its address or path list is empty.
+
+pub mod file;
+pub mod framing;
+pub mod stats;
+pub mod tcp;
+pub mod tls;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::FrameSender;
+use crate::shutdown::Shutdown;
+
+pub use file::{FileConfig, FileInput, StartAt};
+pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};
+pub use stats::InputStats;
+pub use tcp::{TcpConfig, TcpInput};
+pub use tls::{TlsConfig, TlsInput};
+pub use udp::{UdpConfig, UdpInput};
+
+/// The port the network inputs listen on by default (the unprivileged
+/// counterpart of syslog's 514).
+pub const DEFAULT_SYSLOG_PORT: u16 = 5514;
+
+/// A batch is handed on once its frames hold this many bytes, even when it has
+/// fewer frames than its input's batch size, so a run of long frames cannot make
+/// one connection hold megabytes.
+pub(crate) const BATCH_MAX_BYTES: usize = 256 * 1024;
+
+/// The `[input]` section: one sub-section per kind of input.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputsConfig {
+    /// Syslog over UDP (`[input.udp]`); on by default, on loopback.
+    pub udp: UdpConfig,
+    /// Syslog over TCP (`[input.tcp]`); on by default, on loopback.
+    pub tcp: TcpConfig,
+    /// Syslog over TLS (`[input.tls]`); off until `listen`, `cert` and `key` are set.
+    pub tls: TlsConfig,
+    /// Tailed log files (`[input.file]`); off until `paths` is set.
+    pub file: FileConfig,
+}
+
+/// Why an input could not start. Each message names the address or file and
+/// what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot listen on {input} {addr}: {source}")]
+    Bind {
+        input: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use the {input} socket handed over: {source}")]
+    Adopt {
+        input: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read TLS {what} file {}: {source}", path.display())]
+    TlsRead {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no {what} found in {}", path.display())]
+    TlsMissing { what: &'static str, path: PathBuf },
+    #[error("invalid TLS {what} in {}: {reason}", path.display())]
+    TlsInvalid {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("the TLS input needs `{0}` (a PEM file)")]
+    TlsUnset(&'static str),
+    #[error("cannot use state directory {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Every configured input, bound and ready to run.
+pub struct Inputs {
+    pub udp: Option<UdpInput>,
+    pub tcp: Option<TcpInput>,
+    pub tls: Option<TlsInput>,
+    pub file: Option<FileInput>,
+}
+
+impl InputsConfig {
+    /// Binds every input that is on. Nothing is left listening if one fails.
+    pub fn build(&self) -> Result<Inputs, InputError> {
+        Ok(Inputs {
+            udp: (!self.udp.listen.is_empty())
+                .then(|| self.udp.bind())
+                .transpose()?,
+            tcp: (!self.tcp.listen.is_empty())
+                .then(|| self.tcp.bind())
+                .transpose()?,
+            tls: (!self.tls.listen.is_empty())
+                .then(|| self.tls.bind())
+                .transpose()?,
+            file: (!self.file.paths.is_empty())
+                .then(|| self.file.build())
+                .transpose()?,
+        })
+    }
+}
+
+impl Inputs {
+    /// Runs every input until shutdown; returns when all have stopped and
+    /// dropped their senders.
+    pub async fn run(self, tx: FrameSender, shutdown: Shutdown) {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(udp) = self.udp {
+            tasks.spawn(udp.run(tx.clone(), shutdown.clone()));
+        }
+        if let Some(tcp) = self.tcp {
+            tasks.spawn(tcp.run(tx.clone(), shutdown.clone()));
+        }
+        if let Some(tls) = self.tls {
+            tasks.spawn(tls.run(tx.clone(), shutdown.clone()));
+        }
+        if let Some(file) = self.file {
+            tasks.spawn(file.run(tx.clone(), shutdown.clone()));
+        }
+        drop(tx);
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "an input task failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_and_leave_tls_and_files_off() {
+        let cfg = InputsConfig::default();
+        assert!(cfg.udp.listen.iter().all(|a| a.ip().is_loopback()));
+        assert!(cfg.tcp.listen.iter().all(|a| a.ip().is_loopback()));
+        assert!(cfg.tls.listen.is_empty());
+        assert!(cfg.file.paths.is_empty());
+    }
+
+    #[test]
+    fn a_section_overrides_only_what_it_names() {
+        let cfg: InputsConfig = toml::from_str(
+            r#"
+            [udp]
+            listen = ["0.0.0.0:514", "[::]:514"]
+            [file]
+            paths = ["/var/log/pihole/pihole.log"]
+            start_at = "end"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.udp.listen.len(), 2);
+        assert_eq!(cfg.udp.max_frame, DEFAULT_MAX_FRAME);
+        assert_eq!(cfg.file.start_at, StartAt::End);
+        assert_eq!(cfg.tcp.max_connections, 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = toml::from_str::<InputsConfig>("[tcp]\nmax_conections = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+}

@@ -1,0 +1,316 @@
+//! The `_bulk` wire format as dnsenrich uses it: the request body, the reading
+//! of the response item by item, and the retry delays.
+//!
+//! ```text
+//!  POST /<index or data stream>/_bulk?filter_path=errors,items.*.status,items.*.error
+//!  Content-Type: application/x-ndjson        (Content-Encoding: gzip when enabled)
+//!
+//!  {"create":{}}\n{ ...document 0... }\n{"create":{}}\n{ ...document 1... }\n
+//!
+//!  200 {"errors":true,"items":[{"create":{"status":201}},
+//!                              {"create":{"status":400,"error":{"type":"mapper_parsing_exception",...}}}]}
+//! ```
+//!
+//! Item `i` of the response answers document `i` of the request. What each
+//! status means for the document is [`ItemOutcome`]; what a whole-request
+//! status means is [`RequestVerdict`].
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The action line before every document. `create` is what data streams require,
+/// and with it a retried document that is already stored answers 409.
+pub const CREATE_ACTION: &[u8] = b"{\"create\":{}}\n";
+
+/// Keeps the response to what is read: the flag and, per item, status and error.
+pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
+
+/// Appends one action line and one document line to a request body.
+pub fn push_create(body: &mut Vec<u8>, doc: &[u8]) {
+    body.extend_from_slice(CREATE_ACTION);
+    body.extend_from_slice(doc);
+    body.push(b'\n');
+}
+
+/// Compresses a request body for `Content-Encoding: gzip`. Level 1: bulk
+/// bodies are repetitive JSON, so the fast level already shrinks them several
+/// times over at a fraction of the CPU cost of the default level.
+pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+/// What happened to one document of a bulk request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    /// Stored (2xx).
+    Created,
+    /// 409 to a `create`: the document is already there, from an earlier try.
+    Duplicate,
+    /// 429 or 5xx: not stored this time; send it again.
+    Retry { status: u16 },
+    /// Any other status: the server will never take it (a mapping error, a
+    /// missing index). It goes to the dead-letter file with the server's error.
+    Reject { status: u16, error: Value },
+}
+
+impl ItemOutcome {
+    /// Classifies one item from its status and error object.
+    pub fn from_status(status: u16, error: Option<Value>) -> Self {
+        match status {
+            200..=299 => ItemOutcome::Created,
+            409 => ItemOutcome::Duplicate,
+            429 | 500..=599 => ItemOutcome::Retry { status },
+            _ => ItemOutcome::Reject {
+                status,
+                error: error.unwrap_or(Value::Null),
+            },
+        }
+    }
+}
+
+/// A 2xx response that cannot be matched to the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    #[error("unreadable bulk response: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("bulk response has {got} items for {sent} documents")]
+    ItemCount { got: usize, sent: usize },
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    #[serde(default)]
+    errors: bool,
+    #[serde(default)]
+    items: Vec<ItemEnvelope>,
+}
+
+/// `{"create": {...}}`; the other action names are accepted for robustness.
+#[derive(Deserialize)]
+struct ItemEnvelope {
+    #[serde(alias = "index", alias = "update", alias = "delete")]
+    create: ItemBody,
+}
+
+#[derive(Deserialize)]
+struct ItemBody {
+    status: u16,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Reads a 2xx `_bulk` response for a request of `sent` documents.
+pub fn parse_response(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>, ResponseError> {
+    let resp: BulkResponse = serde_json::from_slice(body)?;
+    if resp.items.len() != sent {
+        return Err(ResponseError::ItemCount {
+            got: resp.items.len(),
+            sent,
+        });
+    }
+    let outcomes: Vec<ItemOutcome> = resp
+        .items
+        .into_iter()
+        .map(|it| ItemOutcome::from_status(it.create.status, it.create.error))
+        .collect();
+    if !resp.errors && outcomes.iter().any(|o| *o != ItemOutcome::Created) {
+        // `errors:false` with a failed item would be a server bug; the items
+        // are what counts, so they are used as they are.
+        tracing::debug!("bulk response says no errors but has failed items");
+    }
+    Ok(outcomes)
+}
+
+/// What to do after a non-2xx answer to the whole request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestVerdict {
+    /// 408, 429, 5xx: the server is busy or broken; send it all again later.
+    Retry,
+    /// 401, 403: the credentials are wrong or lack a privilege. The data is
+    /// kept and retried slowly until someone fixes it.
+    Credentials,
+    /// Any other 4xx: the server will never take this request as it is.
+    Reject,
+}
+
+impl RequestVerdict {
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            401 | 403 => RequestVerdict::Credentials,
+            408 | 429 => RequestVerdict::Retry,
+            400..=499 => RequestVerdict::Reject,
+            _ => RequestVerdict::Retry,
+        }
+    }
+}
+
+/// The `error` object of an error response, or a stand-in naming the status
+/// when the body is not Elasticsearch's JSON (a proxy's HTML page, say).
+pub fn error_object(status: u16, body: &[u8]) -> Value {
+    if let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(body) {
+        if let Some(e) = o.remove("error") {
+            return e;
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    serde_json::json!({ "type": "http_status", "status": status, "reason": text.trim() })
+}
+
+/// Exponential backoff with full jitter: the delay before retry `attempt`
+/// (1-based) is uniform in `[0, min(max, initial · 2^(attempt-1))]`, so
+/// many senders that failed together do not come back together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The upper bound of the delay before retry `attempt`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let shift = attempt.saturating_sub(1).min(31);
+        self.initial
+            .checked_mul(1u32 << shift)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// A random delay for retry `attempt`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let nanos = rand::thread_rng().gen_range(0..=ceiling.as_nanos() as u64);
+        Duration::from_nanos(nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    #[test]
+    fn body_alternates_action_and_document_lines() {
+        let mut body = Vec::new();
+        push_create(&mut body, br#"{"a":1}"#);
+        push_create(&mut body, br#"{"b":2}"#);
+        assert_eq!(
+            body,
+            b"{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":2}\n"
+        );
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        let mut body = Vec::new();
+        for _ in 0..100 {
+            push_create(&mut body, br#"{"dns":{"question":{"name":"example.com"}}}"#);
+        }
+        let z = gzip(&body).unwrap();
+        assert_eq!(&z[..2], &[0x1f, 0x8b]);
+        assert!(z.len() < body.len() / 5);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+    }
+
+    #[test]
+    fn mixed_statuses_are_read_item_by_item() {
+        let resp = br#"{"errors":true,"items":[
+            {"create":{"status":201}},
+            {"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}},
+            {"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},
+            {"create":{"status":503,"error":{"type":"unavailable_shards_exception"}}},
+            {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [source.ip]"}}},
+            {"create":{"status":404,"error":{"type":"index_not_found_exception"}}},
+            {"create":{"status":200}}
+        ]}"#;
+        let out = parse_response(resp, 7).unwrap();
+        assert_eq!(out[0], ItemOutcome::Created);
+        assert_eq!(out[1], ItemOutcome::Duplicate);
+        assert_eq!(out[2], ItemOutcome::Retry { status: 429 });
+        assert_eq!(out[3], ItemOutcome::Retry { status: 503 });
+        match &out[4] {
+            ItemOutcome::Reject { status: 400, error } => {
+                assert_eq!(error["type"], "mapper_parsing_exception");
+                assert_eq!(error["reason"], "failed to parse field [source.ip]");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(out[5], ItemOutcome::Reject { status: 404, .. }));
+        assert_eq!(out[6], ItemOutcome::Created);
+    }
+
+    #[test]
+    fn responses_that_do_not_match_the_request_are_errors() {
+        let ok = br#"{"errors":false,"items":[{"create":{"status":201}}]}"#;
+        assert!(matches!(
+            parse_response(ok, 2),
+            Err(ResponseError::ItemCount { got: 1, sent: 2 })
+        ));
+        assert!(matches!(
+            parse_response(b"<html>bad gateway</html>", 1),
+            Err(ResponseError::Json(_))
+        ));
+        assert!(parse_response(br#"{"errors":false}"#, 1).is_err());
+    }
+
+    #[test]
+    fn whole_request_statuses() {
+        assert_eq!(
+            RequestVerdict::from_status(401),
+            RequestVerdict::Credentials
+        );
+        assert_eq!(
+            RequestVerdict::from_status(403),
+            RequestVerdict::Credentials
+        );
+        assert_eq!(RequestVerdict::from_status(429), RequestVerdict::Retry);
+        assert_eq!(RequestVerdict::from_status(408), RequestVerdict::Retry);
+        assert_eq!(RequestVerdict::from_status(502), RequestVerdict::Retry);
+        assert_eq!(RequestVerdict::from_status(400), RequestVerdict::Reject);
+        assert_eq!(RequestVerdict::from_status(413), RequestVerdict::Reject);
+    }
+
+    #[test]
+    fn error_object_prefers_the_servers_own() {
+        let e = error_object(400, br#"{"error":{"type":"x","reason":"y"},"status":400}"#);
+        assert_eq!(e["type"], "x");
+        let e = error_object(413, b"<html>Request Entity Too Large</html>");
+        assert_eq!(e["type"], "http_status");
+        assert_eq!(e["status"], 413);
+        assert_eq!(e["reason"], "<html>Request Entity Too Large</html>");
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_jitter_stays_below_the_ceiling() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        };
+        assert_eq!(b.ceiling(1), Duration::from_millis(100));
+        assert_eq!(b.ceiling(2), Duration::from_millis(200));
+        assert_eq!(b.ceiling(5), Duration::from_millis(1600));
+        assert_eq!(b.ceiling(9), Duration::from_millis(25_600));
+        assert_eq!(b.ceiling(10), Duration::from_secs(30));
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(30));
+        for attempt in [1, 3, 8, 40] {
+            for _ in 0..200 {
+                assert!(b.delay(attempt) <= b.ceiling(attempt));
+            }
+        }
+        // Full jitter spreads over the whole range, not just near the top.
+        let low = (0..500).filter(|_| b.delay(4) < b.ceiling(4) / 2).count();
+        assert!((100..400).contains(&low), "{low}");
+    }
+}

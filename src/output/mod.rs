@@ -1,0 +1,321 @@
+//! Outputs: where encoded events go — an NDJSON stream (stdout or a file) or
+//! Elasticsearch's `_bulk` API.
+//!
+//! An output owns the receiving end of the last pipeline channel. It fires a
+//! batch's acks once the batch is handed on for good — written to the NDJSON
+//! sink, or settled item by item by Elasticsearch (stored, already stored, or
+//! written to the dead-letter file) — and it returns when the channel is closed
+//! and everything it took in has been settled. That is how shutdown reaches it:
+//! no message, just the upstream senders going away (see [`crate::pipeline`]).
+//!
+//! The shape is config → build → run: [`OutputConfig`] is what the user writes;
+//! [`OutputConfig::build`] checks it, reads secret and CA files and opens the
+//! NDJSON file, refusing bad values with the key and the reason; [`Output::run`]
+//! does the work. Dropping the `run` future abandons what is in flight: those
+//! acks are dropped, not fired, so the inputs treat the data as not delivered.
+
+pub mod bulk;
+pub mod dead_letter;
+pub mod elasticsearch;
+pub mod ndjson;
+pub mod template;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::pipeline::{Ack, EncodedReceiver};
+
+pub use self::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput, RetryConfig, Secret};
+pub use self::ndjson::{NdjsonConfig, NdjsonOutput};
+
+/// Which output to use, and its settings. In a config file:
+///
+/// ```toml
+/// [output]
+/// type = "elasticsearch"   # or "ndjson" (the default)
+/// url = "https://es.example:9200"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+// Built once at start-up; boxing would only make it clumsier to write.
+#[allow(clippy::large_enum_variant)]
+pub enum OutputConfig {
+    Ndjson(NdjsonConfig),
+    Elasticsearch(ElasticsearchConfig),
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig::Ndjson(NdjsonConfig::default())
+    }
+}
+
+impl OutputConfig {
+    /// Resolves relative state paths (the dead-letter file) against `dir`;
+    /// absolute paths are kept.
+    pub fn with_state_dir(mut self, dir: &Path) -> Self {
+        if let OutputConfig::Elasticsearch(es) = &mut self {
+            es.dead_letter_path = dir.join(&es.dead_letter_path);
+        }
+        self
+    }
+
+    /// Checks the settings and prepares the output.
+    pub fn build(&self) -> Result<Output, OutputError> {
+        Ok(match self {
+            OutputConfig::Ndjson(c) => Output::Ndjson(c.build()?),
+            OutputConfig::Elasticsearch(c) => Output::Elasticsearch(c.build()?),
+        })
+    }
+}
+
+/// A built output, ready to run.
+#[derive(Debug)]
+pub enum Output {
+    Ndjson(NdjsonOutput),
+    Elasticsearch(ElasticsearchOutput),
+}
+
+impl Output {
+    /// The live counters; they keep counting while [`Output::run`] works.
+    pub fn stats(&self) -> Arc<OutputStats> {
+        match self {
+            Output::Ndjson(o) => o.stats(),
+            Output::Elasticsearch(o) => o.stats(),
+        }
+    }
+
+    /// Takes batches from `rx` until it is closed and empty, settles them, and
+    /// returns the final counts. `reopen` closes and reopens the output's files.
+    pub async fn run(
+        self,
+        rx: EncodedReceiver,
+        reopen: ReopenSignal,
+    ) -> Result<OutputReport, OutputError> {
+        match self {
+            Output::Ndjson(o) => o.run(rx, reopen).await,
+            Output::Elasticsearch(o) => o.run(rx, reopen).await,
+        }
+    }
+}
+
+/// Why an output could not be built or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A setting is invalid; `key` is its name under `[output]`.
+    #[error("output.{key}: {reason}")]
+    Config { key: &'static str, reason: String },
+    /// A file could not be opened or written.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl OutputError {
+    pub(crate) fn config(key: &'static str, reason: impl Into<String>) -> Self {
+        OutputError::Config {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Counters an output keeps while it runs; read them any time.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    /// Documents taken from the channel.
+    pub sent: AtomicU64,
+    /// Documents written (NDJSON) or created by Elasticsearch.
+    pub stored: AtomicU64,
+    /// Documents Elasticsearch answered with 409 (already stored).
+    pub duplicates: AtomicU64,
+    /// Item retries after a 429 or 5xx item status.
+    pub retried: AtomicU64,
+    /// Documents written to the dead-letter file.
+    pub dead_lettered: AtomicU64,
+    /// Whole requests that failed and were retried.
+    pub request_failures: AtomicU64,
+    /// Batches whose acks were fired.
+    pub batches_acked: AtomicU64,
+}
+
+impl OutputStats {
+    /// A snapshot of the counters.
+    pub fn report(&self) -> OutputReport {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OutputReport {
+            sent: get(&self.sent),
+            stored: get(&self.stored),
+            duplicates: get(&self.duplicates),
+            retried: get(&self.retried),
+            dead_lettered: get(&self.dead_lettered),
+            request_failures: get(&self.request_failures),
+            batches_acked: get(&self.batches_acked),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Fires every ack and counts the batches.
+    pub(crate) fn ack_all(&self, acks: impl IntoIterator<Item = Ack>) {
+        let mut n = 0;
+        for ack in acks {
+            ack.done();
+            n += 1;
+        }
+        Self::add(&self.batches_acked, n);
+    }
+}
+
+/// The counters of an output at one moment (printed at shutdown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutputReport {
+    pub sent: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub request_failures: u64,
+    pub batches_acked: u64,
+}
+
+impl fmt::Display for OutputReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} sent, {} stored, {} duplicates, {} item retries, {} dead-lettered, {} failed requests",
+            self.sent,
+            self.stored,
+            self.duplicates,
+            self.retried,
+            self.dead_lettered,
+            self.request_failures
+        )
+    }
+}
+
+/// The controlling side of the reopen signal: `trigger` on SIGHUP, after
+/// logrotate has moved the files away.
+#[derive(Debug)]
+pub struct ReopenTrigger(watch::Sender<()>);
+
+/// An output's handle on the reopen signal.
+#[derive(Debug, Clone)]
+pub struct ReopenSignal(watch::Receiver<()>);
+
+/// A new trigger and its first handle.
+pub fn reopen_channel() -> (ReopenTrigger, ReopenSignal) {
+    let (tx, rx) = watch::channel(());
+    (ReopenTrigger(tx), ReopenSignal(rx))
+}
+
+impl ReopenTrigger {
+    /// Asks every handle to reopen its files.
+    pub fn trigger(&self) {
+        self.0.send_replace(());
+    }
+
+    /// Another handle.
+    pub fn subscribe(&self) -> ReopenSignal {
+        ReopenSignal(self.0.subscribe())
+    }
+}
+
+impl ReopenSignal {
+    /// A handle that never fires.
+    pub fn never() -> Self {
+        reopen_channel().1
+    }
+
+    /// Waits for the next request. Once the trigger is gone this never returns,
+    /// so it can sit in a `select!` without spinning.
+    pub async fn requested(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_tagged_by_type_and_refuses_unknown_keys() {
+        let c: OutputConfig = toml::from_str("type = \"ndjson\"\npath = \"out.ndjson\"\n").unwrap();
+        assert!(matches!(&c, OutputConfig::Ndjson(n) if n.path == Path::new("out.ndjson")));
+
+        let c: OutputConfig =
+            toml::from_str("type = \"elasticsearch\"\nindex = \"dns\"\ngzip = true\n").unwrap();
+        let OutputConfig::Elasticsearch(es) = c else {
+            panic!("not elasticsearch")
+        };
+        assert_eq!(es.index.as_deref(), Some("dns"));
+        assert!(es.gzip);
+
+        let err = toml::from_str::<OutputConfig>("type = \"elasticsearch\"\nurls = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `urls`"), "{err}");
+        assert!(toml::from_str::<OutputConfig>("type = \"kafka\"\n").is_err());
+    }
+
+    #[test]
+    fn state_dir_applies_to_relative_dead_letter_paths_only() {
+        let c = OutputConfig::Elasticsearch(ElasticsearchConfig::default())
+            .with_state_dir(Path::new("/var/lib/dnsenrich"));
+        let OutputConfig::Elasticsearch(es) = c else {
+            unreachable!()
+        };
+        assert_eq!(
+            es.dead_letter_path,
+            Path::new("/var/lib/dnsenrich/dead-letter.ndjson")
+        );
+
+        let es = ElasticsearchConfig {
+            dead_letter_path: "/srv/dl.ndjson".into(),
+            ..Default::default()
+        };
+        let OutputConfig::Elasticsearch(es) =
+            OutputConfig::Elasticsearch(es).with_state_dir(Path::new("/var/lib/dnsenrich"))
+        else {
+            unreachable!()
+        };
+        assert_eq!(es.dead_letter_path, Path::new("/srv/dl.ndjson"));
+    }
+
+    #[tokio::test]
+    async fn reopen_signal_fires_once_per_trigger_and_never_after_the_trigger_is_gone() {
+        let (t, mut a) = reopen_channel();
+        let mut b = t.subscribe();
+        t.trigger();
+        a.requested().await;
+        b.requested().await;
+        drop(t);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(20), a.requested()).await;
+        assert!(waited.is_err());
+    }
+
+    #[test]
+    fn report_reads_the_counters() {
+        let s = OutputStats::default();
+        OutputStats::add(&s.sent, 3);
+        OutputStats::add(&s.stored, 2);
+        s.ack_all([Ack::new(|| ())]);
+        let r = s.report();
+        assert_eq!((r.sent, r.stored, r.batches_acked), (3, 2, 1));
+        assert!(r.to_string().starts_with("3 sent, 2 stored"));
+    }
+}

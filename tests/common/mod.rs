@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests: real servers started on loopback ports.
+
+pub mod osmem;

@@ -1,0 +1,624 @@
+//! The Elasticsearch output against a real server (osmem-server), in plain-index
+//! mode: events stored and read back, the index template's ECS mappings,
+//! rejected documents in the dead-letter file, a server that is down at start
+//! or dies mid-stream, request failures injected by a proxy, gzip bodies, and
+//! the data-stream path (which osmem answers with "no data streams").
+//!
+//! The tests are plain `#[test]`s: the output runs on its own runtime while the
+//! test thread feeds it with flume's blocking `send` and checks the server with
+//! blocking HTTP calls.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::osmem::{self, Osmem};
+use dnsenrich::decode::LineDecoder;
+use dnsenrich::event::Event;
+use dnsenrich::grammar::GrammarSet;
+use dnsenrich::output::{
+    ElasticsearchConfig, OutputConfig, OutputError, OutputReport, OutputStats, ReopenSignal,
+    RetryConfig,
+};
+use dnsenrich::pipeline::{Ack, EncodedBatch};
+use dnsenrich::syslog::Zone;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Which batches have been acked, by the id the test gave them.
+#[derive(Clone, Default)]
+struct Acks(Arc<Mutex<BTreeSet<usize>>>);
+
+impl Acks {
+    fn ack(&self, id: usize) -> Ack {
+        let set = self.0.clone();
+        Ack::new(move || {
+            set.lock().unwrap().insert(id);
+        })
+    }
+
+    fn ids(&self) -> BTreeSet<usize> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A document with a marker in `dns.question.name`.
+fn doc(marker: &str) -> String {
+    json!({
+        "@timestamp": "2026-11-28T01:10:39.000Z",
+        "event": { "kind": "event", "dataset": "pihole.dns", "original": format!("line {marker}") },
+        "dns": { "type": "query", "question": { "name": marker, "type": "A" } },
+        "source": { "ip": "10.0.0.7", "port": 53000 },
+    })
+    .to_string()
+}
+
+fn batch(docs: &[String], ack: Ack) -> EncodedBatch {
+    let mut b = EncodedBatch::default();
+    for d in docs {
+        b.docs.extend_from_slice(d.as_bytes());
+        b.ends.push(b.docs.len());
+    }
+    b.acks.push(ack);
+    b
+}
+
+/// Batch `id` of `n` documents, markers `b<id>-d<i>.example.test`.
+fn marked_batch(id: usize, n: usize, acks: &Acks) -> (EncodedBatch, Vec<String>) {
+    let markers: Vec<String> = (0..n).map(|i| format!("b{id}-d{i}.example.test")).collect();
+    let docs: Vec<String> = markers.iter().map(|m| doc(m)).collect();
+    (batch(&docs, acks.ack(id)), markers)
+}
+
+fn question_names(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter()
+        .filter_map(|d| d["dns"]["question"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Events decoded from the captured dnsmasq log in `fixtures/`.
+fn fixture_events() -> Vec<Event> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/raw/dnsmasq/dnsmasq-extra.log");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let grammars = Arc::new(GrammarSet::builtin().expect("builtin grammars"));
+    let utc = Zone::Fixed(chrono::FixedOffset::east_opt(0).unwrap());
+    let mut dec = LineDecoder::new(grammars, utc, 64 * 1024);
+    text.lines().map(|l| dec.decode(l.as_bytes())).collect()
+}
+
+fn config(url: &str, index: &str, dir: &Path) -> ElasticsearchConfig {
+    ElasticsearchConfig {
+        url: url.to_owned(),
+        index: Some(index.to_owned()),
+        flush_interval_ms: 50,
+        request_timeout_ms: 5_000,
+        dead_letter_path: dir.join("dead-letter.ndjson"),
+        retry: RetryConfig {
+            initial_backoff_ms: 20,
+            max_backoff_ms: 200,
+        },
+        ..ElasticsearchConfig::default()
+    }
+}
+
+/// An output running on its own runtime, fed from the test thread.
+struct Running {
+    rt: tokio::runtime::Runtime,
+    task: tokio::task::JoinHandle<Result<OutputReport, OutputError>>,
+    tx: flume::Sender<EncodedBatch>,
+    stats: Arc<OutputStats>,
+}
+
+impl Running {
+    fn start(cfg: ElasticsearchConfig) -> Running {
+        Self::start_on(runtime(), cfg)
+    }
+
+    fn start_on(rt: tokio::runtime::Runtime, cfg: ElasticsearchConfig) -> Running {
+        let output = OutputConfig::Elasticsearch(cfg)
+            .build()
+            .expect("valid config");
+        let stats = output.stats();
+        let (tx, rx) = flume::bounded(64);
+        let task = rt.spawn(output.run(rx, ReopenSignal::never()));
+        Running {
+            rt,
+            task,
+            tx,
+            stats,
+        }
+    }
+
+    fn send(&self, b: EncodedBatch) {
+        self.tx.send(b).expect("output is running");
+    }
+
+    /// Closes the channel and waits for the output to settle everything.
+    fn finish(self) -> OutputReport {
+        drop(self.tx);
+        let task = self.task;
+        self.rt
+            .block_on(async { tokio::time::timeout(WAIT, task).await })
+            .expect("output finished in time")
+            .expect("output task")
+            .expect("output ran")
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn dead_letters(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead-letter line is JSON"))
+        .collect()
+}
+
+#[test]
+fn parsed_events_are_stored_and_read_back() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let events = fixture_events();
+    assert!(events.len() > 100);
+    let out = Running::start(config(&es.url, "dns-events", dir.path()));
+    let acks = Acks::default();
+    for (id, chunk) in events.chunks(40).enumerate() {
+        out.send(EncodedBatch::encode(chunk, vec![acks.ack(id)]));
+    }
+    let batches = events.len().div_ceil(40);
+    let report = out.finish();
+
+    assert_eq!(report.stored as usize, events.len());
+    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(acks.len(), batches);
+    let stored = es.search_all("dns-events");
+    assert_eq!(stored.len(), events.len());
+    // Every document comes back exactly as it was encoded (serde_json's maps
+    // are sorted, so `to_string` is canonical).
+    let canonical = |v: Value| v.to_string();
+    let mut sent: Vec<String> = events
+        .iter()
+        .map(|e| canonical(serde_json::from_str(&e.to_json()).unwrap()))
+        .collect();
+    let mut got: Vec<String> = stored.into_iter().map(canonical).collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(got, sent);
+    assert!(!dir.path().join("dead-letter.ndjson").exists());
+}
+
+#[test]
+fn template_gives_ecs_types_and_installing_it_twice_is_fine() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let acks = Acks::default();
+    for run in 0..2 {
+        let out = Running::start(config(&es.url, "dns-mapped", dir.path()));
+        let mut ev = fixture_events()
+            .into_iter()
+            .find(|e| e.source.ip.is_some() && e.timestamp.is_some())
+            .expect("an event with a client address");
+        ev.tags.push("run");
+        out.send(EncodedBatch::encode(&[ev], vec![acks.ack(run)]));
+        assert_eq!(out.finish().stored, 1);
+    }
+    assert_eq!(es.count("dns-mapped"), 2);
+
+    let m = es.mapping("dns-mapped");
+    let p = &m["properties"];
+    assert_eq!(p["@timestamp"]["type"], "date");
+    assert_eq!(p["source"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(p["source"]["properties"]["port"]["type"], "long");
+    assert_eq!(p["related"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(
+        p["dns"]["properties"]["question"]["properties"]["name"]["type"],
+        "keyword"
+    );
+    assert_eq!(p["threat"]["properties"]["enrichments"]["type"], "nested");
+    assert_eq!(p["event"]["properties"]["original"]["index"], false);
+
+    let t = es.get("_index_template/dnsenrich-dns-mapped");
+    let t = &t["index_templates"][0]["index_template"];
+    assert_eq!(t["index_patterns"], json!(["dns-mapped"]));
+    assert_eq!(t["priority"], 200);
+    assert!(t.get("data_stream").is_none());
+}
+
+#[test]
+fn a_refused_document_goes_to_the_dead_letter_file_and_the_rest_is_stored() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&es.url, "dns-dl", dir.path());
+    let dl_path = cfg.dead_letter_path.clone();
+    let out = Running::start(cfg);
+    let acks = Acks::default();
+    let bad = json!({
+        "@timestamp": "2026-11-28T01:10:39.000Z",
+        "dns": { "question": { "name": "bad.example.test" } },
+        "source": { "ip": "not-an-ip" },
+    })
+    .to_string();
+    out.send(batch(
+        &[doc("good-1.example.test"), bad, doc("good-2.example.test")],
+        acks.ack(0),
+    ));
+    out.send(batch(&[doc("good-3.example.test")], acks.ack(1)));
+    let report = out.finish();
+
+    assert_eq!((report.stored, report.dead_lettered), (3, 1));
+    assert_eq!(acks.len(), 2);
+    assert_eq!(
+        question_names(&es.search_all("dns-dl")),
+        BTreeSet::from(
+            [
+                "good-1.example.test",
+                "good-2.example.test",
+                "good-3.example.test"
+            ]
+            .map(String::from)
+        )
+    );
+    let dl = dead_letters(&dl_path);
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0]["status"], 400);
+    assert_eq!(dl[0]["index"], "dns-dl");
+    assert_eq!(dl[0]["error"]["type"], "mapper_parsing_exception");
+    assert!(
+        dl[0]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("source.ip"),
+        "{}",
+        dl[0]["error"]
+    );
+    assert_eq!(dl[0]["document"]["source"]["ip"], "not-an-ip");
+    assert_eq!(
+        dl[0]["document"]["dns"]["question"]["name"],
+        "bad.example.test"
+    );
+}
+
+#[test]
+fn server_absent_at_start_then_started_gets_everything() {
+    let port = osmem::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Running::start(config(
+        &format!("http://127.0.0.1:{port}"),
+        "dns-late",
+        dir.path(),
+    ));
+    let acks = Acks::default();
+    let mut markers = BTreeSet::new();
+    for id in 0..3 {
+        let (b, m) = marked_batch(id, 5, &acks);
+        markers.extend(m);
+        out.send(b);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(acks.ids().is_empty(), "acked before any server was up");
+
+    let es = Osmem::start_on(port);
+    wait_until("all batches are acked", || acks.len() == 3);
+    let report = out.finish();
+    assert_eq!(report.stored, 15);
+    assert_eq!(question_names(&es.search_all("dns-late")), markers);
+    // The template went in before the first document created the index.
+    assert_eq!(
+        es.mapping("dns-late")["properties"]["source"]["properties"]["ip"]["type"],
+        "ip"
+    );
+}
+
+#[test]
+fn server_killed_mid_stream_and_restarted_gets_everything_sent_after_the_kill() {
+    let mut es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Running::start(config(&es.url, "dns-restart", dir.path()));
+    let acks = Acks::default();
+    for id in 0..5 {
+        out.send(marked_batch(id, 4, &acks).0);
+    }
+    wait_until("the first batches are acked", || acks.len() == 5);
+
+    es.stop();
+    let mut after_kill = BTreeSet::new();
+    for id in 5..10 {
+        let (b, m) = marked_batch(id, 4, &acks);
+        after_kill.extend(m);
+        out.send(b);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        acks.ids(),
+        (0..5).collect(),
+        "acked while the server was down"
+    );
+    assert!(out.stats.report().request_failures > 0);
+
+    es.restart_same_port();
+    wait_until("every batch is acked", || acks.len() == 10);
+    let report = out.finish();
+    assert_eq!(report.stored, 40);
+    // The server keeps nothing across a restart: what it holds now is exactly
+    // what was sent after the kill.
+    assert_eq!(question_names(&es.search_all("dns-restart")), after_kill);
+}
+
+/// What the proxy does with the connection it accepts, in order; connections
+/// after the last fault are forwarded untouched.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Answer the whole request with this status and close.
+    Status(u16),
+    /// Read the request and close without answering.
+    Cut,
+    /// Answer 200, every item refused with this status (nothing is stored).
+    Items(u16),
+}
+
+/// A TCP proxy in front of the server for fault injection. It reads each
+/// connection's first request (recording its head), then applies the next
+/// fault or forwards the connection as it is.
+struct FaultProxy {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    faults_served: Arc<AtomicUsize>,
+}
+
+impl FaultProxy {
+    fn start(rt: &tokio::runtime::Runtime, upstream: SocketAddr, faults: Vec<Fault>) -> FaultProxy {
+        let listener = rt
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(AtomicUsize::new(0));
+        let (h, s) = (heads.clone(), served.clone());
+        rt.spawn(async move {
+            let mut next = 0usize;
+            while let Ok((conn, _)) = listener.accept().await {
+                let fault = faults.get(next).copied();
+                next += 1;
+                tokio::spawn(proxy_connection(
+                    conn,
+                    upstream,
+                    fault,
+                    h.clone(),
+                    s.clone(),
+                ));
+            }
+        });
+        FaultProxy {
+            addr,
+            heads,
+            faults_served: served,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn proxy_connection(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    fault: Option<Fault>,
+    heads: Arc<Mutex<Vec<String>>>,
+    served: Arc<AtomicUsize>,
+) {
+    let Some(request) = read_request(&mut client).await else {
+        return;
+    };
+    let head_end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(0);
+    heads
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&request[..head_end]).into_owned());
+    match fault {
+        Some(Fault::Status(status)) => {
+            let body = format!(
+                r#"{{"error":{{"type":"injected","reason":"injected {status}"}},"status":{status}}}"#
+            );
+            respond(&mut client, status, &body).await;
+            served.fetch_add(1, Ordering::SeqCst);
+        }
+        Some(Fault::Items(status)) => {
+            let docs = request[head_end + 4..]
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+                / 2;
+            let item = json!({"create": {"status": status, "error": {"type": "injected", "reason": "injected"}}});
+            let body = json!({"errors": true, "items": vec![item; docs]}).to_string();
+            respond(&mut client, 200, &body).await;
+            served.fetch_add(1, Ordering::SeqCst);
+        }
+        Some(Fault::Cut) => {
+            served.fetch_add(1, Ordering::SeqCst);
+            drop(client);
+        }
+        None => {
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            if server.write_all(&request).await.is_ok() {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        }
+    }
+}
+
+async fn respond(conn: &mut TcpStream, status: u16, body: &str) {
+    let resp = format!(
+        "HTTP/1.1 {status} Injected\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(resp.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+/// Reads one HTTP/1.1 request with a `content-length` body (bounded).
+async fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(buf);
+            }
+        }
+        if buf.len() > 64 * 1024 * 1024 {
+            return None;
+        }
+        let n = tokio::time::timeout(WAIT, conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn failed_requests_and_refused_items_are_retried_until_stored() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let faults = vec![
+        Fault::Status(503),
+        Fault::Cut,
+        Fault::Status(429),
+        // Wrong credentials: retried at the longest delay, nothing dropped.
+        Fault::Status(401),
+        Fault::Items(429),
+    ];
+    let proxy = FaultProxy::start(&rt, es.addr(), faults);
+    let cfg = ElasticsearchConfig {
+        max_in_flight: 1,
+        // Keeps the first connections for bulk requests, so they get the faults.
+        install_template: false,
+        ..config(&proxy.url(), "dns-faults", dir.path())
+    };
+    let out = Running::start_on(rt, cfg);
+    let acks = Acks::default();
+    let mut markers = BTreeSet::new();
+    for id in 0..3 {
+        let (b, m) = marked_batch(id, 3, &acks);
+        markers.extend(m);
+        out.send(b);
+    }
+    wait_until("every batch is acked", || acks.len() == 3);
+    let report = out.finish();
+
+    assert_eq!(proxy.faults_served.load(Ordering::SeqCst), 5);
+    assert_eq!(report.request_failures, 4);
+    assert!((1..=9).contains(&report.retried), "{report:?}");
+    assert_eq!((report.stored, report.dead_lettered), (9, 0));
+    assert_eq!(question_names(&es.search_all("dns-faults")), markers);
+    assert!(proxy.heads.lock().unwrap()[0].starts_with("POST /dns-faults/_bulk?filter_path="));
+}
+
+#[test]
+fn gzip_bodies_are_accepted() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let proxy = FaultProxy::start(&rt, es.addr(), vec![]);
+    let cfg = ElasticsearchConfig {
+        gzip: true,
+        install_template: false,
+        ..config(&proxy.url(), "dns-gzip", dir.path())
+    };
+    let out = Running::start_on(rt, cfg);
+    let acks = Acks::default();
+    let (b, markers) = marked_batch(0, 50, &acks);
+    out.send(b);
+    let report = out.finish();
+    assert_eq!(report.stored, 50);
+    assert_eq!(
+        question_names(&es.search_all("dns-gzip")),
+        markers.into_iter().collect()
+    );
+    let heads = proxy.heads.lock().unwrap();
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        head.contains("content-type: application/x-ndjson"),
+        "{head}"
+    );
+}
+
+#[test]
+fn data_stream_mode_writes_to_the_data_stream_with_a_data_stream_template() {
+    // osmem has no data streams: it answers every item with
+    // unsupported_operation_exception, which shows the request went to the
+    // data stream, and the documents land in the dead-letter file.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ElasticsearchConfig {
+        index: None,
+        data_stream: "logs-pihole.dns-test".into(),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let dl_path = cfg.dead_letter_path.clone();
+    let out = Running::start(cfg);
+    let acks = Acks::default();
+    out.send(marked_batch(0, 2, &acks).0);
+    let report = out.finish();
+    assert_eq!((report.stored, report.dead_lettered), (0, 2));
+    assert_eq!(acks.len(), 1);
+
+    let dl = dead_letters(&dl_path);
+    assert_eq!(dl.len(), 2);
+    assert_eq!(dl[0]["index"], "logs-pihole.dns-test");
+    assert_eq!(dl[0]["error"]["type"], "unsupported_operation_exception");
+
+    let t = es.get("_index_template/dnsenrich-logs-pihole.dns-test");
+    let t = &t["index_templates"][0]["index_template"];
+    assert_eq!(t["index_patterns"], json!(["logs-pihole.dns-test"]));
+    // Sent as `{}`; the server fills in its default timestamp field.
+    assert!(t["data_stream"].is_object(), "{t}");
+}
