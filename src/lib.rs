@@ -5,7 +5,10 @@
 //! [`syslog`] (header decoding) → [`grammar`] (message → ECS fields) →
 //! [`decode`] (the two together, one line to one [`event::Event`]).
 
+pub mod config;
+pub mod daemon;
 pub mod decode;
+pub mod enrich;
 pub mod event;
 pub mod grammar;
 pub mod input;
@@ -15,3 +18,4 @@ pub mod output;
 pub mod pipeline;
 pub mod shutdown;
 pub mod syslog;
+pub mod workers;

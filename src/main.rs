@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use dnsenrich::config::Config;
+use dnsenrich::daemon::Daemon;
 use dnsenrich::decode::{DecodeStats, LineDecoder, DEFAULT_MAX_LINE};
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::lines::BoundedLines;
@@ -26,8 +28,61 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the collector: receive syslog / tail files, parse, enrich, ship.
+    Run(Box<RunArgs>),
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
     /// Parse log lines from files or stdin and print one ECS JSON object per line.
     Parse(ParseArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML configuration file (see dnsenrich.example.toml); flags override it.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen for syslog over UDP (repeatable; replaces the configured list).
+    #[arg(long, value_name = "ADDR")]
+    listen_udp: Vec<std::net::SocketAddr>,
+    /// Listen for syslog over TCP (repeatable; replaces the configured list).
+    #[arg(long, value_name = "ADDR")]
+    listen_tcp: Vec<std::net::SocketAddr>,
+    /// Listen for syslog over TLS (repeatable); needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    listen_tls: Vec<std::net::SocketAddr>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Accept only TLS clients with a certificate signed by this CA (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Follow a log file such as /var/log/pihole/pihole.log (repeatable).
+    #[arg(long, value_name = "FILE")]
+    tail: Vec<PathBuf>,
+    /// Ship to Elasticsearch at this URL (instead of NDJSON).
+    #[arg(long, value_name = "URL")]
+    elasticsearch: Option<String>,
+    /// Write into this plain index instead of the data stream.
+    #[arg(long, value_name = "NAME")]
+    index: Option<String>,
+    /// Write NDJSON to this file (`-` is stdout).
+    #[arg(long, value_name = "FILE|-")]
+    output: Option<PathBuf>,
+    /// Directory for file offsets and the dead-letter file.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// An extra grammar file (repeatable).
+    #[arg(long = "grammar", value_name = "FILE")]
+    grammars: Vec<PathBuf>,
+    /// Time zone for RFC 3164 stamps.
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +111,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => parse(args),
+        Command::Run(args) => run(*args),
+        Command::CheckConfig { file } => check_config(&file),
     };
     match result {
         Ok(code) => code,
@@ -64,6 +121,152 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(file)?;
+    print!("{}", cfg.to_toml());
+    eprintln!("{}: OK", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration file (or the defaults) with the flags applied.
+fn effective_config(a: &RunArgs) -> anyhow::Result<Config> {
+    use dnsenrich::output::{ElasticsearchConfig, NdjsonConfig, OutputConfig};
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if !a.listen_udp.is_empty() {
+        cfg.input.udp.listen = a.listen_udp.clone();
+    }
+    if !a.listen_tcp.is_empty() {
+        cfg.input.tcp.listen = a.listen_tcp.clone();
+    }
+    if !a.listen_tls.is_empty() {
+        cfg.input.tls.listen = a.listen_tls.clone();
+    }
+    if let Some(c) = &a.tls_cert {
+        cfg.input.tls.cert = c.clone();
+    }
+    if let Some(k) = &a.tls_key {
+        cfg.input.tls.key = k.clone();
+    }
+    if a.tls_client_ca.is_some() {
+        cfg.input.tls.client_ca = a.tls_client_ca.clone();
+    }
+    cfg.input.file.paths.extend(a.tail.iter().cloned());
+    if let Some(d) = &a.state_dir {
+        cfg.state_dir = d.clone();
+    }
+    cfg.parse.grammars.extend(a.grammars.iter().cloned());
+    if let Some(z) = &a.timezone {
+        cfg.parse.timezone = z.clone();
+    }
+    match (&a.elasticsearch, &a.output) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("--elasticsearch and --output are two different outputs; choose one")
+        }
+        (Some(url), None) => {
+            let mut es = match &cfg.output {
+                OutputConfig::Elasticsearch(es) => es.clone(),
+                OutputConfig::Ndjson(_) => ElasticsearchConfig::default(),
+            };
+            es.url = url.clone();
+            cfg.output = OutputConfig::Elasticsearch(es);
+        }
+        (None, Some(path)) => {
+            cfg.output = OutputConfig::Ndjson(NdjsonConfig {
+                path: path.clone(),
+                ..NdjsonConfig::default()
+            })
+        }
+        (None, None) => {}
+    }
+    if let Some(index) = &a.index {
+        match &mut cfg.output {
+            OutputConfig::Elasticsearch(es) => es.index = Some(index.clone()),
+            OutputConfig::Ndjson(_) => {
+                anyhow::bail!("--index needs the Elasticsearch output (--elasticsearch URL)")
+            }
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &dnsenrich::config::LogConfig) {
+    use dnsenrich::config::LogFormat;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd the journal stamps every line already.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Auto if under_journal => builder.without_time().with_ansi(false).try_init(),
+        _ => builder.try_init(),
+    };
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = effective_config(&args)?;
+    init_logging(&cfg.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .thread_name("dnsenrich-io")
+        .build()?;
+    rt.block_on(async move {
+        let daemon = Daemon::build(cfg)?;
+        announce(&daemon);
+        let report = daemon.run_until(std::future::pending()).await?;
+        let p = &report.parse;
+        tracing::info!(
+            lines = p.lines,
+            parsed = p.parsed,
+            unmatched = p.no_match,
+            output = %report.output,
+            "stopped"
+        );
+        Ok(if report.timed_out {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+/// One line saying where dnsenrich listens and how to send it a test message.
+fn announce(d: &Daemon) {
+    let inputs = d.inputs();
+    let mut parts = Vec::new();
+    if let Some(u) = &inputs.udp {
+        parts.extend(u.local_addrs().iter().map(|a| format!("udp://{a}")));
+    }
+    if let Some(t) = &inputs.tcp {
+        parts.extend(t.local_addrs().iter().map(|a| format!("tcp://{a}")));
+    }
+    if let Some(t) = &inputs.tls {
+        parts.extend(t.local_addrs().iter().map(|a| format!("tls://{a}")));
+    }
+    let hint = inputs
+        .udp
+        .as_ref()
+        .and_then(|u| u.local_addrs().first().copied())
+        .map(|a| {
+            format!(
+                "; try: logger -n {} -P {} -d -t dnsmasq 'query[A] example.com from 192.0.2.1'",
+                a.ip(),
+                a.port()
+            )
+        })
+        .unwrap_or_default();
+    eprintln!("dnsenrich: listening on {}{hint}", parts.join(" "));
 }
 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {

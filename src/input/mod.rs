@@ -67,6 +67,7 @@ pub struct InputsConfig {
 /// what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// A listen address could not be bound.
     #[error("cannot listen on {input} {addr}: {source}")]
     Bind {
         input: &'static str,
@@ -74,12 +75,14 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    /// A socket handed over (socket activation) could not be set up.
     #[error("cannot use the {input} socket handed over: {source}")]
     Adopt {
         input: &'static str,
         #[source]
         source: std::io::Error,
     },
+    /// A certificate, key or CA file could not be read.
     #[error("cannot read TLS {what} file {}: {source}", path.display())]
     TlsRead {
         what: &'static str,
@@ -87,16 +90,21 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    /// A PEM file holds no block of the kind needed.
     #[error("no {what} found in {}", path.display())]
     TlsMissing { what: &'static str, path: PathBuf },
+    /// A PEM file's content was rejected (bad PEM, key not matching the
+    /// certificate, unusable CA).
     #[error("invalid TLS {what} in {}: {reason}", path.display())]
     TlsInvalid {
         what: &'static str,
         path: PathBuf,
         reason: String,
     },
+    /// The TLS input is on but `cert` or `key` is not set.
     #[error("the TLS input needs `{0}` (a PEM file)")]
     TlsUnset(&'static str),
+    /// The file input's state directory cannot be created or written.
     #[error("cannot use state directory {}: {source}", path.display())]
     StateDir {
         path: PathBuf,
@@ -107,9 +115,13 @@ pub enum InputError {
 
 /// Every configured input, bound and ready to run.
 pub struct Inputs {
+    /// Present when `[input.udp] listen` is not empty.
     pub udp: Option<UdpInput>,
+    /// Present when `[input.tcp] listen` is not empty.
     pub tcp: Option<TcpInput>,
+    /// Present when `[input.tls] listen` is not empty.
     pub tls: Option<TlsInput>,
+    /// Present when `[input.file] paths` is not empty.
     pub file: Option<FileInput>,
 }
 

@@ -1,0 +1,267 @@
+//! The configuration file (TOML) and its validation.
+//!
+//! Every section has a default, so an empty file — or no file at all — is the
+//! embedded default: syslog on 127.0.0.1:5514 (UDP and TCP), NDJSON on stdout.
+//! Unknown keys are refused (a typo must not silently do nothing), and every
+//! error names the key and the reason. `dnsenrich check-config FILE` prints the
+//! effective configuration with secrets masked.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::DEFAULT_MAX_LINE;
+use crate::input::InputsConfig;
+use crate::output::OutputConfig;
+use crate::syslog::Zone;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where dnsenrich keeps state: file offsets and the dead-letter file.
+    /// Default: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else
+    /// `/var/lib/dnsenrich`.
+    pub state_dir: PathBuf,
+    /// How long SIGTERM/SIGINT may take to drain the pipeline, in seconds.
+    pub shutdown_timeout_secs: u64,
+    pub parse: ParseConfig,
+    pub pipeline: PipelineConfig,
+    pub input: InputsConfig,
+    pub output: OutputConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: std::env::var_os("STATE_DIRECTORY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/dnsenrich")),
+            shutdown_timeout_secs: 10,
+            parse: ParseConfig::default(),
+            pipeline: PipelineConfig::default(),
+            input: InputsConfig::default(),
+            output: OutputConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[parse]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParseConfig {
+    /// Time zone of RFC 3164 stamps, which carry none: `local`, `UTC`, an IANA
+    /// name such as `Europe/Berlin`, or an offset such as `+02:00`.
+    pub timezone: String,
+    /// Extra grammar files, tried before the built-in ones.
+    pub grammars: Vec<PathBuf>,
+    /// Longer lines are cut to this many bytes and tagged.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ParseConfig {
+    fn default() -> Self {
+        ParseConfig {
+            timezone: "local".into(),
+            grammars: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Parse threads; 0 means one per CPU core.
+    pub parse_workers: usize,
+    /// Enrichment (and JSON encoding) threads; 0 means one per CPU core.
+    pub enrich_workers: usize,
+    /// How many batches each channel between stages holds before the stage
+    /// before it has to wait.
+    pub channel_batches: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            parse_workers: 0,
+            enrich_workers: 0,
+            channel_batches: 16,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The number of threads `n` stands for (0 = one per core).
+    pub fn threads(n: usize) -> usize {
+        if n > 0 {
+            return n;
+        }
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+/// `[log]`: dnsenrich's own log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `auto` (plain text; without timestamps under systemd, which adds its
+    /// own), `text` or `json`.
+    pub format: LogFormat,
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a `tracing`
+    /// filter such as `dnsenrich=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How dnsenrich writes its own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg = Self::parse(&text).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        self.zone().map_err(|e| invalid("parse.timezone", e))?;
+        if self.parse.max_line_bytes < 64 {
+            return Err(invalid(
+                "parse.max_line_bytes",
+                "must be at least 64".into(),
+            ));
+        }
+        if self.pipeline.channel_batches == 0 {
+            return Err(invalid(
+                "pipeline.channel_batches",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.shutdown_timeout_secs == 0 {
+            return Err(invalid(
+                "shutdown_timeout_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        crate::grammar::GrammarSet::with_files(&self.parse.grammars)
+            .map_err(|e| invalid("parse.grammars", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The time zone of `[parse] timezone`.
+    pub fn zone(&self) -> Result<Zone, String> {
+        self.parse.timezone.parse::<Zone>()
+    }
+
+    /// The effective configuration as TOML (secrets masked).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let c = Config::parse("").unwrap();
+        assert!(matches!(c.output, OutputConfig::Ndjson(_)));
+        assert_eq!(c.shutdown_timeout_secs, 10);
+        assert_eq!(c.parse.timezone, "local");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let e = Config::parse("[parse]\ntimezone = \"UTC\"\nbogus = 1\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("bogus"), "{s}");
+        assert!(s.contains("line 3"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::parse("[parse]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("parse.timezone:"), "{e}");
+        let e = Config::parse("[pipeline]\nchannel_batches = 0\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("pipeline.channel_batches:"),
+            "{e}"
+        );
+        let e = Config::parse("[parse]\ngrammars = [\"/nonexistent.grammar\"]\n").unwrap_err();
+        assert!(e.to_string().starts_with("parse.grammars:"), "{e}");
+        let e = Config::parse("[parse]\nmax_line_bytes = \"big\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_line_bytes"), "{e}");
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::parse("[output]\ntype = \"elasticsearch\"\nurl = \"http://127.0.0.1:9200\"\nindex = \"dns\"\n").unwrap();
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
+    fn example_config_in_the_repo_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dnsenrich.example.toml");
+        Config::load(&path).unwrap();
+    }
+}
