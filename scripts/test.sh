@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs what the tests need when it is missing
+# (Debian packages, osmem-server from PyPI), then: format check, clippy, tests.
+# Works on a fresh Debian 12 machine with the Rust toolchain, Python 3 and pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+# command -> Debian package
+declare -A NEED=(
+    [memcached]=memcached
+    [dnsmasq]=dnsmasq-base
+    [dig]=dnsutils
+    [logger]=bsdutils
+    [openssl]=openssl
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! python3 -c 'import osmem_server' 2>/dev/null; then
+    echo "test.sh: installing osmem-server"
+    python3 -m pip install -q osmem-server 2>&1 | grep -v -i "warning: running pip as" || true
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast
+    cargo test --locked --doc
+else
+    cargo test --locked --no-fail-fast
+fi
