@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog};
 use crate::grammar::{GrammarSet, Matched};
-use crate::syslog::{self, Header, SyslogDecoder, Zone};
+use crate::syslog::{self, Format, Header, SyslogDecoder, Zone};
 
 /// The default maximum line length, in bytes (matches the TCP frame limit).
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
@@ -136,7 +136,25 @@ impl LineDecoder {
             ev.tag(tag::SYSLOG_HEADER_INVALID);
         }
         fill_header(&mut ev, &header, now);
-        let matched = self.grammars.apply(header.appname, header.message, &mut ev);
+        let mut message = header.message;
+        let mut app = header.appname;
+        // A relay that forwards pihole.log lines as they are (rsyslog imfile,
+        // syslog-ng file(), Filebeat) wraps dnsmasq's own file line in its
+        // header: read the inner `Mmm dd HH:MM:SS dnsmasq[PID]: ` too, and
+        // take the program and time dnsmasq wrote.
+        if header.format != Format::Bare && looks_like_file_line(message) {
+            let inner = self.syslog.decode_at(message, now);
+            if inner.format == Format::Rfc3164 && inner.appname.is_some() {
+                message = inner.message;
+                app = inner.appname;
+                if let Some(ts) = inner.timestamp {
+                    ev.timestamp = Some(ts);
+                }
+                ev.process.name = inner.appname.map(Str::from);
+                ev.process.pid = inner.procid.and_then(|p| p.parse().ok());
+            }
+        }
+        let matched = self.grammars.apply(app, message, &mut ev);
         self.last_match = matched;
         if matched.is_some() {
             self.stats.parsed += 1;
@@ -149,6 +167,18 @@ impl LineDecoder {
         ev.event.original = text.into_owned();
         ev
     }
+}
+
+/// Whether a message starts like a pihole.log line (`Mmm dd HH:MM:SS `), so
+/// it is worth decoding a second header.
+fn looks_like_file_line(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() > 16
+        && b[0].is_ascii_uppercase()
+        && b[3] == b' '
+        && b[6] == b' '
+        && b[9] == b':'
+        && b[12] == b':'
 }
 
 /// Copies the syslog header into `@timestamp`, `log.syslog.*`, `host.*` and `process.*`.
@@ -334,6 +364,20 @@ mod tests {
         let ev = d.decode(b"  \r");
         assert!(ev.tags.contains(&tag::EMPTY));
         assert!(ev.timestamp.is_some());
+    }
+
+    #[test]
+    fn relayed_file_line_is_read_through_both_headers() {
+        let mut d = decoder();
+        let ev = d.decode(
+            b"<30>1 2026-11-28T01:02:04Z pihole dnsmasq - - - Nov 28 01:02:03 dnsmasq[812]: query[A] ads.example.com from 192.0.2.10",
+        );
+        assert!(ev.tags.is_empty(), "{:?}", ev.tags);
+        assert_eq!(ev.dns.question.name.as_deref(), Some("ads.example.com"));
+        assert_eq!(ev.host.hostname.as_deref(), Some("pihole"));
+        assert_eq!(ev.process.pid, Some(812));
+        let ts = ev.timestamp.unwrap().to_rfc3339();
+        assert!(ts.ends_with("01:02:03+00:00"), "{ts}");
     }
 
     #[test]
