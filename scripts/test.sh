@@ -15,6 +15,8 @@ declare -A NEED=(
     [dig]=dnsutils
     [logger]=bsdutils
     [openssl]=openssl
+    [systemd-analyze]=systemd
+    [systemd-socket-activate]=systemd
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

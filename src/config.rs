@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::decode::DEFAULT_MAX_LINE;
 use crate::input::InputsConfig;
 use crate::output::OutputConfig;
+use crate::enrich::EnrichConfig;
+use crate::sync::SyncConfig;
 use crate::syslog::Zone;
+use crate::telemetry::MetricsConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +32,13 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub input: InputsConfig,
     pub output: OutputConfig,
+    /// Threat-intelligence lookups (`[enrich]`); off until memcached servers or
+    /// indicator files are set.
+    pub enrich: EnrichConfig,
+    /// Indicator sync run in the background by `run` (`[sync]`); off until a
+    /// source is set. `dnsenrich sync --config FILE` reads the same section.
+    pub sync: SyncConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -43,6 +53,9 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             input: InputsConfig::default(),
             output: OutputConfig::default(),
+            enrich: EnrichConfig::default(),
+            sync: SyncConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -203,7 +216,16 @@ impl Config {
         }
         crate::grammar::GrammarSet::with_files(&self.parse.grammars)
             .map_err(|e| invalid("parse.grammars", e.to_string()))?;
+        self.enrich.validate().map_err(|e| invalid("enrich", e.to_string()))?;
+        if self.sync_enabled() {
+            self.sync.validate().map_err(|e| invalid("sync", e.to_string()))?;
+        }
         Ok(())
+    }
+
+    /// Whether `run` syncs indicators in the background: `[sync]` names a source.
+    pub fn sync_enabled(&self) -> bool {
+        self.sync.misp_url.is_some() || !self.sync.misp_feeds.is_empty() || !self.sync.lists.is_empty()
     }
 
     /// The time zone of `[parse] timezone`.

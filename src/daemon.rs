@@ -20,13 +20,87 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, PipelineConfig};
 use crate::decode::DecodeStats;
-use crate::enrich::{Enricher, PassThrough};
+use crate::enrich::EnrichStage;
 use crate::grammar::GrammarSet;
 use crate::input::Inputs;
 use crate::output::{reopen_channel, Output, OutputReport};
 use crate::pipeline::{EncodedBatch, EventBatch, FrameBatch};
-use crate::shutdown;
+use crate::input::{TcpInput, UdpInput};
+use crate::shutdown::{self, Shutdown};
+use crate::telemetry::{self, Readiness};
 use crate::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
+
+/// Reads how many batches wait in one channel.
+type QueueProbe = Box<dyn Fn() -> usize + Send>;
+
+/// Samples the channel depths into `dnsenrich_queue_depth{stage}` once a second.
+/// The probes hold receiver clones only to read lengths; they are dropped at
+/// shutdown so the channels can close.
+async fn watch_queues(probes: [(&'static str, QueueProbe); 3], mut sd: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {
+                for (stage, probe) in &probes {
+                    metrics::gauge!("dnsenrich_queue_depth", "stage" => *stage).set(probe() as f64);
+                }
+            }
+        }
+    }
+}
+
+/// Marks memcached down when, over two seconds, lookups failed and none was
+/// answered; up again as soon as one is. Runs until the process exits.
+fn watch_memcached(stage: &EnrichStage, up: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let mut before = stage.stats();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = stage.stats();
+        let answered = (now.memcached_hits + now.memcached_misses)
+            > (before.memcached_hits + before.memcached_misses);
+        let failed = (now.memcached_errors + now.memcached_timeouts + now.memcached_down)
+            > (before.memcached_errors + before.memcached_timeouts + before.memcached_down);
+        if answered {
+            up.store(true, Ordering::Relaxed);
+        } else if failed {
+            up.store(false, Ordering::Relaxed);
+        }
+        before = now;
+    }
+}
+
+/// Reloads the indicator files when one of them changes (a sync job rewrote
+/// it), checking modification times every few seconds.
+async fn reload_on_change(files: Vec<std::path::PathBuf>, stage: Arc<EnrichStage>, mut sd: Shutdown) {
+    let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<std::time::SystemTime>> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .collect()
+    };
+    let mut last = stamp(&files);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {
+                let now = stamp(&files);
+                if now != last {
+                    last = now;
+                    let stage = stage.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = stage.reload() {
+                            tracing::error!(error = %e, "indicator files changed but could not be reloaded");
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+}
 
 /// What a finished run reports.
 #[derive(Debug, Default)]
@@ -45,6 +119,8 @@ pub struct Daemon {
     inputs: Inputs,
     output: Output,
     grammars: Arc<GrammarSet>,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    enrich: Arc<EnrichStage>,
 }
 
 impl Daemon {
@@ -55,19 +131,70 @@ impl Daemon {
         if cfg.input.file.state_dir == crate::input::FileConfig::default().state_dir {
             cfg.input.file.state_dir = cfg.state_dir.clone();
         }
+        // Files wait for their last batches to be stored for as long as the
+        // whole drain may take, so a clean stop commits everything shipped.
+        cfg.input.file.ack_wait = Some(
+            Duration::from_secs(cfg.shutdown_timeout_secs).saturating_sub(Duration::from_millis(500)),
+        );
         let output = cfg
             .output
             .clone()
             .with_state_dir(&cfg.state_dir)
             .build()
             .context("setting up the output")?;
-        let inputs = cfg.input.build().context("setting up the inputs")?;
+        let enrich = Arc::new(cfg.enrich.build().context("setting up enrichment")?);
+        if enrich.is_active() {
+            tracing::info!(
+                memcached = ?enrich.memcached_servers(),
+                indicators_in_files = enrich.store_keys(),
+                "threat-intelligence lookups on"
+            );
+        }
+        let inherited = telemetry::inherited_sockets();
+        let inputs = if inherited.udp.is_empty() && inherited.tcp.is_empty() {
+            cfg.input.build().context("setting up the inputs")?
+        } else {
+            // Socket activation: systemd's sockets replace the configured UDP and
+            // TCP addresses; TLS and files are set up as configured.
+            tracing::info!(
+                udp = inherited.udp.len(),
+                tcp = inherited.tcp.len(),
+                "using sockets handed over by systemd"
+            );
+            let mut rest = cfg.input.clone();
+            rest.udp.listen.clear();
+            rest.tcp.listen.clear();
+            let mut inputs = rest.build().context("setting up the inputs")?;
+            if !inherited.udp.is_empty() {
+                inputs.udp = Some(UdpInput::from_std(&cfg.input.udp, inherited.udp)?);
+            }
+            if !inherited.tcp.is_empty() {
+                inputs.tcp = Some(TcpInput::from_std(&cfg.input.tcp, inherited.tcp)?);
+            }
+            inputs
+        };
+        let metrics_listener = match cfg.metrics.listen {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
+                l.set_nonblocking(true)?;
+                Some(tokio::net::TcpListener::from_std(l)?)
+            }
+            None => None,
+        };
         Ok(Daemon {
             cfg,
             inputs,
             output,
             grammars,
+            metrics_listener,
+            enrich,
         })
+    }
+
+    /// Where the metrics listener is, if on.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The inputs, bound (their addresses are known).
@@ -85,11 +212,36 @@ impl Daemon {
             inputs,
             output,
             grammars,
+            metrics_listener,
+            enrich,
         } = self;
+        let prometheus = telemetry::install_recorder();
+        let readiness = Arc::new(Readiness::default());
+        readiness.register_flag("output", output.stats().reachable.clone());
+        if !enrich.memcached_servers().is_empty() {
+            let flag = readiness.register("memcached", true);
+            let stage = enrich.clone();
+            std::thread::Builder::new()
+                .name("memcached-ready".into())
+                .spawn(move || watch_memcached(&stage, &flag))
+                .context("starting the memcached readiness watcher")?;
+        }
         let cap = cfg.pipeline.channel_batches;
         let (frame_tx, frame_rx) = flume::bounded::<FrameBatch>(cap);
         let (event_tx, event_rx) = flume::bounded::<EventBatch>(cap);
         let (enc_tx, enc_rx) = flume::bounded::<EncodedBatch>(cap);
+        let frame_probe: QueueProbe = {
+            let r = frame_rx.clone();
+            Box::new(move || r.len())
+        };
+        let event_probe: QueueProbe = {
+            let r = event_rx.clone();
+            Box::new(move || r.len())
+        };
+        let enc_probe: QueueProbe = {
+            let r = enc_rx.clone();
+            Box::new(move || r.len())
+        };
 
         let settings = ParseSettings {
             grammars,
@@ -104,7 +256,7 @@ impl Daemon {
         );
         let enrichers = spawn_enrichers(
             PipelineConfig::threads(cfg.pipeline.enrich_workers),
-            || Box::new(PassThrough) as Box<dyn Enricher>,
+            || enrich.enricher(),
             event_rx,
             enc_tx,
         );
@@ -112,7 +264,42 @@ impl Daemon {
         let (reopen_tx, reopen_rx) = reopen_channel();
         let output_task = tokio::spawn(output.run(enc_rx, reopen_rx));
         let (trigger, sd) = shutdown::channel();
-        let inputs_task = tokio::spawn(inputs.run(frame_tx, sd));
+        let inputs_task = tokio::spawn(inputs.run(frame_tx, sd.clone()));
+        if let Some(l) = metrics_listener {
+            tokio::spawn(telemetry::serve(l, prometheus, readiness, sd.clone()));
+        }
+        tokio::spawn(watch_queues(
+            [("parse", frame_probe), ("enrich", event_probe), ("output", enc_probe)],
+            sd.clone(),
+        ));
+        if let Some(every) = telemetry::watchdog_interval() {
+            let mut sd = sd.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = sd.recv() => return,
+                        _ = tick.tick() => telemetry::sd_notify("WATCHDOG=1"),
+                    }
+                }
+            });
+        }
+        if cfg.sync_enabled() {
+            let (sync_cfg, sd) = (cfg.sync.clone(), sd.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::sync::run_every(sync_cfg, sd).await {
+                    tracing::error!(error = %e, "background indicator sync stopped");
+                }
+            });
+        }
+        if !cfg.enrich.ioc_files.is_empty() {
+            tokio::spawn(reload_on_change(
+                cfg.enrich.ioc_files.clone(),
+                enrich.clone(),
+                sd.clone(),
+            ));
+        }
+        telemetry::sd_notify("READY=1");
 
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -124,11 +311,18 @@ impl Daemon {
                 _ = term.recv() => { tracing::info!("SIGTERM: draining"); break }
                 _ = int.recv() => { tracing::info!("SIGINT: draining"); break }
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reopening output files");
+                    tracing::info!("SIGHUP: reopening output files, reloading indicator files");
                     reopen_tx.trigger();
+                    let stage = enrich.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = stage.reload() {
+                            tracing::error!(error = %e, "indicator files not reloaded; the previous ones stay in use");
+                        }
+                    });
                 }
             }
         }
+        telemetry::sd_notify("STOPPING=1");
         trigger.trigger();
 
         let deadline = Duration::from_secs(cfg.shutdown_timeout_secs);

@@ -17,5 +17,7 @@ pub mod mix;
 pub mod output;
 pub mod pipeline;
 pub mod shutdown;
+pub mod sync;
 pub mod syslog;
 pub mod workers;
+pub mod telemetry;

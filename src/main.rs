@@ -35,6 +35,9 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Load threat indicators from MISP, MISP feeds and blocklists into memcached
+    /// (or into an indicator file with --to-file).
+    Sync(Box<dnsenrich::sync::SyncArgs>),
     /// Parse log lines from files or stdin and print one ECS JSON object per line.
     Parse(ParseArgs),
 }
@@ -83,6 +86,16 @@ struct RunArgs {
     /// Time zone for RFC 3164 stamps.
     #[arg(long, value_name = "ZONE")]
     timezone: Option<String>,
+    /// Look indicators up in this memcached server (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    memcached: Vec<String>,
+    /// Load indicators from this file into memory (repeatable): a plain list,
+    /// hosts format, CSV `value,feed`, or a `dnsenrich sync --to-file` file.
+    #[arg(long, value_name = "FILE")]
+    ioc_file: Vec<PathBuf>,
+    /// Serve Prometheus metrics, /health and /ready on this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -113,6 +126,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => parse(args),
         Command::Run(args) => run(*args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Sync(args) => sync(*args),
     };
     match result {
         Ok(code) => code,
@@ -121,6 +135,30 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn sync(args: dnsenrich::sync::SyncArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let cfg = args.into_config()?;
+    init_logging(&dnsenrich::config::LogConfig::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    rt.block_on(async move {
+        if cfg.every.is_some() {
+            let (trigger, sd) = dnsenrich::shutdown::channel();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                trigger.trigger();
+            });
+            dnsenrich::sync::run_every(cfg, sd).await?;
+        } else {
+            let report = dnsenrich::sync::run_once(&cfg, std::io::stderr().is_terminal()).await?;
+            eprintln!("{report}");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -163,6 +201,13 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<Config> {
     if let Some(z) = &a.timezone {
         cfg.parse.timezone = z.clone();
     }
+    if a.metrics.is_some() {
+        cfg.metrics.listen = a.metrics;
+    }
+    if !a.memcached.is_empty() {
+        cfg.enrich.memcached = a.memcached.clone();
+    }
+    cfg.enrich.ioc_files.extend(a.ioc_file.iter().cloned());
     match (&a.elasticsearch, &a.output) {
         (Some(_), Some(_)) => {
             anyhow::bail!("--elasticsearch and --output are two different outputs; choose one")
@@ -176,10 +221,12 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<Config> {
             cfg.output = OutputConfig::Elasticsearch(es);
         }
         (None, Some(path)) => {
-            cfg.output = OutputConfig::Ndjson(NdjsonConfig {
-                path: path.clone(),
-                ..NdjsonConfig::default()
-            })
+            let mut nd = match &cfg.output {
+                OutputConfig::Ndjson(nd) => nd.clone(),
+                OutputConfig::Elasticsearch(_) => NdjsonConfig::default(),
+            };
+            nd.path = path.clone();
+            cfg.output = OutputConfig::Ndjson(nd);
         }
         (None, None) => {}
     }
@@ -230,6 +277,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             lines = p.lines,
             parsed = p.parsed,
             unmatched = p.no_match,
+            truncated = p.truncated,
+            invalid_utf8 = p.invalid_utf8,
+            empty = p.empty,
             output = %report.output,
             "stopped"
         );
@@ -266,6 +316,9 @@ fn announce(d: &Daemon) {
             )
         })
         .unwrap_or_default();
+    if let Some(m) = d.metrics_addr() {
+        parts.push(format!("metrics://{m}"));
+    }
     eprintln!("dnsenrich: listening on {}{hint}", parts.join(" "));
 }
 

@@ -44,8 +44,10 @@ pub fn spawn_parsers(
             std::thread::Builder::new()
                 .name(format!("parse-{i}"))
                 .spawn(move || {
+                    let mut reported = DecodeStats::default();
                     while let Ok(batch) = rx.recv() {
                         let out = parse_batch(&mut decoder, batch);
+                        report_parse_metrics(&decoder.stats, &mut reported);
                         if tx.send(out).is_err() {
                             break;
                         }
@@ -55,6 +57,18 @@ pub fn spawn_parsers(
                 .expect("spawning a thread at start-up")
         })
         .collect()
+}
+
+/// Adds what the decoder counted since the last report to the metrics.
+fn report_parse_metrics(now: &DecodeStats, reported: &mut DecodeStats) {
+    let before = reported.reasons();
+    for ((reason, n), (_, m)) in now.reasons().iter().zip(before.iter()) {
+        if n > m {
+            metrics::counter!("dnsenrich_parse_failures_total", "reason" => *reason)
+                .increment(n - m);
+        }
+    }
+    *reported = now.clone();
 }
 
 /// Decodes every frame of a batch and records where it came from.

@@ -106,6 +106,14 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         }
         l.close();
     }
+    if !ev.misp_src.is_empty() {
+        o.key(b"misp_src");
+        keywords(o.out, &ev.misp_src);
+    }
+    if !ev.threat.is_empty() {
+        o.key(b"threat");
+        threat(o.out, &ev.threat);
+    }
     if !ev.tags.is_empty() {
         o.key(b"tags");
         str_list(o.out, ev.tags.iter().copied());
@@ -256,6 +264,73 @@ fn syslog(out: &mut Vec<u8>, s: &Syslog) {
         }
         w.close();
     }
+    o.close();
+}
+
+fn keywords(out: &mut Vec<u8>, k: &Keywords) {
+    match k.0.as_slice() {
+        [one] => string(out, one),
+        many => str_list(out, many.iter().map(|s| s.as_str())),
+    }
+}
+
+fn threat(out: &mut Vec<u8>, t: &Threat) {
+    let mut o = Obj::open(out);
+    if !t.enrichments.is_empty() {
+        o.key(b"enrichments");
+        o.out.push(b'[');
+        for (i, e) in t.enrichments.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            enrichment(o.out, e);
+        }
+        o.out.push(b']');
+    }
+    if !t.feed.is_empty() {
+        o.key(b"feed");
+        let mut f = Obj::open(o.out);
+        if !t.feed.name.is_empty() {
+            f.key(b"name");
+            keywords(f.out, &t.feed.name);
+        }
+        f.close();
+    }
+    o.close();
+}
+
+fn enrichment(out: &mut Vec<u8>, e: &Enrichment) {
+    let mut o = Obj::open(out);
+    o.key(b"indicator");
+    let ind = &e.indicator;
+    let mut w = Obj::open(o.out);
+    w.key(b"type");
+    string(w.out, ind.type_);
+    w.opt_str(b"provider", ind.provider.as_deref());
+    w.opt_str(b"description", ind.description.as_deref());
+    w.opt_str(b"first_seen", ind.first_seen.as_deref());
+    w.opt_str(b"last_seen", ind.last_seen.as_deref());
+    if let Some(ip) = &ind.ip {
+        w.key(b"ip");
+        ip_addr(w.out, ip);
+    }
+    if !ind.url.is_empty() {
+        w.key(b"url");
+        let mut u = Obj::open(w.out);
+        u.opt_str(b"domain", ind.url.domain.as_deref());
+        u.close();
+    }
+    w.close();
+    o.key(b"matched");
+    let m = &e.matched;
+    let mut w = Obj::open(o.out);
+    w.key(b"atomic");
+    string(w.out, &m.atomic);
+    w.key(b"field");
+    string(w.out, m.field);
+    w.key(b"type");
+    string(w.out, m.type_);
+    w.close();
     o.close();
 }
 
@@ -548,8 +623,47 @@ mod tests {
         ev.log.file.path = Some("/var/log/pihole.log".into());
         ev.log.offset = Some(u64::MAX);
         ev.labels.set("hosts_file", "/etc/hosts");
+        ev.misp_src.add("Feed-\"A\"");
+        ev.threat.feed.name.add("Feed-\"A\"");
+        ev.threat.enrichments.push(Enrichment {
+            indicator: ThreatIndicator {
+                type_: "domain-name",
+                provider: Some("MISP".into()),
+                description: Some("C2 \\ \u{1}".into()),
+                first_seen: Some("2026-01-02T00:00:00Z".into()),
+                last_seen: Some("2026-11-01T00:00:00Z".into()),
+                ip: None,
+                url: IndicatorUrl {
+                    domain: Some("example.co.uk".into()),
+                },
+            },
+            matched: Matched {
+                atomic: "example.co.uk".into(),
+                field: "dns.question.name",
+                type_: "parent_domain",
+            },
+        });
+        ev.threat.enrichments.push(Enrichment {
+            indicator: ThreatIndicator {
+                type_: "ipv6-addr",
+                ip: Some(ip6),
+                ..Default::default()
+            },
+            matched: Matched {
+                atomic: "2001:db8::1".into(),
+                field: "dns.resolved_ip",
+                type_: "exact",
+            },
+        });
         ev.tags.push(tag::NO_MATCH);
         same_as_serde(&ev);
+        ev.misp_src.add("Feed-B");
+        ev.threat.feed.name.add("Feed-B");
+        same_as_serde(&ev);
+        let mut only_feed = Event::default();
+        only_feed.threat.feed.name.add("x");
+        only_feed.misp_src.add("none");
+        same_as_serde(&only_feed);
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct Event {
     pub log: Log,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
+    /// The classic dashboards' field: the feed name(s) of the indicators the
+    /// event matched, or the configured "none" value after a clean miss.
+    #[serde(skip_serializing_if = "Keywords::is_empty")]
+    pub misp_src: Keywords,
+    #[serde(skip_serializing_if = "Threat::is_empty")]
+    pub threat: Threat,
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub tags: SmallVec<[&'static str; 2]>,
 }
@@ -388,6 +394,122 @@ pub struct CodeName {
 pub struct SdElement {
     pub id: String,
     pub params: Vec<(String, String)>,
+}
+
+/// A keyword field with one value or several. It is written as a plain string
+/// when it holds one value (what the classic dashboards read from `misp_src`)
+/// and as an array when it holds more; Elasticsearch indexes both the same way.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Keywords(pub SmallVec<[Str; 1]>);
+
+impl Keywords {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Adds `v` unless it is already there.
+    pub fn add(&mut self, v: &str) {
+        if !self.0.iter().any(|x| x == v) {
+            self.0.push(Str::from(v));
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|s| s.as_str())
+    }
+}
+
+impl Serialize for Keywords {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+/// `threat.*`: what threat-intelligence lookups found for this event.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Threat {
+    /// One entry per indicator (and feed) that matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enrichments: Vec<Enrichment>,
+    #[serde(skip_serializing_if = "ThreatFeed::is_empty")]
+    pub feed: ThreatFeed,
+}
+
+impl Threat {
+    pub fn is_empty(&self) -> bool {
+        self.enrichments.is_empty() && self.feed.is_empty()
+    }
+}
+
+/// `threat.feed.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ThreatFeed {
+    /// The names of the feeds whose indicators matched.
+    #[serde(skip_serializing_if = "Keywords::is_empty")]
+    pub name: Keywords,
+}
+
+impl ThreatFeed {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_empty()
+    }
+}
+
+/// One entry of `threat.enrichments`.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Enrichment {
+    pub indicator: ThreatIndicator,
+    pub matched: Matched,
+}
+
+/// `threat.enrichments.indicator.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ThreatIndicator {
+    /// `domain-name`, `ipv4-addr` or `ipv6-addr`.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Str>,
+    /// RFC 3339, checked before it is set (the field is mapped as a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Str>,
+    /// For IP indicators: the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "IndicatorUrl::is_empty")]
+    pub url: IndicatorUrl,
+}
+
+/// `threat.enrichments.indicator.url.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct IndicatorUrl {
+    /// For domain indicators: the domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Str>,
+}
+
+impl IndicatorUrl {
+    pub fn is_empty(&self) -> bool {
+        self.domain.is_none()
+    }
+}
+
+/// `threat.enrichments.matched.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Matched {
+    /// The value that matched, e.g. `evil.example` (a parent of the queried
+    /// name when `type` is `parent_domain`).
+    pub atomic: Str,
+    /// The event field the value came from, e.g. `dns.question.name`.
+    pub field: &'static str,
+    /// `exact` or `parent_domain`.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
 }
 
 /// `labels.*`: free-form keyword fields that user grammars may set.

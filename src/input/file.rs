@@ -61,7 +61,7 @@ const SEND_WAIT: Duration = Duration::from_millis(100);
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 /// At shutdown, how long to wait for batches already handed on to be
-/// acknowledged.
+/// acknowledged, unless the configuration says otherwise.
 const ACK_GRACE: Duration = Duration::from_secs(2);
 
 /// Where to start in a file that has no saved offset and exists at start.
@@ -93,6 +93,10 @@ pub struct FileConfig {
     pub max_line: usize,
     /// Most lines in one batch.
     pub batch_size: usize,
+    /// At shutdown, how long to wait for lines already handed on to be stored
+    /// before saving the offset; `run` sets it to its shutdown deadline.
+    #[serde(skip)]
+    pub ack_wait: Option<Duration>,
 }
 
 impl Default for FileConfig {
@@ -104,6 +108,7 @@ impl Default for FileConfig {
             poll_interval_ms: 250,
             max_line: DEFAULT_MAX_FRAME,
             batch_size: 512,
+            ack_wait: None,
         }
     }
 }
@@ -352,7 +357,8 @@ struct AckTracker {
     /// The sequence number of `pending[0]`.
     front_seq: u64,
     pending: VecDeque<(Position, bool)>,
-    /// A batch was not delivered: nothing after it may be committed.
+    /// A batch was not delivered: nothing from it on may be committed (the
+    /// batches before it still may, when their acks arrive).
     stalled: bool,
     committed: Option<Position>,
     dirty: bool,
@@ -395,7 +401,7 @@ impl AckTracker {
 
     /// Whether some batch handed on may still be acknowledged.
     fn outstanding(&self) -> bool {
-        !self.stalled && !self.pending.is_empty()
+        !self.pending.is_empty()
     }
 
     /// Takes every ack that has arrived.
@@ -406,12 +412,20 @@ impl AckTracker {
     }
 
     fn handle(&mut self, msg: AckMsg, path: &Path) {
-        if self.stalled {
+        let Some(index) = msg
+            .seq
+            .checked_sub(self.front_seq)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < self.pending.len())
+        else {
+            // Already committed past it, or dropped by an earlier stall.
             return;
-        }
+        };
         if !msg.delivered {
+            // Keep waiting for the batches before this one; forget this one
+            // and everything after it.
             self.stalled = true;
-            self.pending.clear();
+            self.pending.truncate(index);
             warn!(
                 path = %path.display(),
                 committed = self.committed.map(|p| p.offset),
@@ -419,14 +433,7 @@ impl AckTracker {
             );
             return;
         }
-        if let Some(i) = msg.seq.checked_sub(self.front_seq) {
-            if let Some(entry) = usize::try_from(i)
-                .ok()
-                .and_then(|i| self.pending.get_mut(i))
-            {
-                entry.1 = true;
-            }
-        }
+        self.pending[index].1 = true;
         while let Some(&(pos, true)) = self.pending.front() {
             self.pending.pop_front();
             self.front_seq += 1;
@@ -443,6 +450,7 @@ struct Tailer {
     max_line: usize,
     batch_size: usize,
     poll: Duration,
+    ack_wait: Duration,
     start_at: StartAt,
     store: Arc<OffsetStore>,
     stats: InputStats,
@@ -488,6 +496,7 @@ impl Tailer {
             max_line: config.max_line.max(1),
             batch_size: config.batch_size.max(1),
             poll: Duration::from_millis(config.poll_interval_ms.max(1)),
+            ack_wait: config.ack_wait.unwrap_or(ACK_GRACE),
             start_at: config.start_at,
             store,
             stats,
@@ -535,7 +544,7 @@ impl Tailer {
         // Lines read but not handed on are simply read again next time.
         self.tx = None;
         self.batch = FrameBatch::new(InputKind::File);
-        let deadline = Instant::now() + ACK_GRACE;
+        let deadline = Instant::now() + self.ack_wait;
         while self.acks.outstanding() {
             match self.acks.rx.recv_deadline(deadline) {
                 Ok(msg) => self.acks.handle(msg, &self.path),
@@ -892,6 +901,20 @@ mod tests {
         b.done();
         t.drain(Path::new("x"));
         assert_eq!(t.committed.map(|p| p.offset), Some(30));
+        assert!(!t.outstanding());
+    }
+
+    #[test]
+    fn a_dropped_ack_still_lets_earlier_batches_commit() {
+        let mut t = AckTracker::new();
+        let a = t.register(pos(10));
+        let b = t.register(pos(20));
+        drop(b);
+        t.drain(Path::new("x"));
+        assert!(t.outstanding(), "batch a may still be delivered");
+        a.done();
+        t.drain(Path::new("x"));
+        assert_eq!(t.committed.map(|p| p.offset), Some(10));
         assert!(!t.outstanding());
     }
 

@@ -39,9 +39,13 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Pending connections the kernel queues for us.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// At shutdown, how many reads of already-received data a connection makes
-/// before it closes.
-const SHUTDOWN_DRAIN_READS: usize = 64;
+/// At shutdown a connection keeps reading until the peer closes or sends
+/// nothing for this long, so a burst written just before SIGTERM is not cut…
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(250);
+
+/// …but for no longer than this, so a peer that never stops cannot hold the
+/// shutdown (which has its own deadline, 10 s by default).
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// `[input.tcp]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -437,11 +441,21 @@ async fn read_frames<S>(
     };
 
     if matches!(end, End::Shutdown) {
-        // Take what the peer has already sent and we have not read yet, but
-        // never wait for more.
-        for _ in 0..SHUTDOWN_DRAIN_READS {
-            match tokio::time::timeout(Duration::ZERO, stream.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => conn.decode(&buf[..n]),
+        // Take what the peer has sent, handing it on as we go, until it closes
+        // or goes quiet (bounded, see SHUTDOWN_DRAIN_MAX).
+        let until = Instant::now() + SHUTDOWN_DRAIN_MAX;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(SHUTDOWN_QUIET.min(left), stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    conn.decode(&buf[..n]);
+                    if !conn.send_ready(&tx).await {
+                        break;
+                    }
+                }
                 _ => break,
             }
         }

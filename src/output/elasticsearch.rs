@@ -720,6 +720,10 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
                 Some(shared.timeout),
             )
             .await;
+        shared.stats.reachable.store(
+            res.as_ref().is_ok_and(|r| r.status_code().as_u16() < 500),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let problem = match res {
             Ok(resp) if resp.status_code().is_success() => {
                 tracing::info!(template = %t.name, "installed the index template");
@@ -903,6 +907,11 @@ async fn write_dead_letters(shared: &Shared, lines: &[u8], count: usize) {
     }
     OutputStats::add(&shared.stats.dead_lettered, count);
     metrics::counter!("dnsenrich_dead_letters_total").increment(count as u64);
+    tracing::warn!(
+        documents = count,
+        path = %shared.dead_letters.path().display(),
+        "Elasticsearch refused documents for good; they are in the dead-letter file with the reason"
+    );
 }
 
 /// One `POST /<target>/_bulk`, read item by item.
@@ -937,6 +946,13 @@ async fn send_bulk(shared: &Shared, body: &[u8], docs: usize) -> Result<Vec<Item
         Err(Failure::Invalid(_)) => "invalid_response",
     };
     metrics::counter!("dnsenrich_bulk_requests_total", "result" => label).increment(1);
+    // Reachable means it answered and is not failing as a whole.
+    let up = match &result {
+        Ok(_) => true,
+        Err(Failure::Status { status, .. }) => *status < 500,
+        Err(_) => false,
+    };
+    shared.stats.reachable.store(up, std::sync::atomic::Ordering::Relaxed);
     result
 }
 

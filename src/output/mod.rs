@@ -130,8 +130,10 @@ impl OutputError {
 }
 
 /// Counters an output keeps while it runs; read them any time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OutputStats {
+    /// The destination answered the last request (for `/ready`).
+    pub reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Documents taken from the channel.
     pub sent: AtomicU64,
     /// Documents written (NDJSON) or created by Elasticsearch.
@@ -146,6 +148,21 @@ pub struct OutputStats {
     pub request_failures: AtomicU64,
     /// Batches whose acks were fired.
     pub batches_acked: AtomicU64,
+}
+
+impl Default for OutputStats {
+    fn default() -> Self {
+        OutputStats {
+            reachable: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            sent: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            request_failures: AtomicU64::new(0),
+            batches_acked: AtomicU64::new(0),
+        }
+    }
 }
 
 impl OutputStats {

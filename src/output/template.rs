@@ -164,6 +164,7 @@ pub fn mappings() -> Value {
             ("first_seen", typed("date")),
             ("last_seen", typed("date")),
             ("ip", typed("ip")),
+            ("url", object(all(keyword, &["domain", "full"]))),
         ],
     );
     let matched = with(
@@ -288,6 +289,13 @@ mod tests {
             ("threat.enrichments.indicator.first_seen", "date"),
             ("threat.enrichments.matched.atomic", "keyword"),
             ("threat.feed.name", "keyword"),
+            ("threat.enrichments.indicator.type", "keyword"),
+            ("threat.enrichments.indicator.provider", "keyword"),
+            ("threat.enrichments.indicator.last_seen", "date"),
+            ("threat.enrichments.indicator.ip", "ip"),
+            ("threat.enrichments.indicator.url.domain", "keyword"),
+            ("threat.enrichments.matched.field", "keyword"),
+            ("threat.enrichments.matched.type", "keyword"),
         ] {
             assert_eq!(leaf(&m, path)["type"], ty, "{path}");
         }
@@ -371,6 +379,27 @@ mod tests {
         ev.log.source.address = Some("10.0.0.2:514".into());
         ev.log.file.path = Some("/var/log/pihole/pihole.log".into());
         ev.log.offset = Some(10);
+        ev.misp_src.add("Feed-A");
+        ev.misp_src.add("Feed-B");
+        ev.threat.feed.name.add("Feed-A");
+        ev.threat.enrichments.push(Enrichment {
+            indicator: ThreatIndicator {
+                type_: "domain-name",
+                provider: Some("MISP".into()),
+                description: Some("C2".into()),
+                first_seen: Some("2026-01-02T00:00:00Z".into()),
+                last_seen: Some("2026-11-01T00:00:00Z".into()),
+                ip: Some("192.0.2.1".parse().unwrap()),
+                url: IndicatorUrl {
+                    domain: Some("example.com".into()),
+                },
+            },
+            matched: Matched {
+                atomic: "example.com".into(),
+                field: "dns.question.name",
+                type_: "parent_domain",
+            },
+        });
         ev.tags.push("t");
 
         let doc: Value = serde_json::from_str(&ev.to_json()).unwrap();

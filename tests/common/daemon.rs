@@ -27,7 +27,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,7 +39,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dnsenrich");
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `shutdown_timeout_secs` in the configuration the builder writes.
-pub const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
 /// How long a stop may take: the drain deadline plus a margin.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5);
@@ -100,13 +100,14 @@ impl DaemonBuilder {
 
     /// Ships to Elasticsearch with `--elasticsearch URL --index NAME`, with a
     /// short flush interval and short retry delays so faults heal quickly.
+    /// The request timeout stays at its default (30 s): a request that times
+    /// out is sent again whole, which would store its documents twice.
     pub fn elasticsearch(self, url: &str, index: &str) -> Self {
         self.config(
             r#"
             [output]
             type = "elasticsearch"
             flush_interval_ms = 100
-            request_timeout_ms = 5000
             [output.retry]
             initial_backoff_ms = 50
             max_backoff_ms = 500
@@ -346,8 +347,13 @@ impl Daemon {
 
     /// SIGTERM, then waits for the drain to finish ([`STOP_TIMEOUT`]).
     pub fn sigterm(&mut self) -> ExitStatus {
+        self.sigterm_within(STOP_TIMEOUT)
+    }
+
+    /// SIGTERM, then waits up to `within` for the process to exit.
+    pub fn sigterm_within(&mut self, within: Duration) -> ExitStatus {
         self.signal(libc::SIGTERM);
-        self.wait_exit(STOP_TIMEOUT)
+        self.wait_exit(within)
     }
 
     /// SIGKILL (a crash: nothing is drained or flushed), and reaps the process.
@@ -529,32 +535,92 @@ pub const LOGGER_TIMEOUT: Duration = Duration::from_secs(10);
 /// line) when no message is given in `args`; fails the test if it exits
 /// non-zero. A missing `logger` fails naming the package to install.
 pub fn logger(args: &[&str], stdin: &[u8]) {
-    let mut child = match Command::new("logger")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "the util-linux `logger` command is needed: install it with `apt-get install bsdutils`"
-        ),
-        Err(e) => panic!("cannot run logger: {e}"),
-    };
-    let mut pipe = child.stdin.take().expect("piped stdin");
+    let mut l = LoggerStream::spawn(args);
+    let mut pipe = l.stdin.take().expect("piped stdin");
     let data = stdin.to_vec();
+    // From another thread: a large input must not fill the pipe while the
+    // test waits for logger.
     let writer = std::thread::spawn(move || {
         let _ = pipe.write_all(&data);
     });
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err_pipe, &mut s);
-        s
-    });
-    let status = wait_child(&mut child, LOGGER_TIMEOUT, "logger");
+    l.finish_within(LOGGER_TIMEOUT);
     let _ = writer.join();
-    let err = reader.join().unwrap_or_default();
-    assert!(status.success(), "logger {args:?} failed ({status}): {err}");
+}
+
+/// A `logger` process reading messages from its stdin, one per line, and
+/// sending each as soon as it is read: a client that keeps its connection
+/// open while the test feeds it.
+pub struct LoggerStream {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    args: Vec<String>,
+}
+
+impl LoggerStream {
+    /// Starts `logger args...`; a missing `logger` fails the test naming the
+    /// package to install.
+    pub fn spawn(args: &[&str]) -> LoggerStream {
+        let mut child = match Command::new("logger")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+                "the util-linux `logger` command is needed: install it with `apt-get install bsdutils`"
+            ),
+            Err(e) => panic!("cannot run logger: {e}"),
+        };
+        let mut err_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut err_pipe, &mut s);
+            s
+        });
+        LoggerStream {
+            stdin: child.stdin.take(),
+            child,
+            stderr: Some(stderr),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// Hands one message to logger.
+    pub fn send(&mut self, line: &str) {
+        let pipe = self.stdin.as_mut().expect("logger's stdin is open");
+        pipe.write_all(format!("{line}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("logger {:?} stopped reading: {e}", self.args));
+    }
+
+    /// Closes logger's stdin and waits for it to exit successfully.
+    pub fn finish(self) {
+        self.finish_within(LOGGER_TIMEOUT);
+    }
+
+    fn finish_within(mut self, within: Duration) {
+        drop(self.stdin.take());
+        let status = wait_child(&mut self.child, within, "logger");
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        assert!(
+            status.success(),
+            "logger {:?} failed ({status}): {err}",
+            self.args
+        );
+    }
+}
+
+impl Drop for LoggerStream {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests: real servers started on loopback ports.
+//! Helpers shared by the integration tests: real servers started on loopback
+//! ports, and the real `dnsenrich` binary with its syslog clients.
 
 pub mod daemon;
+pub mod misp;
 pub mod osmem;

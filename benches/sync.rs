@@ -1,0 +1,137 @@
+//! Loading 1,000,000 indicators into a real memcached with `dnsenrich sync`
+//! (`cargo bench --bench sync`). The target is at least 200,000 keys/s.
+//!
+//! The indicators come from a 1,000,000-line blocklist (names and addresses)
+//! in a temporary directory, so a run measures the whole path: reading and
+//! normalising the list, building the values, and the pipelined write. The
+//! memcached is started for the run on a free loopback port (`memcached`
+//! from Debian's package of that name). `SYNC_BENCH_KEYS` changes the count.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig};
+
+struct Memcached(Child, String);
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_memcached() -> Memcached {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    let mut cmd = Command::new("memcached");
+    cmd.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "2048",
+        "-t",
+        "2",
+    ]);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        cmd.args(["-u", "root"]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start memcached ({e}); install it with `apt-get install -y memcached`")
+        });
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "memcached did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Memcached(child, addr)
+}
+
+fn stat(addr: &str, name: &str) -> u64 {
+    let mut s = TcpStream::connect(addr).expect("memcached");
+    s.write_all(b"stats\r\n").expect("stats");
+    for line in BufReader::new(s).lines() {
+        let line = line.expect("stats line");
+        if line == "END" {
+            break;
+        }
+        if let Some(v) = line.strip_prefix(&format!("STAT {name} ")) {
+            return v.trim().parse().unwrap_or(0);
+        }
+    }
+    0
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench` absent: keep it quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n: u64 = std::env::var("SYNC_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 20_000 } else { 1_000_000 });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = dir.path().join("bench.txt");
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&list).expect("list file"));
+        for i in 0..n {
+            if i % 10 == 0 {
+                let a = i / 10;
+                writeln!(w, "10.{}.{}.{}", (a >> 16) & 255, (a >> 8) & 255, a & 255).unwrap();
+            } else {
+                writeln!(w, "host-{i}.c2-{}.bench.example", i % 997).unwrap();
+            }
+        }
+    }
+    let mc = start_memcached();
+    let cfg = SyncConfig {
+        lists: vec![ListSource {
+            path_or_url: list.display().to_string(),
+            feed_name: Some("Feed-Bench".into()),
+            format: ListFormat::Plain,
+            csv_column: None,
+            csv_feed_column: None,
+        }],
+        memcached: vec![mc.1.clone()],
+        ttl_secs: Some(3600),
+        ..SyncConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let runs = if quick { 1 } else { 3 };
+    let mut rates = Vec::new();
+    for run in 1..=runs {
+        let started = Instant::now();
+        let report = rt.block_on(run_once(&cfg, false)).expect("sync");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(report.written, n, "{report}");
+        let rate = n as f64 / secs;
+        println!("sync/{n} run {run}: {secs:.2}s, {rate:.0} keys/s");
+        rates.push(rate);
+    }
+    assert_eq!(stat(&mc.1, "curr_items"), n, "every key is in memcached");
+    assert_eq!(stat(&mc.1, "evictions"), 0, "nothing was evicted");
+    rates.sort_by(|a, b| a.total_cmp(b));
+    let median = rates[rates.len() / 2];
+    println!("sync/{n}: median {median:.0} keys/s (target >= 200000)");
+}

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of the dnsenrich daemon (the release binary), fed over
+# loopback by examples/loadgen (and Debian's loggen), shipping to /dev/null, to
+# examples/bulk_sink and to osmem-server.
+#
+#   scripts/bench-e2e.sh                 # RUNS=3 by default
+#   RUNS=5 LINES_TCP=3000000 scripts/bench-e2e.sh
+#
+# Scenarios (each run RUNS times; the table shows medians):
+#   gen  the load generator's own ceiling (TCP and UDP into an in-process discard server)
+#   a    TCP octet-counted -> dnsenrich -> NDJSON to /dev/null
+#   b    TCP octet-counted -> dnsenrich -> Elasticsearch _bulk -> examples/bulk_sink
+#   c    UDP at a fixed offered rate (UDP_RATE lines/s for UDP_SECS s) -> NDJSON /dev/null
+#   d    loggen (syslog-ng-core) over TCP -> dnsenrich -> NDJSON /dev/null
+#   e    TCP at a modest rate -> dnsenrich -> osmem-server; reads back _count and a hit
+#
+# How it measures: the generator sends a fixed number of lines and follows the
+# daemon's process (--watch-pid): after the last write it waits until the
+# daemon stops using CPU. events/s = lines / (generator start -> daemon idle);
+# CPU/event = the daemon's utime+stime (from /proc/PID/stat) over that span
+# divided by the lines; peak RSS = VmHWM. Then the daemon gets SIGTERM and its
+# `stopped` log line must account for every line (and the sink for every doc).
+#
+# Everything runs on 127.0.0.1 with ports picked by the kernel; every process
+# started here is stopped by the trap on exit.
+
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+LINES_TCP=${LINES_TCP:-2000000}       # lines per run in (a) and (b)
+LINES_GEN=${LINES_GEN:-5000000}       # lines per generator-ceiling run
+UDP_RATE=${UDP_RATE:-100000}          # offered lines/s in (c)
+UDP_SECS=${UDP_SECS:-10}              # seconds of UDP load in (c)
+LOGGEN_RATE=${LOGGEN_RATE:-200000}    # loggen --rate in (d)
+LOGGEN_SECS=${LOGGEN_SECS:-5}         # loggen --interval in (d)
+OSMEM_LINES=${OSMEM_LINES:-20000}     # lines sent to osmem-server in (e)
+OSMEM_RATE=${OSMEM_RATE:-5000}        # offered lines/s in (e)
+SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the binaries already built
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/dnsenrich
+LOADGEN=$TARGET_DIR/release/examples/loadgen
+SINK=$TARGET_DIR/release/examples/bulk_sink
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "bench-e2e: needs $1 ($2)" >&2; exit 1; }
+}
+need jq "apt-get install jq"
+need python3 "apt-get install python3"
+need curl "apt-get install curl"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dnsenrich-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "${KEEP_WORK:-0}" = 1 ]; then
+        echo "bench-e2e: work files kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[bench-e2e $(date +%H:%M:%S)] $*" >&2; }
+
+# Stops a process started here and waits for it (at most $2 seconds, then KILL).
+stop_pid() {
+    local pid=$1 limit=${2:-90} i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq $((limit * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not stop within ${limit}s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+    PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+# Waits until $1 contains a line matching $2 (at most $3 seconds).
+wait_for() {
+    local file=$1 pattern=$2 limit=${3:-20} i
+    for i in $(seq $((limit * 20))); do
+        grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "bench-e2e: timed out waiting for '$pattern' in $file:" >&2
+    tail -5 "$file" >&2 || true
+    return 1
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------- build
+if [ "$SKIP_BUILD" != 1 ]; then
+    log "cargo build --release --examples"
+    (cd "$ROOT" && cargo build --release --bin dnsenrich --examples)
+fi
+for b in "$BIN" "$LOADGEN" "$SINK"; do
+    [ -x "$b" ] || { echo "bench-e2e: missing $b (build with cargo build --release --examples)" >&2; exit 1; }
+done
+HAS_METRICS=0
+"$BIN" run --help | grep -q -- '--metrics' && HAS_METRICS=1
+
+mkdir -p "$WORK/state"
+cat >"$WORK/dnsenrich.toml" <<EOF
+# Benchmark configuration: a long drain deadline so SIGTERM never cuts the run short.
+state_dir = "$WORK/state"
+shutdown_timeout_secs = 60
+
+[log]
+format = "json"
+level = "info"
+EOF
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+# record SCENARIO KEY VALUE: one measurement of one run.
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+
+# Starts dnsenrich with extra args; sets DPID, DTCP, DUDP, DMETRICS, DLOG.
+start_daemon() {
+    local tag=$1
+    shift
+    DLOG=$WORK/daemon-$tag.log
+    local extra=()
+    [ "$HAS_METRICS" = 1 ] && extra=(--metrics 127.0.0.1:0)
+    "$BIN" run -c "$WORK/dnsenrich.toml" --listen-tcp 127.0.0.1:0 --listen-udp 127.0.0.1:0 \
+        "${extra[@]+"${extra[@]}"}" "$@" >"$DLOG.stdout" 2>"$DLOG" &
+    DPID=$!
+    PIDS+=("$DPID")
+    wait_for "$DLOG" 'listening on' 20
+    DTCP=$(grep -o 'tcp://127\.0\.0\.1:[0-9]*' "$DLOG" | head -1 | sed 's/.*://')
+    DUDP=$(grep -o 'udp://127\.0\.0\.1:[0-9]*' "$DLOG" | head -1 | sed 's/.*://')
+    DMETRICS=$(grep -o 'metrics://127\.0\.0\.1:[0-9]*' "$DLOG" | head -1 | sed 's|metrics://||' || true)
+}
+
+# Reads the daemon's `stopped` line: sets S_LINES S_PARSED S_UNMATCHED S_SENT S_STORED.
+read_stopped() {
+    local line
+    line=$(grep '"message":"stopped"' "$DLOG" | tail -1)
+    if [ -z "$line" ]; then
+        echo "bench-e2e: no stopped line in $DLOG:" >&2
+        tail -5 "$DLOG" >&2
+        S_LINES=0 S_PARSED=0 S_UNMATCHED=0 S_SENT=0 S_STORED=0
+        return 0
+    fi
+    S_LINES=$(jq -r '.fields.lines' <<<"$line")
+    S_PARSED=$(jq -r '.fields.parsed' <<<"$line")
+    S_UNMATCHED=$(jq -r '.fields.unmatched' <<<"$line")
+    S_SENT=$(jq -r '.fields.output' <<<"$line" | awk '{print $1}')
+    S_STORED=$(jq -r '.fields.output' <<<"$line" | awk '{print $3}')
+}
+
+# Sum of a Prometheus counter over its labels (empty when there is no endpoint).
+scrape() {
+    [ -n "${DMETRICS:-}" ] || { echo ""; return; }
+    curl -s --max-time 2 "http://$DMETRICS/metrics" |
+        awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $NF} END {printf "%d\n", s}'
+}
+
+# Records the watch block of a loadgen JSON summary for scenario $1.
+record_watch() {
+    local sc=$1 json=$2
+    record "$sc" eps "$(jq -r '.watch.lines_per_busy_sec' <<<"$json")"
+    record "$sc" cpu_us "$(jq -r '.watch.cpu_us_per_line' <<<"$json")"
+    record "$sc" rss_mib "$(jq -r '.watch.vmhwm_kib / 1024' <<<"$json")"
+}
+
+# /proc/net/snmp Udp: field value by name.
+udp_snmp() {
+    awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else { print $(n[f]) } }' /proc/net/snmp
+}
+
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- generator ceiling
+for r in $(seq "$RUNS"); do
+    j=$("$LOADGEN" --self-test tcp --lines "$LINES_GEN")
+    record gen_tcp eps "$(jq -r '.lines / .self_test.seconds_until_received' <<<"$j")"
+    j=$("$LOADGEN" --self-test tcp --lines "$LINES_GEN" --framing lf)
+    record gen_tcp_lf eps "$(jq -r '.lines / .self_test.seconds_until_received' <<<"$j")"
+    j=$("$LOADGEN" --self-test udp --lines 1000000)
+    record gen_udp eps "$(jq -r '.lines_per_sec' <<<"$j")"
+    log "generator ceiling run $r: $(jq -c '{lines_per_sec, self_test}' <<<"$j" | head -c 200)"
+done
+
+# ---------------------------------------------------------------- (a) TCP -> NDJSON /dev/null
+for r in $(seq "$RUNS"); do
+    start_daemon "a$r" --output /dev/null
+    j=$("$LOADGEN" --tcp "127.0.0.1:$DTCP" --lines "$LINES_TCP" --duration-secs 120 --watch-pid "$DPID")
+    stop_pid "$DPID"
+    read_stopped
+    record_watch a "$j"
+    record a gen_eps "$(jq -r '.lines_per_sec' <<<"$j")"
+    record a complete "$([ "$S_LINES" = "$LINES_TCP" ] && [ "$S_SENT" = "$LINES_TCP" ] && echo 1 || echo 0)"
+    log "(a) run $r: $(jq -c '.watch | {busy_secs, lines_per_busy_sec, cpu_us_per_line, vmhwm_kib}' <<<"$j") stopped lines=$S_LINES parsed=$S_PARSED sent=$S_SENT"
+done
+
+# ---------------------------------------------------------------- (b) TCP -> _bulk -> bulk_sink
+for r in $(seq "$RUNS"); do
+    "$SINK" --port 0 --max-secs 300 >"$WORK/sink-b$r.out" 2>"$WORK/sink-b$r.err" &
+    SPID=$!
+    PIDS+=("$SPID")
+    wait_for "$WORK/sink-b$r.out" '^listening' 10
+    SPORT=$(head -1 "$WORK/sink-b$r.out" | sed 's/.*://')
+    start_daemon "b$r" --elasticsearch "http://127.0.0.1:$SPORT" --index bench
+    j=$("$LOADGEN" --tcp "127.0.0.1:$DTCP" --lines "$LINES_TCP" --duration-secs 120 --watch-pid "$DPID")
+    stop_pid "$DPID"
+    read_stopped
+    stop_pid "$SPID" 10
+    sj=$(tail -1 "$WORK/sink-b$r.out")
+    docs=$(jq -r '.docs' <<<"$sj")
+    record_watch b "$j"
+    record b sink_docs "$docs"
+    record b sink_eps "$(jq -r '.docs_per_sec_first_to_last' <<<"$sj")"
+    record b complete "$([ "$docs" = "$LINES_TCP" ] && [ "$S_STORED" = "$LINES_TCP" ] && echo 1 || echo 0)"
+    log "(b) run $r: $(jq -c '.watch | {busy_secs, lines_per_busy_sec, cpu_us_per_line, vmhwm_kib}' <<<"$j") stored=$S_STORED sink=$(jq -c '{requests,docs,invalid_docs,bytes}' <<<"$sj")"
+done
+
+# ---------------------------------------------------------------- (c) UDP at a fixed rate
+UDP_LINES=$((UDP_RATE * UDP_SECS))
+for r in $(seq "$RUNS"); do
+    start_daemon "c$r" --output /dev/null
+    rb0=$(udp_snmp RcvbufErrors)
+    ie0=$(udp_snmp InErrors)
+    j=$("$LOADGEN" --udp "127.0.0.1:$DUDP" --rate "$UDP_RATE" --lines "$UDP_LINES" \
+        --duration-secs $((UDP_SECS + 5)) --watch-pid "$DPID")
+    rb1=$(udp_snmp RcvbufErrors)
+    ie1=$(udp_snmp InErrors)
+    dropped=$(scrape dnsenrich_events_dropped_total)
+    stop_pid "$DPID"
+    read_stopped
+    if [ -z "$dropped" ]; then
+        # No metrics endpoint: the last throttled warning carries the total.
+        dropped=$(grep '"dropped_total"' "$DLOG" | tail -1 | jq -r '.fields.dropped_total // 0' 2>/dev/null || echo 0)
+        dropped=${dropped:-0}
+    fi
+    offered=$(jq -r '.lines' <<<"$j")
+    # Lines the daemon received and kept are the lines it parsed.
+    received=$S_LINES
+    loss=$(python3 -c "print(f'{100.0 * ($offered - $received) / max($offered, 1):.3f}')")
+    gen_rate=$(jq -r '.lines_per_sec' <<<"$j")
+    # events/s here is what was received over the sending time: the offered rate
+    # when nothing is lost.
+    record c eps "$(python3 -c "print($received / $(jq -r '.seconds' <<<"$j"))")"
+    record c cpu_us "$(python3 -c "print($(jq -r '.watch.cpu_secs' <<<"$j") * 1e6 / max($received, 1))")"
+    record c rss_mib "$(jq -r '.watch.vmhwm_kib / 1024' <<<"$j")"
+    record c offered "$offered"
+    record c received "$received"
+    record c loss_pct "$loss"
+    record c kernel_drops "$((rb1 - rb0 + ie1 - ie0))"
+    record c daemon_drops "$dropped"
+    record c gen_eps "$gen_rate"
+    log "(c) run $r: offered=$offered (${gen_rate}/s) received=$received loss=${loss}% kernel RcvbufErrors+InErrors=$((rb1 - rb0 + ie1 - ie0)) daemon dropped=$dropped"
+done
+
+# ---------------------------------------------------------------- (d) loggen over TCP
+# Follows the daemon like loadgen's --watch-pid: waits until it is idle.
+watch_idle() {
+    python3 - "$@" <<'PY'
+import os, sys, time
+pid, t0, cpu0 = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+hz = os.sysconf("SC_CLK_TCK")
+def sched():
+    s = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            s += int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+        except OSError:
+            pass
+    return s
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / hz
+last, busy, give_up = sched(), time.time(), time.time() + 120
+while True:
+    time.sleep(0.02)
+    now_s, now = sched(), time.time()
+    if now_s - last > 2_000_000:
+        busy = now
+    last = now_s
+    if now - busy >= 0.5 or now >= give_up:
+        break
+hwm = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM:")][0]
+print(f"{busy - t0:.6f} {cpu() - cpu0:.4f} {hwm}")
+PY
+}
+cpu_of() {
+    python3 -c "import os,sys; f=open('/proc/$1/stat').read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))"
+}
+for r in $(seq "$RUNS"); do
+    start_daemon "d$r" --output /dev/null
+    cpu0=$(cpu_of "$DPID")
+    t0=$(date +%s.%N)
+    timeout $((LOGGEN_SECS + 20)) loggen --inet --stream --rate "$LOGGEN_RATE" --interval "$LOGGEN_SECS" \
+        --size 300 127.0.0.1 "$DTCP" >"$WORK/loggen-$r.out" 2>"$WORK/loggen-$r.err" || true
+    read -r busy cpu hwm < <(watch_idle "$DPID" "$t0" "$cpu0")
+    stop_pid "$DPID"
+    read_stopped
+    sent=$(grep -o 'average rate.*count=[0-9]*' "$WORK/loggen-$r.err" | grep -o 'count=[0-9]*' | cut -d= -f2 | tail -1)
+    sent=${sent:-0}
+    record d eps "$(python3 -c "print($S_LINES / $busy)")"
+    record d cpu_us "$(python3 -c "print($cpu * 1e6 / max($S_LINES, 1))")"
+    record d rss_mib "$(python3 -c "print($hwm / 1024)")"
+    record d loggen_sent "$sent"
+    record d received "$S_LINES"
+    record d complete "$([ "$sent" = "$S_LINES" ] && [ "$S_SENT" = "$S_LINES" ] && echo 1 || echo 0)"
+    log "(d) run $r: loggen sent=$sent, daemon lines=$S_LINES unmatched=$S_UNMATCHED sent=$S_SENT in ${busy}s, cpu=${cpu}s"
+done
+
+# ---------------------------------------------------------------- (e) osmem-server, read back
+OSMEM_DIR=$(python3 -c 'import osmem_server,os;print(os.path.dirname(osmem_server.__file__))' 2>/dev/null || true)
+OSMEM=${OSMEM_DIR:+$OSMEM_DIR/bin/osmem-server}
+E_NOTE="osmem-server not installed (pip install osmem-server)"
+if [ -n "$OSMEM" ] && [ -x "$OSMEM" ]; then
+    OPORT=$(free_port)
+    "$OSMEM" -addr "127.0.0.1:$OPORT" -no-stdin-watch >"$WORK/osmem.log" 2>&1 &
+    OPID=$!
+    PIDS+=("$OPID")
+    for _ in $(seq 100); do
+        curl -s --max-time 1 "http://127.0.0.1:$OPORT/" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    start_daemon e --elasticsearch "http://127.0.0.1:$OPORT" --index bench
+    j=$("$LOADGEN" --tcp "127.0.0.1:$DTCP" --lines "$OSMEM_LINES" --rate "$OSMEM_RATE" \
+        --duration-secs 60 --watch-pid "$DPID" --idle-ms 1500)
+    stop_pid "$DPID"
+    read_stopped
+    curl -s --max-time 10 -XPOST "http://127.0.0.1:$OPORT/bench/_refresh" >/dev/null || true
+    count=$(curl -s --max-time 10 "http://127.0.0.1:$OPORT/bench/_count" | jq -r '.count')
+    hit=$(curl -s --max-time 10 "http://127.0.0.1:$OPORT/bench/_search?size=1" | jq -c '.hits.hits[0]._source // empty')
+    stop_pid "$OPID" 10
+    record e cpu_us "$(jq -r '.watch.cpu_us_per_line' <<<"$j")"
+    record e rss_mib "$(jq -r '.watch.vmhwm_kib / 1024' <<<"$j")"
+    record e count "$count"
+    echo "$hit" >"$WORK/osmem-hit.json"
+    E_NOTE="sent $OSMEM_LINES at ${OSMEM_RATE}/s; daemon stored=$S_STORED; _count=$count"
+    log "(e) $E_NOTE"
+    log "(e) one _search hit: $hit"
+else
+    log "(e) skipped: $E_NOTE"
+fi
+
+T_END=$(date +%s)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+python3 - "$RESULTS" "$RUNS" "$((T_END - T_START))" "$LINES_TCP" "$UDP_RATE" "$UDP_SECS" "$E_NOTE" "$WORK/osmem-hit.json" "$LOAD_START" "$LOAD_END" <<'PY'
+import statistics, sys, json, os
+path, runs, secs, lines_tcp, udp_rate, udp_secs, e_note, hit_path, load0, load1 = sys.argv[1:11]
+vals = {}
+for row in open(path):
+    sc, k, v = row.rstrip("\n").split("\t")
+    try:
+        v = float(v)
+    except ValueError:
+        continue
+    vals.setdefault((sc, k), []).append(v)
+def med(sc, k):
+    v = vals.get((sc, k))
+    return statistics.median(v) if v else None
+def allv(sc, k):
+    return vals.get((sc, k), [])
+def f(v, fmt="{:,.0f}"):
+    return "–" if v is None else fmt.format(v)
+
+gen = med("gen_tcp", "eps")
+gen_lf = med("gen_tcp_lf", "eps")
+gen_udp = med("gen_udp", "eps")
+print()
+print(f"## dnsenrich end-to-end benchmark (medians of {runs} runs; {os.cpu_count()} CPUs; {secs} s)")
+print()
+print(f"Load average at start: {load0}; at end: {load1} (other work on the machine makes numbers noisy).")
+print()
+print("Targets: >= 300,000 events/s over TCP into (a) and (b); <= 3 µs CPU per event; "
+      "peak RSS <= 100 MiB; no UDP loss at 100,000 lines/s.")
+print()
+print("| scenario | events/s | µs CPU/event | peak RSS MiB | generator ceiling | notes |")
+print("|---|---:|---:|---:|---:|---|")
+def row(name, sc, ceiling, notes):
+    print(f"| {name} | {f(med(sc,'eps'))} | {f(med(sc,'cpu_us'),'{:.2f}')} | "
+          f"{f(med(sc,'rss_mib'),'{:.1f}')} | {ceiling} | {notes} |")
+print(f"| generator (self-test, TCP discard) | {f(gen)} | – | – | – | octet framing; LF: {f(gen_lf)} lines/s; UDP unpaced: {f(gen_udp)} lines/s |")
+def complete(sc):
+    c = allv(sc, "complete")
+    return f"{int(sum(c))}/{len(c)} runs fully delivered"
+runs_eps = lambda sc: ", ".join(f"{v:,.0f}" for v in allv(sc, "eps"))
+row("(a) TCP octet → NDJSON /dev/null", "a", f(gen),
+    f"{int(lines_tcp):,} lines/run; {complete('a')}; runs: {runs_eps('a')}")
+row("(b) TCP → _bulk → bulk_sink", "b", f(gen),
+    f"{int(lines_tcp):,} lines/run; {complete('b')}; sink docs/s first→last {f(med('b','sink_eps'))}; runs: {runs_eps('b')}")
+loss = allv("c", "loss_pct")
+row(f"(c) UDP {int(udp_rate):,}/s × {udp_secs} s → NDJSON", "c", f(gen_udp),
+    f"offered {f(med('c','offered'))}, received {f(med('c','received'))}, loss {f(med('c','loss_pct'),'{:.3f}')} % "
+    f"(max {max(loss) if loss else 0:.3f} %); kernel drops {f(med('c','kernel_drops'))}; daemon drops {f(med('c','daemon_drops'))}; events/s = received ÷ send time")
+row("(d) loggen TCP → NDJSON", "d", "–",
+    f"loggen sent {f(med('d','loggen_sent'))}, daemon got {f(med('d','received'))}; {complete('d')}; runs: {runs_eps('d')}")
+row("(e) TCP → osmem-server", "e", "–", e_note + " (rate-limited: not a throughput figure)")
+print()
+def verdict(ok, text):
+    print(f"- {'PASS' if ok else 'FAIL'}: {text}")
+a, b = med("a", "eps"), med("b", "eps")
+verdict(a is not None and a >= 300000, f"(a) {f(a)} events/s vs >= 300,000")
+verdict(b is not None and b >= 300000, f"(b) {f(b)} events/s vs >= 300,000")
+cpu = [med(s, "cpu_us") for s in ("a", "b")]
+verdict(all(c is not None and c <= 3 for c in cpu), f"CPU/event (a) {f(cpu[0],'{:.2f}')} µs, (b) {f(cpu[1],'{:.2f}')} µs vs <= 3 µs")
+rss = [med(s, "rss_mib") for s in ("a", "b", "c", "d", "e")]
+rss_max = max((r for r in rss if r is not None), default=None)
+verdict(rss_max is not None and rss_max <= 100, f"peak RSS max over scenarios {f(rss_max,'{:.1f}')} MiB vs <= 100 MiB")
+verdict(bool(loss) and max(loss) <= 0.0, f"UDP loss at {int(udp_rate):,}/s: max {max(loss) if loss else float('nan'):.3f} % over runs vs 0 %")
+if os.path.exists(hit_path):
+    hit = open(hit_path).read().strip()
+    if hit:
+        print()
+        print("(e) one document read back from osmem-server:")
+        print()
+        print("```json")
+        try:
+            print(json.dumps(json.loads(hit), indent=1)[:3000])
+        except ValueError:
+            print(hit[:3000])
+        print("```")
+PY
