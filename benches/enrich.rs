@@ -58,7 +58,11 @@ const TLDS: &[&str] = &["com", "net", "org", "co.uk", "de", "io", "com.au"];
 /// Name `i`: five hosts under each of 20,000 registered domains.
 fn name(i: usize) -> String {
     let j = i / HOSTS.len();
-    format!("{}.site{j}.{}", HOSTS[i % HOSTS.len()], TLDS[j % TLDS.len()])
+    format!(
+        "{}.site{j}.{}",
+        HOSTS[i % HOSTS.len()],
+        TLDS[j % TLDS.len()]
+    )
 }
 
 fn ip(i: usize) -> String {
@@ -88,7 +92,10 @@ fn zipf_lines(n: usize, seed: u64) -> Vec<String> {
             let u = rng.unit() * acc;
             let r = cdf.partition_point(|&c| c < u).min(NAMES - 1);
             let i = by_rank(r);
-            let head = format!("Nov 28 01:02:03 dnsmasq[4321]: {k} 192.168.1.{}/5353 ", k % 200 + 2);
+            let head = format!(
+                "Nov 28 01:02:03 dnsmasq[4321]: {k} 192.168.1.{}/5353 ",
+                k % 200 + 2
+            );
             match rng.next() % 10 {
                 0..=3 => format!("{head}query[A] {} from 192.168.1.{}", name(i), k % 200 + 2),
                 4..=5 => format!("{head}forwarded {} to 1.1.1.1", name(i)),
@@ -131,7 +138,11 @@ fn decode_batches(lines: &[String]) -> Vec<Vec<Event>> {
     let now = Utc::now();
     lines
         .chunks(BATCH)
-        .map(|c| c.iter().map(|l| d.decode_at(l.as_bytes(), false, now)).collect())
+        .map(|c| {
+            c.iter()
+                .map(|l| d.decode_at(l.as_bytes(), false, now))
+                .collect()
+        })
         .collect()
 }
 
@@ -155,7 +166,9 @@ fn cpu_time() -> Duration {
 /// RSS growth per entry of a negative cache holding `n` misses.
 fn bytes_per_cache_entry(n: usize) -> f64 {
     let h = KeyHasher::default();
-    let keys: Vec<u64> = (0..n).map(|i| h.hash(&format!("domain-r{i}.flood.example"))).collect();
+    let keys: Vec<u64> = (0..n)
+        .map(|i| h.hash(&format!("domain-r{i}.flood.example")))
+        .collect();
     let before = rss_bytes();
     let cache = NegativeCache::new(n + 1, Duration::from_secs(10), Duration::from_secs(60));
     for &k in &keys {
@@ -246,7 +259,10 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
     let wall = start.elapsed();
     let cpu = cpu_time() - cpu0;
     assert_eq!(n, lines.len());
-    (n as f64 / wall.as_secs_f64(), cpu.as_secs_f64() * 1e6 / n as f64)
+    (
+        n as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / n as f64,
+    )
 }
 
 fn main() {
@@ -297,7 +313,12 @@ fn main() {
     let s = stage.stats();
     println!(
         "cache: {} entries, lookups {} (cache hits {}, misses {}), memcached hits {} misses {}",
-        s.cache_entries, s.lookups, s.cache_hits, s.cache_misses, s.memcached_hits, s.memcached_misses
+        s.cache_entries,
+        s.lookups,
+        s.cache_hits,
+        s.cache_misses,
+        s.memcached_hits,
+        s.memcached_misses
     );
 
     let pl_lines = zipf_lines(if full { 1_000_000 } else { 20_000 }, 7);

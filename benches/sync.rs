@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig};
+use dnsenrich::sync::collect::{Collector, FeedRef, Seen};
+use dnsenrich::sync::indicator::map_free;
+use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig, ValueFormat};
 
 struct Memcached(Child, String);
 
@@ -126,12 +128,39 @@ fn main() {
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(report.written, n, "{report}");
         let rate = n as f64 / secs;
-        println!("sync/{n} run {run}: {secs:.2}s, {rate:.0} keys/s");
+        let w = report.write_elapsed.as_secs_f64();
+        println!(
+            "sync/{n} run {run}: {secs:.2}s, {rate:.0} keys/s (read {:.2}s, write {w:.2}s = {:.0} keys/s)",
+            secs - w,
+            n as f64 / w
+        );
         rates.push(rate);
     }
     assert_eq!(stat(&mc.1, "curr_items"), n, "every key is in memcached");
+    render_only(n);
     assert_eq!(stat(&mc.1, "evictions"), 0, "nothing was evicted");
     rates.sort_by(|a, b| a.total_cmp(b));
     let median = rates[rates.len() / 2];
     println!("sync/{n}: median {median:.0} keys/s (target >= 200000)");
+}
+
+/// The client's share of the write: keys and values rendered, not sent.
+fn render_only(n: u64) {
+    let mut c = Collector::new();
+    let feed = c.feed(FeedRef::named("Feed-Bench"));
+    for i in 0..n {
+        let v = format!("host-{i}.c2-{}.bench.example", i % 997);
+        c.add("domain", &v, map_free(&v), &[feed], Seen::default());
+    }
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    c.for_each_item(None, ValueFormat::Json, |it| {
+        bytes += it.key.as_str().len() + it.value.len()
+    });
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "sync/{n}: rendering keys and values alone: {secs:.2}s ({:.0} keys/s, {} MiB)",
+        n as f64 / secs,
+        bytes >> 20
+    );
 }

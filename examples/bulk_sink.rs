@@ -54,7 +54,8 @@ OPTIONS:
   -h, --help            this text
 
 On exit prints one JSON line: requests, bulk_requests, docs, invalid_docs, bytes
-(request bodies as received), decoded_bytes (after gunzip), first/last document times.";
+(request bodies as received), decoded_bytes (after gunzip), first/last document times,
+and the sink's own CPU seconds and peak RSS.";
 
 struct Cfg {
     validate: bool,
@@ -213,11 +214,17 @@ fn summary(sh: &Shared, reason: &str) -> String {
         .unwrap_or(0.0);
     let span = (last.saturating_sub(first)) as f64 / 1e9;
     let docs = ld(&s.docs);
+    // SAFETY: getrusage only writes into the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
     format!(
         "{{\"exit\":\"{reason}\",\"uptime_secs\":{:.3},\"connections\":{},\"requests\":{},\
          \"bulk_requests\":{},\"docs\":{docs},\"invalid_docs\":{},\"bytes\":{},\"decoded_bytes\":{},\
          \"gzip_requests\":{},\"chunked_requests\":{},\"first_doc_unix_ms\":{:.3},\
-         \"last_doc_unix_ms\":{:.3},\"first_to_last_secs\":{span:.6},\"docs_per_sec_first_to_last\":{:.1}}}",
+         \"last_doc_unix_ms\":{:.3},\"first_to_last_secs\":{span:.6},\"docs_per_sec_first_to_last\":{:.1},\
+         \"cpu_secs\":{cpu:.3},\"max_rss_kib\":{}}}",
         sh.start.elapsed().as_secs_f64(),
         ld(&s.connections),
         ld(&s.requests),
@@ -230,6 +237,7 @@ fn summary(sh: &Shared, reason: &str) -> String {
         if first > 0 { start_ms + first as f64 / 1e6 } else { 0.0 },
         if last > 0 { start_ms + last as f64 / 1e6 } else { 0.0 },
         if span > 0.0 { docs as f64 / span } else { 0.0 },
+        ru.ru_maxrss,
     )
 }
 
@@ -353,9 +361,7 @@ async fn read_body(
             if body.len() + size > MAX_BODY {
                 return Err(bad("body too large"));
             }
-            let at = body.len();
-            body.resize(at + size, 0);
-            r.read_exact(&mut body[at..]).await?;
+            read_n(r, body, size).await?;
             let mut crlf = [0u8; 2];
             r.read_exact(&mut crlf).await?;
         }
@@ -363,8 +369,20 @@ async fn read_body(
         if n > MAX_BODY {
             return Err(bad("body too large"));
         }
-        body.resize(n, 0);
-        r.read_exact(body).await?;
+        read_n(r, body, n).await?;
+    }
+    Ok(())
+}
+
+/// Appends exactly `n` bytes from `r` to `body`, without zero-filling first.
+async fn read_n(r: &mut BufReader<TcpStream>, body: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
+    body.reserve(n);
+    let got = (&mut *r).take(n as u64).read_to_end(body).await?;
+    if got < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed inside a request body",
+        ));
     }
     Ok(())
 }
@@ -559,8 +577,7 @@ fn bulk(
     let mut any_error = false;
     let mut n = 0u64;
     let mut invalid = 0u64;
-    let mut lines = payload
-        .split(|&b| b == b'\n')
+    let mut lines = Lines { rest: payload }
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
     while let Some(action_line) = lines.next() {
@@ -623,6 +640,28 @@ fn bulk(
         sh.stats.invalid_docs.fetch_add(invalid, Ordering::Relaxed);
     }
     Ok(n)
+}
+
+/// The lines of an NDJSON body (memchr finds the newlines).
+struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match memchr::memchr(b'\n', self.rest) {
+            Some(i) => {
+                let line = &self.rest[..i];
+                self.rest = &self.rest[i + 1..];
+                Some(line)
+            }
+            None => Some(std::mem::take(&mut self.rest)),
+        }
+    }
 }
 
 /// The action of a bulk metadata line: the first key of the object.

@@ -629,6 +629,10 @@ fn run(a: Args) -> Result<(), String> {
     let watch = a.watch_pid.map(Watch::begin).transpose()?;
     let totals = Totals::default();
     let t0 = Instant::now();
+    let start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0);
     let deadline = t0 + a.duration;
     let k = a.connections;
     let pacers: Vec<Pacer> = (0..k)
@@ -686,7 +690,7 @@ fn run(a: Args) -> Result<(), String> {
     let mut out = String::new();
     out.push_str(&format!(
         "{{\"proto\":\"{}\",\"addr\":\"{}\",\"framing\":\"{}\",\"format\":\"{}\",\"connections\":{},\
-         \"mix\":{},\"render_secs\":{:.3},\"lines\":{},\"bytes\":{},\"seconds\":{:.6},\
+         \"mix\":{},\"render_secs\":{:.3},\"start_unix_ms\":{:.3},\"lines\":{},\"bytes\":{},\"seconds\":{:.6},\
          \"lines_per_sec\":{:.1},\"mib_per_sec\":{:.1},\"rate\":{},\"stopped_by\":\"{}\",\
          \"send_errors\":{},\"io_errors\":{}",
         if a.proto == Proto::Tcp { "tcp" } else { "udp" },
@@ -700,6 +704,7 @@ fn run(a: Args) -> Result<(), String> {
         a.connections,
         frames.len(),
         render_secs,
+        start_unix_ms,
         sent,
         bytes,
         secs,

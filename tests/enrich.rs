@@ -102,12 +102,21 @@ fn exact_parent_and_answer_ip_hits_and_clean_misses() {
     );
     // Parent hit, name normalised.
     assert_eq!(d[1]["misp_src"], "Feed-RansomwareTracker");
-    assert_eq!(d[1]["threat"]["enrichments"][0]["matched"]["atomic"], "evil.example");
-    assert_eq!(d[1]["threat"]["enrichments"][0]["matched"]["type"], "parent_domain");
+    assert_eq!(
+        d[1]["threat"]["enrichments"][0]["matched"]["atomic"],
+        "evil.example"
+    );
+    assert_eq!(
+        d[1]["threat"]["enrichments"][0]["matched"]["type"],
+        "parent_domain"
+    );
     // The most specific hit wins: deep.evil.example over evil.example.
     assert_eq!(d[2]["misp_src"], "Feed-Deep");
     assert_eq!(d[2]["threat"]["enrichments"].as_array().unwrap().len(), 1);
-    assert_eq!(d[2]["threat"]["enrichments"][0]["matched"]["atomic"], "deep.evil.example");
+    assert_eq!(
+        d[2]["threat"]["enrichments"][0]["matched"]["atomic"],
+        "deep.evil.example"
+    );
     // Answer IP, Python-list value: two feeds.
     assert_eq!(d[3]["misp_src"], json!(["Feed-A", "Feed-B"]));
     assert_eq!(d[3]["threat"]["feed"]["name"], json!(["Feed-A", "Feed-B"]));
@@ -136,7 +145,12 @@ fn exact_parent_and_answer_ip_hits_and_clean_misses() {
     assert_eq!(s.events_none, 1);
     assert_eq!(s.events_not_enriched, 0);
     assert_eq!(s.memcached_requests, 1, "one gets for the whole batch");
-    assert!(s.hits_per_feed.contains(&("Feed-RansomwareTracker".into(), 3)), "{:?}", s.hits_per_feed);
+    assert!(
+        s.hits_per_feed
+            .contains(&("Feed-RansomwareTracker".into(), 3)),
+        "{:?}",
+        s.hits_per_feed
+    );
 }
 
 #[test]
@@ -160,8 +174,14 @@ fn values_written_by_our_sync_are_read_back() {
     let q = query("sync.example");
     let d = doc(&enrich(&stage, &[&q])[0]);
     assert_eq!(d["misp_src"], json!(["Feed-URLhaus", "Feed-Other"]));
-    assert_eq!(d["threat"]["enrichments"][0]["indicator"]["provider"], "abuse.ch");
-    assert_eq!(d["threat"]["enrichments"][1]["indicator"]["provider"], "MISP");
+    assert_eq!(
+        d["threat"]["enrichments"][0]["indicator"]["provider"],
+        "abuse.ch"
+    );
+    assert_eq!(
+        d["threat"]["enrichments"][1]["indicator"]["provider"],
+        "MISP"
+    );
 }
 
 #[test]
@@ -198,7 +218,9 @@ fn a_crafted_name_cannot_inject_a_command() {
     let msg = "<30>Nov 28 01:10:39 dnsmasq[1]: 1 10.0.0.5/1 query[A] evil\r\nset evil 0 0 1\r\nx\r\n.example from 10.0.0.5";
     let framed = format!("{} {msg}", msg.len());
     let mut frames = Vec::new();
-    FrameDecoder::new(65536).decode(framed.as_bytes(), &mut |f: &[u8], _| frames.push(f.to_vec()));
+    FrameDecoder::new(65536).decode(framed.as_bytes(), &mut |f: &[u8], _| {
+        frames.push(f.to_vec())
+    });
     assert_eq!(frames, [msg.as_bytes()]);
     let mut d = decoder();
     let mut b = EventBatch {
@@ -220,8 +242,15 @@ fn a_crafted_name_cannot_inject_a_command() {
     assert_eq!(after["cmd_set"], before["cmd_set"]);
     assert_eq!(after["curr_items"], before["curr_items"]);
     let crafted = doc(&b.events[1]);
-    assert_eq!(crafted["misp_src"], "none", "looked up under its digest, a clean miss");
-    assert_eq!(doc(&b.events[2])["misp_src"], "none", "did not read another key");
+    assert_eq!(
+        crafted["misp_src"], "none",
+        "looked up under its digest, a clean miss"
+    );
+    assert_eq!(
+        doc(&b.events[2])["misp_src"],
+        "none",
+        "did not read another key"
+    );
     assert!(stage.stats().unsafe_keys_hashed >= 2);
     // The digest form is what sync would store it under: a hit then.
     let key = safe_key("domain-evil\r\nset evil 0 0 1\r\nx\r\n.example");
@@ -260,7 +289,10 @@ fn memcached_stopped_mid_run_then_restarted() {
         assert!(took < Duration::from_millis(500), "batch took {took:?}");
         for e in &ev {
             let d = doc(e);
-            assert!(d.get("misp_src").is_none(), "no 'none' during an outage: {d}");
+            assert!(
+                d.get("misp_src").is_none(),
+                "no 'none' during an outage: {d}"
+            );
             assert!(e.tags.contains(&tag::NOT_ENRICHED));
         }
     }
@@ -312,7 +344,11 @@ fn a_frozen_memcached_times_out_each_batch_quickly() {
         let mut b = batch(&[&q]);
         let t = Instant::now();
         enricher.enrich(&mut b);
-        assert!(t.elapsed() < Duration::from_millis(400), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(b.events[0].tags.contains(&tag::NOT_ENRICHED));
         assert!(b.events[0].misp_src.is_empty());
     }
@@ -350,7 +386,9 @@ fn unreachable_at_start_is_a_warning_not_an_error() {
 fn negative_cache_keeps_popular_names_off_memcached() {
     let mc = Memcached::start();
     seed(&mc);
-    let names: Vec<String> = (0..10).map(|i| query(&format!("n{i}.popular.example"))).collect();
+    let names: Vec<String> = (0..10)
+        .map(|i| query(&format!("n{i}.popular.example")))
+        .collect();
     let mut lines: Vec<&str> = Vec::new();
     for _ in 0..10 {
         lines.extend(names.iter().map(String::as_str));
@@ -377,7 +415,10 @@ fn negative_cache_keeps_popular_names_off_memcached() {
     };
     // 10 names + their parent popular.example + evil.example = 12 distinct keys.
     let (with_cache, s) = gets(CacheConfig::default());
-    assert_eq!(with_cache, 12, "each distinct key asked once over 5 batches of 101 events");
+    assert_eq!(
+        with_cache, 12,
+        "each distinct key asked once over 5 batches of 101 events"
+    );
     assert_eq!(s.cache_hits, 4 * 12);
     assert_eq!(s.memcached_keys, 12);
     let (without, _) = gets(CacheConfig {
@@ -385,7 +426,9 @@ fn negative_cache_keeps_popular_names_off_memcached() {
         ..Default::default()
     });
     assert_eq!(without, 5 * 12, "without the cache every batch asks again");
-    eprintln!("cmd_get over 5 batches of 101 events: {with_cache} with the cache, {without} without");
+    eprintln!(
+        "cmd_get over 5 batches of 101 events: {with_cache} with the cache, {without} without"
+    );
 }
 
 #[test]
@@ -393,7 +436,9 @@ fn two_threads_wanting_the_same_keys_ask_once() {
     let mc = Memcached::start();
     seed(&mc);
     let stage = memcached_config(&[&mc]).build().unwrap();
-    let names: Vec<String> = (0..200).map(|i| query(&format!("h{i}.same.example"))).collect();
+    let names: Vec<String> = (0..200)
+        .map(|i| query(&format!("h{i}.same.example")))
+        .collect();
     let lines: Vec<&str> = names.iter().map(String::as_str).collect();
     let before = mc.stat("cmd_get");
     let threads = 4;
@@ -409,7 +454,11 @@ fn two_threads_wanting_the_same_keys_ask_once() {
             });
         }
     });
-    assert_eq!(mc.stat("cmd_get") - before, 201, "200 names + same.example, once each");
+    assert_eq!(
+        mc.stat("cmd_get") - before,
+        201,
+        "200 names + same.example, once each"
+    );
 }
 
 #[test]
@@ -420,7 +469,11 @@ fn keys_spread_over_several_servers() {
     let mut lines = Vec::new();
     for i in 0..40 {
         let key = format!("domain-bad{i}.example");
-        let on = if pick_server(&key, &servers) == 0 { &a } else { &b };
+        let on = if pick_server(&key, &servers) == 0 {
+            &a
+        } else {
+            &b
+        };
         on.set(&key, format!("Feed-{i}").as_bytes());
         lines.push(query(&format!("bad{i}.example")));
     }
@@ -430,7 +483,11 @@ fn keys_spread_over_several_servers() {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(doc(e)["misp_src"], format!("Feed-{i}"));
     }
-    assert_eq!(stage.stats().memcached_requests, 2, "one request per server");
+    assert_eq!(
+        stage.stats().memcached_requests,
+        2,
+        "one request per server"
+    );
 }
 
 #[test]
@@ -439,7 +496,11 @@ fn ioc_files_without_memcached_and_sighup_reload() {
     let list = dir.path().join("Feed-Local.txt");
     std::fs::write(&list, "# local list\nevil.example\n192.0.2.66\n").unwrap();
     let hosts = dir.path().join("StevenBlack.hosts");
-    std::fs::write(&hosts, "127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example\n").unwrap();
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example\n",
+    )
+    .unwrap();
     let csv = dir.path().join("iocs.csv");
     std::fs::write(&csv, "value,feed\nc2.example,Feed-CSV\n").unwrap();
     let ndjson = dir.path().join("sync.ndjson");
@@ -466,11 +527,17 @@ fn ioc_files_without_memcached_and_sighup_reload() {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let d: Vec<Value> = enrich(&stage, &refs).iter().map(doc).collect();
     assert_eq!(d[0]["misp_src"], "Feed-Local");
-    assert_eq!(d[0]["threat"]["enrichments"][0]["matched"]["type"], "parent_domain");
+    assert_eq!(
+        d[0]["threat"]["enrichments"][0]["matched"]["type"],
+        "parent_domain"
+    );
     assert_eq!(d[1]["misp_src"], "StevenBlack");
     assert_eq!(d[2]["misp_src"], "Feed-CSV");
     assert_eq!(d[3]["misp_src"], "Feed-RansomwareTracker");
-    assert_eq!(d[3]["threat"]["enrichments"][0]["indicator"]["description"], "Ransomware C2");
+    assert_eq!(
+        d[3]["threat"]["enrichments"][0]["indicator"]["description"],
+        "Ransomware C2"
+    );
     assert_eq!(d[4]["misp_src"], "Feed-Local");
     assert_eq!(d[5]["misp_src"], "none");
     assert_eq!(d[6]["misp_src"], "none");

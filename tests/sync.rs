@@ -6,9 +6,10 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::memcached::{free_port, Memcached};
 use common::misp::{fixtures, MispServer, Mode};
 use dnsenrich::enrich::key::safe_key;
 use dnsenrich::enrich::value::{parse_value, IndicatorValue, ValueForm};
@@ -17,53 +18,17 @@ use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig, ValueFormat}
 
 const KEY: &str = "test-api-key-0123456789";
 
-/// A memcached of our own on a free loopback port.
-struct Memcached {
-    addr: String,
-    child: Child,
+/// Reads back what sync wrote, with the TTL memcached keeps for it.
+trait ReadBack {
+    /// `mg <key> t v`: the value and the remaining TTL, or None on a miss.
+    fn entry(&self, key: &str) -> Option<(Vec<u8>, i64)>;
+    /// The value under `key` as the JSON sync writes.
+    fn json(&self, key: &str) -> IndicatorValue;
+    fn item_count(&self) -> u64;
 }
 
-impl Memcached {
-    fn start() -> Memcached {
-        let port = free_port();
-        let mut cmd = Command::new("memcached");
-        cmd.args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "0",
-            "-m",
-            "64",
-        ]);
-        // memcached refuses to run as root without -u.
-        if unsafe_is_root() {
-            cmd.args(["-u", "root"]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start memcached ({e}); install it with `apt-get install -y memcached`"
-                )
-            });
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "memcached did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Memcached { addr, child }
-    }
-
-    /// `mg <key> t v`: the value and the remaining TTL, or None on a miss.
-    fn get(&self, key: &str) -> Option<(Vec<u8>, i64)> {
+impl ReadBack for Memcached {
+    fn entry(&self, key: &str) -> Option<(Vec<u8>, i64)> {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(s, "mg {key} t v\r\n").unwrap();
@@ -90,49 +55,14 @@ impl Memcached {
 
     fn json(&self, key: &str) -> IndicatorValue {
         let (v, _) = self
-            .get(key)
+            .entry(key)
             .unwrap_or_else(|| panic!("no key {key:?} in memcached"));
         serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{key}: {e}"))
     }
 
     fn item_count(&self) -> u64 {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        write!(s, "stats\r\n").unwrap();
-        let r = BufReader::new(s);
-        for line in r.lines() {
-            let line = line.unwrap();
-            if let Some(n) = line.strip_prefix("STAT curr_items ") {
-                return n.trim().parse().unwrap();
-            }
-            if line == "END" {
-                break;
-            }
-        }
-        panic!("no curr_items in stats")
+        self.stat("curr_items")
     }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn misp_config(misp: &MispServer, mc: &Memcached) -> SyncConfig {
@@ -185,7 +115,7 @@ async fn misp_pages_become_keys_with_every_feed() {
     assert_eq!(rw.last_seen.as_deref(), Some("2026-11-01T00:00:00Z"));
     assert_eq!(v.feeds[0].threat_level.as_deref(), Some("medium"));
     // What the enricher makes of it.
-    let read = parse_value(&mc.get("domain-evil.example").unwrap().0);
+    let read = parse_value(&mc.entry("domain-evil.example").unwrap().0);
     assert_eq!(read.form, ValueForm::Json);
     assert_eq!(read.feeds.len(), 2);
 
@@ -194,7 +124,7 @@ async fn misp_pages_become_keys_with_every_feed() {
         names(&mc.json("domain-c2.evil.example")),
         ["Feed-RansomwareTracker"]
     );
-    assert!(mc.get("domain-C2.Evil.Example").is_none());
+    assert!(mc.entry("domain-C2.Evil.Example").is_none());
     assert_eq!(
         names(&mc.json("domain-landing.evil.example")),
         ["Feed-RansomwareTracker"]
@@ -206,7 +136,7 @@ async fn misp_pages_become_keys_with_every_feed() {
     let ip = mc.json("ip-dst-198.51.100.10");
     assert_eq!(ip.type_.as_deref(), Some("ip-dst"));
     assert_eq!(names(&ip), ["Feed-PhishTank"]);
-    assert!(mc.get("ip-dst-203.0.113.66").is_some());
+    assert!(mc.entry("ip-dst-203.0.113.66").is_some());
     // No Feed- tag: named after the source.
     assert_eq!(names(&mc.json("ip-src-192.0.2.200")), ["MISP"]);
 
@@ -215,20 +145,20 @@ async fn misp_pages_become_keys_with_every_feed() {
         let k = safe_key(odd);
         assert!(k.is_hashed());
         assert!(k.as_str().starts_with("domain-#"));
-        assert!(mc.get(k.as_str()).is_some(), "{odd:?} as {}", k.as_str());
+        assert!(mc.entry(k.as_str()).is_some(), "{odd:?} as {}", k.as_str());
     }
     assert_eq!(report.hashed, 2);
 
     // Invalid values and filters: skipped and counted, never written.
-    assert!(mc.get("ip-dst-not-an-ip").is_none());
-    assert!(mc.get("domain-ids-off.example").is_none());
+    assert!(mc.entry("ip-dst-not-an-ip").is_none());
+    assert!(mc.entry("domain-ids-off.example").is_none());
     assert_eq!(report.skipped[&SkipReason::InvalidIp], 1);
     assert_eq!(report.skipped[&SkipReason::IpRange], 1);
     assert_eq!(report.skipped[&SkipReason::NotForDetection], 1);
     assert!(report.examples[&SkipReason::InvalidIp][0].contains("not-an-ip"));
 
     // Every key has the TTL.
-    let (_, ttl) = mc.get("domain-evil.example").unwrap();
+    let (_, ttl) = mc.entry("domain-evil.example").unwrap();
     assert!((1190..=1200).contains(&ttl), "ttl {ttl}");
 
     assert_eq!(report.written, 9);
@@ -260,10 +190,10 @@ async fn keys_age_out_after_their_ttl() {
         ..misp_config(&misp, &mc)
     };
     run_once(&cfg, false).await.unwrap();
-    assert!(mc.get("domain-evil.example").is_some());
+    assert!(mc.entry("domain-evil.example").is_some());
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(
-        mc.get("domain-evil.example").is_none(),
+        mc.entry("domain-evil.example").is_none(),
         "still there after its TTL"
     );
 }
@@ -277,9 +207,9 @@ async fn plain_values_name_the_feeds_like_the_classic_script() {
         ..misp_config(&misp, &mc)
     };
     run_once(&cfg, false).await.unwrap();
-    let (v, _) = mc.get("domain-evil.example").unwrap();
+    let (v, _) = mc.entry("domain-evil.example").unwrap();
     assert_eq!(v, b"Feed-PhishTank,Feed-RansomwareTracker");
-    assert_eq!(mc.get("ip-src-192.0.2.200").unwrap().0, b"MISP");
+    assert_eq!(mc.entry("ip-src-192.0.2.200").unwrap().0, b"MISP");
 }
 
 #[tokio::test]
@@ -291,8 +221,8 @@ async fn a_namespace_prefixes_every_key() {
         ..misp_config(&misp, &mc)
     };
     run_once(&cfg, false).await.unwrap();
-    assert!(mc.get("ti:domain-evil.example").is_some());
-    assert!(mc.get("domain-evil.example").is_none());
+    assert!(mc.entry("ti:domain-evil.example").is_some());
+    assert!(mc.entry("domain-evil.example").is_none());
     assert!(mc
         .get(safe_key("ti:domain-bad name.example").as_str())
         .is_some());
@@ -433,17 +363,17 @@ fn check_feed_keys(mc: &Memcached, report: &dnsenrich::sync::SyncReport) {
         Some("2026-03-30T12:00:00Z")
     );
     assert_eq!(v.feeds[1].threat_level.as_deref(), Some("medium"));
-    assert!(mc.get("ip-dst-198.51.100.77").is_some());
+    assert!(mc.entry("ip-dst-198.51.100.77").is_some());
     // Attributes inside objects count too.
     assert_eq!(
         names(&mc.json("domain-obj-domain.example")),
         ["Feed-BotnetC2"]
     );
-    assert!(mc.get("ip-dst-198.51.100.78").is_some());
-    assert!(mc.get("domain-drop.obj-domain.example").is_some());
+    assert!(mc.entry("ip-dst-198.51.100.78").is_some());
+    assert!(mc.entry("domain-drop.obj-domain.example").is_some());
     assert_eq!(names(&mc.json("domain-login.phish.example")), ["feed"]);
     // md5 and email-src are not selected; to_ids off is not loaded.
-    assert!(mc.get("domain-benign-context.example").is_none());
+    assert!(mc.entry("domain-benign-context.example").is_none());
     assert_eq!(report.skipped[&SkipReason::TypeNotSelected], 2);
     assert_eq!(report.skipped[&SkipReason::NotForDetection], 1);
     assert_eq!(report.written, 6);
@@ -464,7 +394,7 @@ async fn misp_feed_from_a_directory() {
     assert_eq!(report.sources.len(), 1);
     assert!(report.sources[0].0.starts_with("MISP feed /"));
     // A one-shot run without --ttl keeps keys for a day.
-    let (_, ttl) = mc.get("domain-botnet-c2.example").unwrap();
+    let (_, ttl) = mc.entry("domain-botnet-c2.example").unwrap();
     assert!((86_390..=86_400).contains(&ttl), "{ttl}");
 }
 
@@ -561,16 +491,16 @@ async fn blocklists_plain_hosts_and_csv() {
     ] {
         assert_eq!(names(&mc.json(k)), ["StevenBlack"], "{k}");
     }
-    assert!(mc.get("domain-localhost").is_none());
+    assert!(mc.entry("domain-localhost").is_none());
     assert_eq!(report.skipped[&SkipReason::HostsBoilerplate], 7);
     // plain: names (lower-cased, no trailing dot), addresses, URL hosts; the
     // feed is named after the file.
     let v = mc.json("domain-malware-drop.example");
     assert_eq!(names(&v), ["plain"]);
-    assert!(mc.get("domain-www.malware-drop.example").is_some());
-    assert!(mc.get("ip-dst-198.51.100.23").is_some());
-    assert!(mc.get("ip-dst-2001:db8::bad").is_some());
-    assert!(mc.get("ip-dst-203.0.113.99").is_some());
+    assert!(mc.entry("domain-www.malware-drop.example").is_some());
+    assert!(mc.entry("ip-dst-198.51.100.23").is_some());
+    assert!(mc.entry("ip-dst-2001:db8::bad").is_some());
+    assert!(mc.entry("ip-dst-203.0.113.99").is_some());
     // CSV over HTTP, by header name, the feed from another column.
     assert_eq!(
         names(&mc.json("domain-payload.example")),
@@ -580,7 +510,7 @@ async fn blocklists_plain_hosts_and_csv() {
         names(&mc.json("domain-phish.landing.example")),
         ["phishing"]
     );
-    assert!(mc.get("ip-dst-198.51.100.200").is_some());
+    assert!(mc.entry("ip-dst-198.51.100.200").is_some());
     // Bad entries are counted with the reason.
     assert_eq!(report.skipped[&SkipReason::InvalidDomain], 2);
     assert_eq!(report.skipped[&SkipReason::InvalidIp], 1);
@@ -609,7 +539,7 @@ async fn csv_by_column_number() {
     };
     let report = run_once(&cfg, false).await.unwrap();
     assert_eq!(report.written, 2);
-    assert!(mc.get("domain-c2-b.example").is_some());
+    assert!(mc.entry("domain-c2-b.example").is_some());
 }
 
 #[tokio::test]
@@ -650,7 +580,7 @@ async fn to_file_writes_the_store_file_the_enricher_loads() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
     // The enricher's in-process store reads it under the same keys.
-    let store = dnsenrich::enrich::store::StoreMap::load(&[out.clone()]).unwrap();
+    let store = dnsenrich::enrich::store::StoreMap::load(std::slice::from_ref(&out)).unwrap();
     assert_eq!(store.len() as u64, report.written);
     let ind = store.get("domain-evil.example").unwrap();
     assert_eq!(ind.feeds.len(), 2);
@@ -683,7 +613,7 @@ async fn run_every_repeats_until_shutdown() {
         .unwrap()
         .unwrap();
     // The TTL defaults to twice the interval.
-    let (_, ttl) = mc.get("domain-evil.example").unwrap();
+    let (_, ttl) = mc.entry("domain-evil.example").unwrap();
     assert!((1..=2).contains(&ttl), "{ttl}");
 }
 
@@ -696,7 +626,7 @@ async fn ttl_over_30_days_is_sent_as_a_unix_time() {
         ..misp_config(&misp, &mc)
     };
     run_once(&cfg, false).await.unwrap();
-    let (_, ttl) = mc.get("domain-evil.example").unwrap();
+    let (_, ttl) = mc.entry("domain-evil.example").unwrap();
     assert!((40 * 86_400 - 10..=40 * 86_400).contains(&ttl), "{ttl}");
 }
 
@@ -911,7 +841,9 @@ fn sync_then_run_enriches_a_live_query_for_a_synced_indicator() {
         .iter()
         .find(|e| e["dns"]["question"]["name"] == "clean.example")
         .unwrap();
-    assert!(miss.get("misp_src").is_none(), "{miss}");
+    // A clean miss, as the classic pipeline marks it.
+    assert_eq!(miss["misp_src"], "none", "{miss}");
+    assert!(miss["threat"]["enrichments"].is_null(), "{miss}");
     assert!(d.sigterm().success());
 }
 
@@ -952,4 +884,38 @@ fn the_command_fails_clearly_on_bad_credentials_and_servers() {
     let (status, err) = sync_cli(&["--memcached", &mc.addr]);
     assert!(!status.success());
     assert!(err.contains("no source"), "{err}");
+}
+
+#[test]
+fn run_with_a_sync_section_loads_indicators_in_the_background() {
+    use common::daemon::{logger, wait_until, DaemonBuilder};
+    let mc = Memcached::start();
+    let hosts = fixtures().join("lists/ads.hosts");
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .config(&format!(
+            "[sync]\nmemcached = [{addr:?}]\nevery = \"1h\"\n\
+             [[sync.lists]]\npath_or_url = {path:?}\nfeed_name = \"StevenBlack\"\n",
+            addr = mc.addr,
+            path = hosts.display().to_string(),
+        ))
+        .arg("--memcached")
+        .arg(&mc.addr)
+        .start();
+    wait_until("the background sync", Duration::from_secs(10), || {
+        mc.entry("domain-ads.tracker.example").is_some()
+    });
+    // The TTL is twice the interval.
+    let (_, ttl) = mc.entry("domain-ads.tracker.example").unwrap();
+    assert!((7190..=7200).contains(&ttl), "{ttl}");
+    let port = d.udp().port().to_string();
+    logger(
+        &["-n", "127.0.0.1", "-P", &port, "-d", "-t", "dnsmasq"],
+        b"query[A] ads.tracker.example from 192.0.2.9\n",
+    );
+    wait_until("the event", Duration::from_secs(10), || {
+        !d.events().is_empty()
+    });
+    assert_eq!(d.events()[0]["misp_src"], "StevenBlack");
+    assert!(d.sigterm().success());
 }

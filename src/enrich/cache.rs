@@ -8,11 +8,13 @@
 //!
 //! Entries are keyed by a 64-bit keyed SipHash of the key ([`KeyHasher`],
 //! random keys per process), not by the key text: an entry is 8 bytes of key,
-//! 4 of expiry and 8 of value (`Option<Arc<Indicator>>`, null for a miss),
-//! about 40 bytes with the table's own overhead (`benches/enrich.rs` measures
-//! it). Two keys share an entry only if their hashes collide, which an outsider
-//! cannot arrange without the process's random hash keys, and which happens
-//! by chance with probability about n²/2⁶⁵ (10⁻⁸ for a full million entries).
+//! 4 of expiry and 8 of value (`Option<Arc<Indicator>>`, null for a miss);
+//! with the hash table's own overhead (control bytes, free slots, the table
+//! doubling) that is about 55 bytes per entry, 55 MB for the default million
+//! (`benches/enrich.rs` measures it as RSS growth). Two keys share an entry
+//! only if their hashes collide, which an outsider cannot arrange without the
+//! process's random hash keys, and which happens by chance with probability
+//! about n²/2⁶⁵ (10⁻⁸ for a full million entries).
 //!
 //! The cache is bounded: past `max_entries`, the thread that crossed the line
 //! sweeps the map once, dropping expired entries and a random sample of the
@@ -150,7 +152,8 @@ impl NegativeCache {
             expires: now.saturating_add(ttl),
             value,
         };
-        if self.map.insert(hash, e).is_none() && self.len.fetch_add(1, Ordering::Relaxed) >= self.max
+        if self.map.insert(hash, e).is_none()
+            && self.len.fetch_add(1, Ordering::Relaxed) >= self.max
         {
             self.sweep(now);
         }
@@ -190,7 +193,10 @@ impl NegativeCache {
         if excess > 0 {
             // Keep an entry with probability target/len: a threshold on 32 random bits.
             let drop_below = ((excess as u128 * (1u128 << 32)) / len as u128) as u64;
-            let mut rng = self.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1;
+            let mut rng = self
+                .seed
+                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+                | 1;
             self.map.retain(|_, _| {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
@@ -250,7 +256,11 @@ mod tests {
         let c = NegativeCache::new(max, Duration::from_secs(10), Duration::from_secs(60));
         let h = KeyHasher::default();
         for i in 0..200_000u32 {
-            c.insert(h.hash(&format!("domain-{i}.flood.example")), Cached::Miss, 5);
+            c.insert(
+                h.hash(&format!("domain-{i}.flood.example")),
+                Cached::Miss,
+                5,
+            );
             assert!(c.len() <= max + 1, "{}", c.len());
         }
         assert_eq!(c.len(), c.map.len());
@@ -264,7 +274,11 @@ mod tests {
             } else {
                 c.insert(popular, Cached::Miss, 5);
             }
-            c.insert(h.hash(&format!("domain-x{i}.flood.example")), Cached::Miss, 5);
+            c.insert(
+                h.hash(&format!("domain-x{i}.flood.example")),
+                Cached::Miss,
+                5,
+            );
         }
         assert!(present > 9_000, "{present}");
     }

@@ -99,7 +99,7 @@ pub struct CacheConfig {
     pub miss_ttl_secs: u64,
     /// How long a hit is remembered, in seconds (0: not at all).
     pub hit_ttl_secs: u64,
-    /// Most entries held (about 40 bytes each); 0 disables the cache.
+    /// Most entries held (about 55 bytes each); 0 disables the cache.
     pub max_entries: usize,
 }
 
@@ -368,7 +368,10 @@ mod tests {
         c.target = "misp_src".into();
         c.ioc_files = vec!["/nonexistent/iocs.txt".into()];
         let e = c.build().err().unwrap().to_string();
-        assert!(e.starts_with("enrich.ioc_files:") && e.contains("/nonexistent/iocs.txt"), "{e}");
+        assert!(
+            e.starts_with("enrich.ioc_files:") && e.contains("/nonexistent/iocs.txt"),
+            "{e}"
+        );
         c.rules.clear();
         assert!(err(&c).starts_with("enrich.rules:"));
     }

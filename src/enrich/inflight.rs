@@ -160,7 +160,10 @@ mod tests {
             assert_eq!(h.join().unwrap(), Outcome::Found(None));
         });
         assert!(t.is_empty());
-        assert!(matches!(t.claim(1), Claim::Owner(_)), "released after completion");
+        assert!(
+            matches!(t.claim(1), Claim::Owner(_)),
+            "released after completion"
+        );
     }
 
     #[test]

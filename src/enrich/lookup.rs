@@ -30,9 +30,7 @@ use super::rules::{parents, Atom, Target};
 use super::stats::BatchCounts;
 use super::value::{parse_value, Indicator, ValueForm};
 use super::{Enricher, Shared};
-use crate::event::{
-    tag, Enrichment, Event, IndicatorUrl, Matched, Str, ThreatIndicator,
-};
+use crate::event::{tag, Enrichment, Event, IndicatorUrl, Matched, Str, ThreatIndicator};
 use crate::pipeline::EventBatch;
 
 /// What is known about one distinct key of the batch.
@@ -407,7 +405,7 @@ impl BatchEnricher {
                         ev.threat.enrichments.push(e);
                     }
                     ev.threat.feed.name.add(&feed.name);
-                    if !st.feeds.iter().any(|f| f == &feed.name) {
+                    if !st.feeds.iter().any(|f| *f == feed.name) {
                         st.feeds.push(Str::from(&feed.name));
                     }
                 }

@@ -64,6 +64,9 @@ impl FetchError {
     }
 }
 
+/// One key's answer: the value, `None` for a clean miss, or why there is none.
+pub type KeyAnswer = Result<Option<Vec<u8>>, FetchError>;
+
 /// Backend settings.
 #[derive(Debug, Clone)]
 pub struct MemcachedSettings {
@@ -100,7 +103,10 @@ pub fn parse_server(s: &str) -> Result<String, String> {
             .map_err(|_| format!("{host:?} is not an IPv6 address"))?;
         let p = match after {
             "" => DEFAULT_PORT,
-            a => port(a.strip_prefix(':').ok_or_else(|| format!("{s:?}: junk after ']'"))?)?,
+            a => port(
+                a.strip_prefix(':')
+                    .ok_or_else(|| format!("{s:?}: junk after ']'"))?,
+            )?,
         };
         return Ok(format!("[{host}]:{p}"));
     }
@@ -175,7 +181,10 @@ pub struct Memcached {
 impl Memcached {
     /// Prepares clients for `servers` (normalised with [`parse_server`]);
     /// nothing is connected yet. Errors carry the index of the bad address.
-    pub fn new(servers: &[String], settings: MemcachedSettings) -> Result<Memcached, (usize, String)> {
+    pub fn new(
+        servers: &[String],
+        settings: MemcachedSettings,
+    ) -> Result<Memcached, (usize, String)> {
         let mut out = Vec::with_capacity(servers.len());
         for (i, s) in servers.iter().enumerate() {
             let name = parse_server(s).map_err(|e| (i, e))?;
@@ -231,8 +240,8 @@ impl Memcached {
     /// the value, `None` for a clean miss, or why there is no answer. Each
     /// server gets one request per [`MAX_KEYS_PER_REQUEST`] keys; servers are
     /// asked in parallel. Also returns how many requests were sent.
-    pub fn fetch(&self, keys: &[&str]) -> (Vec<Result<Option<Vec<u8>>, FetchError>>, u64) {
-        let mut out: Vec<Result<Option<Vec<u8>>, FetchError>> = vec![Ok(None); keys.len()];
+    pub fn fetch(&self, keys: &[&str]) -> (Vec<KeyAnswer>, u64) {
+        let mut out: Vec<KeyAnswer> = vec![Ok(None); keys.len()];
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
         for (i, k) in keys.iter().enumerate() {
             if !super::key::is_wire_safe(k) {
@@ -242,28 +251,29 @@ impl Memcached {
             }
             groups[pick_server(k, &self.names)].push(i);
         }
-        let busy: Vec<usize> = (0..groups.len()).filter(|&s| !groups[s].is_empty()).collect();
+        let busy: Vec<usize> = (0..groups.len())
+            .filter(|&s| !groups[s].is_empty())
+            .collect();
         type Answer = (usize, (Result<HashMap<String, Vec<u8>>, FetchError>, u64));
-        let answers: Vec<Answer> =
-            if busy.len() <= 1 {
-                busy.iter()
-                    .map(|&s| (s, self.fetch_from(s, &groups[s], keys)))
+        let answers: Vec<Answer> = if busy.len() <= 1 {
+            busy.iter()
+                .map(|&s| (s, self.fetch_from(s, &groups[s], keys)))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = busy
+                    .iter()
+                    .map(|&s| {
+                        let g = &groups[s];
+                        (s, scope.spawn(move || self.fetch_from(s, g, keys)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(s, h)| (s, h.join().unwrap_or((Err(FetchError::Io), 0))))
                     .collect()
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = busy
-                        .iter()
-                        .map(|&s| {
-                            let g = &groups[s];
-                            (s, scope.spawn(move || self.fetch_from(s, g, keys)))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|(s, h)| (s, h.join().unwrap_or((Err(FetchError::Io), 0))))
-                        .collect()
-                })
-            };
+            })
+        };
         let mut requests = 0;
         for (s, (answer, sent)) in answers {
             requests += sent;
@@ -392,7 +402,12 @@ impl Server {
         }
     }
 
-    fn down(&self, client: &Arc<memcache::Client>, e: &MemcacheError, settings: &MemcachedSettings) {
+    fn down(
+        &self,
+        client: &Arc<memcache::Client>,
+        e: &MemcacheError,
+        settings: &MemcachedSettings,
+    ) {
         let mut h = self.lock();
         let now = Instant::now();
         match &h.client {
@@ -446,7 +461,9 @@ mod tests {
         assert_eq!(parse_server("[::1]:11211").unwrap(), "[::1]:11211");
         assert_eq!(parse_server("[::1]").unwrap(), "[::1]:11211");
         assert_eq!(parse_server("::1").unwrap(), "[::1]:11211");
-        for bad in ["", "h:0", "h:x", "[::1", "[nope]:1", "a b", "h:1/x", ":11211"] {
+        for bad in [
+            "", "h:0", "h:x", "[::1", "[nope]:1", "a b", "h:1/x", ":11211",
+        ] {
             assert!(parse_server(bad).is_err(), "{bad:?}");
         }
     }
@@ -454,7 +471,9 @@ mod tests {
     #[test]
     fn placement_is_stable_and_spread() {
         let three = ["m1:11211", "m2:11211", "m3:11211"];
-        let keys: Vec<String> = (0..30_000).map(|i| format!("domain-h{i}.example")).collect();
+        let keys: Vec<String> = (0..30_000)
+            .map(|i| format!("domain-h{i}.example"))
+            .collect();
         let mut count = [0usize; 3];
         for k in &keys {
             count[pick_server(k, &three)] += 1;
@@ -463,7 +482,10 @@ mod tests {
             assert!((9_000..11_000).contains(&c), "{count:?}");
         }
         // Known answers: the placement is part of the contract with sync.
-        assert_eq!(pick_server("domain-evil.example", &three), pick_server("domain-evil.example", &three));
+        assert_eq!(
+            pick_server("domain-evil.example", &three),
+            pick_server("domain-evil.example", &three)
+        );
         assert_eq!(pick_server("anything", &["only:11211"]), 0);
 
         // Adding a server moves only the keys that go to it.
@@ -480,7 +502,10 @@ mod tests {
         // Removing one moves only its own keys; order does not matter.
         let reordered = ["m3:11211", "m1:11211", "m2:11211"];
         for k in &keys {
-            assert_eq!(three[pick_server(k, &three)], reordered[pick_server(k, &reordered)]);
+            assert_eq!(
+                three[pick_server(k, &three)],
+                reordered[pick_server(k, &reordered)]
+            );
         }
     }
 
@@ -506,7 +531,10 @@ mod tests {
         let (r, sent) = m.fetch(&["domain-a.example", "domain-b.example"]);
         assert_eq!(r, vec![Err(FetchError::Down), Err(FetchError::Down)]);
         assert_eq!(sent, 0);
-        assert!(start.elapsed() < Duration::from_millis(20), "skipped while down");
+        assert!(
+            start.elapsed() < Duration::from_millis(20),
+            "skipped while down"
+        );
         let (r, _) = m.fetch(&["bad key"]);
         assert_eq!(r, vec![Err(FetchError::Io)]);
     }

@@ -132,7 +132,11 @@ impl EnrichStage {
             key: "enrich.ioc_files".into(),
             reason: e.to_string(),
         })?;
-        tracing::info!(keys = map.len(), files = map.files.len(), "indicator files reloaded");
+        tracing::info!(
+            keys = map.len(),
+            files = map.files.len(),
+            "indicator files reloaded"
+        );
         Ok(map.len())
     }
 

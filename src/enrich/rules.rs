@@ -104,7 +104,10 @@ impl SourceField {
     ];
 
     pub fn parse(name: &str) -> Option<SourceField> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
     }
 
     /// The field's ECS name (`threat.enrichments.matched.field`).
@@ -233,7 +236,10 @@ mod tests {
     fn parents_stop_at_the_registered_domain() {
         assert_eq!(walk("a.b.evil.example"), ["b.evil.example", "evil.example"]);
         assert_eq!(walk("www.example.co.uk"), ["example.co.uk"]);
-        assert_eq!(walk("x.y.example.com.au"), ["y.example.com.au", "example.com.au"]);
+        assert_eq!(
+            walk("x.y.example.com.au"),
+            ["y.example.com.au", "example.com.au"]
+        );
         assert!(walk("example.co.uk").is_empty());
         assert!(walk("co.uk").is_empty(), "never a bare public suffix");
         assert!(walk("uk").is_empty());
@@ -241,7 +247,10 @@ mod tests {
         assert!(walk("").is_empty());
         assert_eq!(walk("a..evil.example"), ["evil.example"]);
         // A private suffix of the PSL (github.io) counts as a suffix too.
-        assert_eq!(walk("a.b.user.github.io"), ["b.user.github.io", "user.github.io"]);
+        assert_eq!(
+            walk("a.b.user.github.io"),
+            ["b.user.github.io", "user.github.io"]
+        );
     }
 
     #[test]
@@ -266,7 +275,10 @@ mod tests {
             f.for_each(&ev, |a| v.push(a));
             v
         };
-        assert_eq!(collect(SourceField::QuestionName), [Atom::Name("A.Example.")]);
+        assert_eq!(
+            collect(SourceField::QuestionName),
+            [Atom::Name("A.Example.")]
+        );
         assert_eq!(
             collect(SourceField::ResolvedIp),
             [Atom::Ip("192.0.2.1".parse().unwrap())]

@@ -178,7 +178,8 @@ impl EnrichStats {
             }
         }
         if b.events_not_enriched > 0 {
-            metrics::counter!("dnsenrich_events_not_enriched_total").increment(b.events_not_enriched);
+            metrics::counter!("dnsenrich_events_not_enriched_total")
+                .increment(b.events_not_enriched);
         }
         if b.unsafe_keys_hashed > 0 {
             metrics::counter!("dnsenrich_unsafe_keys_hashed_total").increment(b.unsafe_keys_hashed);

@@ -281,8 +281,9 @@ fn looks_like_domain(v: &str) -> bool {
         && v.len() <= 253 + 1
         && !v.starts_with('.')
         && !v.contains("..")
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*') || b >= 0x80)
+        && v.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*') || b >= 0x80
+        })
 }
 
 /// The format of a file, from its first line with content.

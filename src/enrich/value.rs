@@ -164,7 +164,10 @@ pub fn parse_value(bytes: &[u8]) -> Indicator {
                 .and_then(|s| clean(&s))
                 .map(|n| vec![FeedInfo::named(&n)]),
         ),
-        Some(_) => (ValueForm::Plain, clean(text).map(|n| vec![FeedInfo::named(&n)])),
+        Some(_) => (
+            ValueForm::Plain,
+            clean(text).map(|n| vec![FeedInfo::named(&n)]),
+        ),
         None => (ValueForm::Malformed, None),
     };
     match feeds {
@@ -285,7 +288,12 @@ mod tests {
             b"[Feed-A, Feed-B]",
         ] {
             let i = parse_value(v);
-            assert_eq!(names(&i), ["Feed-A", "Feed-B"], "{}", String::from_utf8_lossy(v));
+            assert_eq!(
+                names(&i),
+                ["Feed-A", "Feed-B"],
+                "{}",
+                String::from_utf8_lossy(v)
+            );
             assert_eq!(i.form, ValueForm::PythonList);
         }
         assert_eq!(names(&parse_value(br"['it\'s']")), ["it's"]);
@@ -303,7 +311,9 @@ mod tests {
         assert_eq!(f.event_id.as_deref(), Some("42"));
         assert_eq!(f.event_info.as_deref(), Some("Ransomware C2"));
         assert_eq!(f.first_seen.as_deref(), Some("2026-01-02T00:00:00Z"));
-        let i = parse_value(br#"{"feeds":[{"name":"A","event_id":7,"first_seen":"yesterday"},{"name":"B"}]}"#);
+        let i = parse_value(
+            br#"{"feeds":[{"name":"A","event_id":7,"first_seen":"yesterday"},{"name":"B"}]}"#,
+        );
         assert_eq!(names(&i), ["A", "B"]);
         assert_eq!(i.feeds[0].event_id.as_deref(), Some("7"));
         assert_eq!(i.feeds[0].first_seen, None, "not a date: dropped");
@@ -345,7 +355,12 @@ mod tests {
             b"['a' 'b']",
         ] {
             let i = parse_value(v);
-            assert_eq!(i.form, ValueForm::Malformed, "{}", String::from_utf8_lossy(v));
+            assert_eq!(
+                i.form,
+                ValueForm::Malformed,
+                "{}",
+                String::from_utf8_lossy(v)
+            );
             assert_eq!(names(&i), [UNKNOWN_FEED]);
         }
     }
@@ -353,7 +368,10 @@ mod tests {
     #[test]
     fn values_are_capped() {
         let long = "x".repeat(1000);
-        assert_eq!(parse_value(long.as_bytes()).feeds[0].name.len(), MAX_NAME_LEN);
+        assert_eq!(
+            parse_value(long.as_bytes()).feeds[0].name.len(),
+            MAX_NAME_LEN
+        );
         let many: Vec<String> = (0..100).map(|i| format!("'F{i}'")).collect();
         let list = format!("[{}]", many.join(","));
         assert_eq!(parse_value(list.as_bytes()).feeds.len(), MAX_FEEDS);

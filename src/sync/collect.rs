@@ -5,7 +5,9 @@
 //! Memory is one entry per distinct indicator: the normalised value plus a
 //! small list of sightings, each a 4-byte index into a table of interned
 //! feed references (a MISP event's feed name, info and threat level are
-//! stored once, however many attributes it has).
+//! stored once, however many attributes it has). The set is hashed with
+//! foldhash, seeded per process: much cheaper than SipHash for millions of
+//! short keys, and still not predictable from the feed data.
 
 use std::collections::HashMap;
 
@@ -66,7 +68,7 @@ pub struct Seen {
 pub struct Collector {
     feeds: Vec<FeedRef>,
     feed_ids: HashMap<FeedRef, FeedId>,
-    entries: HashMap<(KeyKind, Box<str>), SmallVec<[Sighting; 1]>>,
+    entries: HashMap<(KeyKind, Box<str>), SmallVec<[Sighting; 1]>, foldhash::fast::RandomState>,
     pub report: SyncReport,
 }
 
@@ -144,11 +146,25 @@ impl Collector {
         &self,
         namespace: Option<&str>,
         format: ValueFormat,
+        f: impl FnMut(Item<'_>),
+    ) {
+        self.for_each_item_of_part(0, 1, namespace, format, f)
+    }
+
+    /// [`Self::for_each_item`] for every `parts`-th entry starting at `part`,
+    /// so several threads can render and write disjoint shares.
+    pub fn for_each_item_of_part(
+        &self,
+        part: usize,
+        parts: usize,
+        namespace: Option<&str>,
+        format: ValueFormat,
         mut f: impl FnMut(Item<'_>),
     ) {
         let mut buf = Vec::with_capacity(512);
         let mut raw = String::with_capacity(128);
-        for ((kind, value), sightings) in &self.entries {
+        let parts = parts.max(1);
+        for ((kind, value), sightings) in self.entries.iter().skip(part).step_by(parts) {
             raw.clear();
             if let Some(ns) = namespace {
                 raw.push_str(ns);

@@ -36,6 +36,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// memcached reads TTLs above 30 days as a Unix time.
 const MAX_RELATIVE_TTL: u64 = 30 * 86_400;
+/// Writer threads (and connections per server) at most.
+const MAX_WRITERS: usize = 4;
 /// Per-item overhead memcached counts against `item_size_max`, rounded up.
 const ITEM_OVERHEAD: usize = 96;
 
@@ -166,7 +168,9 @@ pub(crate) fn exptime(ttl: u64) -> u64 {
     now + ttl
 }
 
-/// Writes every key of `c` (blocking).
+/// Writes every key of `c` (blocking). The keys are split over a few
+/// threads, each with its own connection to every server, so rendering the
+/// values and memcached's own work both run on more than one core.
 pub(crate) fn write(
     servers: &[ServerInfo],
     c: &Collector,
@@ -176,6 +180,52 @@ pub(crate) fn write(
     progress: &Progress,
 ) -> Result<WriteOutcome, SyncError> {
     let exp = exptime(ttl);
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WRITERS);
+    let results: Vec<Result<WriteOutcome, SyncError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..parts)
+            .map(|part| {
+                s.spawn(move || {
+                    write_part(servers, c, part, parts, namespace, format, exp, progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SyncError::Internal("memcached writer panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut out = WriteOutcome::default();
+    for r in results {
+        let r = r?;
+        for (k, n) in r.keys {
+            *out.keys.entry(k).or_default() += n;
+        }
+        out.written += r.written;
+        out.hashed += r.hashed;
+        out.too_large.extend(r.too_large);
+        out.rejected.extend(r.rejected);
+    }
+    Ok(out)
+}
+
+/// One writer thread's share: every `parts`-th key from `part`.
+#[allow(clippy::too_many_arguments)]
+fn write_part(
+    servers: &[ServerInfo],
+    c: &Collector,
+    part: usize,
+    parts: usize,
+    namespace: Option<&str>,
+    format: ValueFormat,
+    exp: u64,
+    progress: &Progress,
+) -> Result<WriteOutcome, SyncError> {
     let mut out = WriteOutcome::default();
     let writer_done = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -192,7 +242,7 @@ pub(crate) fn write(
         let mut failed: Option<SyncError> = None;
         let mut since_tick = 0u64;
         let mut num = itoa::Buffer::new();
-        c.for_each_item(namespace, format, |item| {
+        c.for_each_item_of_part(part, parts, namespace, format, |item| {
             if failed.is_some() {
                 return;
             }

@@ -140,6 +140,7 @@ async fn sync(cfg: &SyncConfig, bar: &Progress, started: Instant) -> Result<Sync
         c = list::load(&fetcher, l, c, bar).await?;
     }
     bar.bar(c.len() as u64, "writing keys");
+    let write_started = Instant::now();
     let ns = cfg.namespace.clone();
     let format = cfg.value_format;
     let (mut c, outcome, target, ttl_shown, evictions) = match cfg.to_file.clone() {
@@ -186,12 +187,14 @@ async fn sync(cfg: &SyncConfig, bar: &Progress, started: Instant) -> Result<Sync
             )
         }
     };
+    let write_elapsed = write_started.elapsed();
     memcached::account(outcome, &mut c.report);
     let mut report = std::mem::take(&mut c.report);
     report.target = target;
     report.ttl_secs = ttl_shown;
     report.evictions = evictions;
     report.elapsed = started.elapsed();
+    report.write_elapsed = write_elapsed;
     Ok(report)
 }
 

@@ -41,7 +41,10 @@ pub struct SyncReport {
     /// Items memcached evicted while the sync wrote (its memory is too small
     /// for the set), when known.
     pub evictions: Option<u64>,
+    /// The whole run.
     pub elapsed: Duration,
+    /// Of that, writing the keys.
+    pub write_elapsed: Duration,
 }
 
 impl SyncReport {
@@ -107,6 +110,14 @@ impl fmt::Display for SyncReport {
         writeln!(f, "  by type: {}", counts(&self.by_type))?;
         writeln!(f, "  by feed: {}", counts(&self.by_feed))?;
         write!(f, "  keys:    {}", counts(&self.keys))?;
+        let w = self.write_elapsed.as_secs_f64();
+        if w > 0.0 && self.written > 0 {
+            write!(
+                f,
+                "; written in {w:.2}s ({:.0} keys/s)",
+                self.written as f64 / w
+            )?;
+        }
         if self.hashed > 0 {
             write!(
                 f,

@@ -45,7 +45,16 @@ impl Memcached {
     pub fn start_on(port: u16) -> Memcached {
         let bin = std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
         let mut cmd = Command::new(&bin);
-        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "64"]);
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-m",
+            "64",
+        ]);
         // memcached refuses to run as root unless told which user to be.
         if unsafe { libc::geteuid() } == 0 {
             cmd.args(["-u", "root"]);
@@ -69,7 +78,11 @@ impl Memcached {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&mc.addr).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start on {}", mc.addr);
+            assert!(
+                Instant::now() < deadline,
+                "memcached did not start on {}",
+                mc.addr
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         mc

@@ -2,5 +2,6 @@
 //! ports, and the real `dnsenrich` binary with its syslog clients.
 
 pub mod daemon;
+pub mod memcached;
 pub mod misp;
 pub mod osmem;
