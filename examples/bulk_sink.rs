@@ -172,7 +172,11 @@ fn main() {
     rt.shutdown_timeout(Duration::from_millis(100));
 }
 
-async fn serve(addr: SocketAddr, shared: Arc<Shared>, max: Duration) -> std::io::Result<&'static str> {
+async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    max: Duration,
+) -> std::io::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = TcpListener::bind(addr).await?;
     println!("listening {}", listener.local_addr()?);
@@ -261,7 +265,10 @@ fn bad(msg: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
 }
 
-async fn read_head(r: &mut BufReader<TcpStream>, line: &mut String) -> std::io::Result<Option<Head>> {
+async fn read_head(
+    r: &mut BufReader<TcpStream>,
+    line: &mut String,
+) -> std::io::Result<Option<Head>> {
     line.clear();
     // Tolerate empty lines between requests.
     loop {
@@ -309,7 +316,9 @@ async fn read_head(r: &mut BufReader<TcpStream>, line: &mut String) -> std::io::
         if l.is_empty() {
             break;
         }
-        let Some((name, value)) = l.split_once(':') else { continue };
+        let Some((name, value)) = l.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
@@ -405,7 +414,9 @@ async fn respond(
     };
     out.clear();
     out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
-    out.extend_from_slice(b"content-type: application/json\r\nx-elastic-product: Elasticsearch\r\n");
+    out.extend_from_slice(
+        b"content-type: application/json\r\nx-elastic-product: Elasticsearch\r\n",
+    );
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
@@ -428,7 +439,9 @@ async fn connection(s: TcpStream, sh: &Shared, conn_id: u64) -> std::io::Result<
     while let Some(h) = read_head(&mut r, &mut line).await? {
         let t_head = Instant::now();
         if h.expect_continue {
-            r.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            r.get_mut()
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
         }
         read_body(&mut r, &h, &mut body, &mut line).await?;
         let t_body = Instant::now();
@@ -443,7 +456,15 @@ async fn connection(s: TcpStream, sh: &Shared, conn_id: u64) -> std::io::Result<
             decoded.clear();
             if let Err(e) = flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut decoded) {
                 let msg = error_json("parse_exception", &format!("gzip: {e}"), 400);
-                respond(r.get_mut(), &mut out, 400, msg.as_bytes(), false, h.keep_alive).await?;
+                respond(
+                    r.get_mut(),
+                    &mut out,
+                    400,
+                    msg.as_bytes(),
+                    false,
+                    h.keep_alive,
+                )
+                .await?;
                 if !h.keep_alive {
                     return Ok(());
                 }
@@ -453,7 +474,8 @@ async fn connection(s: TcpStream, sh: &Shared, conn_id: u64) -> std::io::Result<
         } else {
             &body
         };
-        st.decoded_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        st.decoded_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
 
         let head_only = h.method == "HEAD";
         let segs: Vec<&str> = h.path.split('/').filter(|s| !s.is_empty()).collect();
@@ -532,7 +554,15 @@ async fn connection(s: TcpStream, sh: &Shared, conn_id: u64) -> std::io::Result<
                 error_json("method_not_allowed", &format!("{m} {} is not supported by this sink", h.path), 405).into_bytes(),
             ),
         };
-        respond(r.get_mut(), &mut out, status, &answer, head_only, h.keep_alive).await?;
+        respond(
+            r.get_mut(),
+            &mut out,
+            status,
+            &answer,
+            head_only,
+            h.keep_alive,
+        )
+        .await?;
         if sh.cfg.log_requests {
             eprintln!(
                 "conn={conn_id} {} {} status={status} bytes={} docs={req_docs} head_ms={:.3} body_ms={:.3} answered_ms={:.3}",
@@ -599,7 +629,10 @@ fn bulk(
                 .next()
                 .ok_or_else(|| "the bulk request must be terminated by a newline and every action needs its document".to_string())?;
             valid = if sh.cfg.validate {
-                matches!(serde_json::from_slice::<serde_json::Value>(doc), Ok(serde_json::Value::Object(_)))
+                matches!(
+                    serde_json::from_slice::<serde_json::Value>(doc),
+                    Ok(serde_json::Value::Object(_))
+                )
             } else {
                 let t = doc.trim_ascii();
                 t.first() == Some(&b'{') && t.last() == Some(&b'}')
@@ -679,5 +712,7 @@ fn meta_index(line: &[u8]) -> Option<String> {
     let rest = &line[at..];
     let q = memchr::memchr(b'"', rest)? + 1;
     let end = memchr::memchr(b'"', &rest[q..])?;
-    std::str::from_utf8(&rest[q..q + end]).ok().map(str::to_string)
+    std::str::from_utf8(&rest[q..q + end])
+        .ok()
+        .map(str::to_string)
 }

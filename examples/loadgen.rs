@@ -114,7 +114,11 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--tcp" | "--udp" => {
                 let v = value()?;
-                a.proto = if flag == "--tcp" { Proto::Tcp } else { Proto::Udp };
+                a.proto = if flag == "--tcp" {
+                    Proto::Tcp
+                } else {
+                    Proto::Udp
+                };
                 a.addr = Some(v.parse().map_err(|e| format!("{flag} {v}: {e}"))?);
                 target_given = true;
             }
@@ -160,9 +164,7 @@ fn parse_args() -> Result<Args, String> {
             "--mix" => a.mix = Some(num(&flag, &value()?)?),
             "--watch-pid" => a.watch_pid = Some(num(&flag, &value()?)?),
             "--idle-ms" => a.idle = Duration::from_millis(num(&flag, &value()?)?),
-            "--watch-timeout-secs" => {
-                a.watch_timeout = Duration::from_secs(num(&flag, &value()?)?)
-            }
+            "--watch-timeout-secs" => a.watch_timeout = Duration::from_secs(num(&flag, &value()?)?),
             other => return Err(format!("unknown option `{other}` (see --help)")),
         }
     }
@@ -303,7 +305,9 @@ fn tcp_sender(
         stream.write_all(bytes)?;
         sent += n as u64;
         totals.lines.fetch_add(n as u64, Ordering::Relaxed);
-        totals.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        totals
+            .bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         pos = (pos + n) % frames.len();
     }
     stream.flush()?;
@@ -427,7 +431,11 @@ impl Discard {
                 let s: UdpSocket = s.into();
                 s.set_read_timeout(Some(Duration::from_millis(100)))?;
                 addr = s.local_addr()?;
-                let (rb, rd, stop) = (received_bytes.clone(), received_datagrams.clone(), stop.clone());
+                let (rb, rd, stop) = (
+                    received_bytes.clone(),
+                    received_datagrams.clone(),
+                    stop.clone(),
+                );
                 threads.push(std::thread::spawn(move || {
                     let mut buf = vec![0u8; 65536];
                     loop {
@@ -487,7 +495,11 @@ fn cpu_schedstat_ns(pid: u32) -> Option<u64> {
         let mut p = e.path();
         p.push("schedstat");
         if let Ok(s) = std::fs::read_to_string(&p) {
-            sum += s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            sum += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
         }
     }
     Some(sum)
@@ -568,8 +580,9 @@ impl Watch {
         let rss = status_kib(self.pid, "VmRSS:");
         let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.6}"));
         let per_line = |v: Option<f64>| {
-            v.filter(|_| lines > 0)
-                .map_or("null".to_string(), |v| format!("{:.4}", v * 1e6 / lines as f64))
+            v.filter(|_| lines > 0).map_or("null".to_string(), |v| {
+                format!("{:.4}", v * 1e6 / lines as f64)
+            })
         };
         let optu = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
         format!(
@@ -591,7 +604,9 @@ impl Watch {
 }
 
 fn run(a: Args) -> Result<(), String> {
-    let mix_n = a.mix.unwrap_or_else(|| (a.lines as usize).clamp(1, 200_000));
+    let mix_n = a
+        .mix
+        .unwrap_or_else(|| (a.lines as usize).clamp(1, 200_000));
     let t_render = Instant::now();
     let lines = dnsenrich::mix::lines(mix_n);
     let frames = Frames::render(&lines, a.proto, a.framing, a.file_format);
@@ -617,9 +632,14 @@ fn run(a: Args) -> Result<(), String> {
                 tcp.push(s);
             }
             Proto::Udp => {
-                let bind = if addr.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" };
+                let bind = if addr.is_ipv6() {
+                    "[::1]:0"
+                } else {
+                    "127.0.0.1:0"
+                };
                 let s = UdpSocket::bind(bind).map_err(|e| format!("udp bind: {e}"))?;
-                s.connect(addr).map_err(|e| format!("udp connect {addr}: {e}"))?;
+                s.connect(addr)
+                    .map_err(|e| format!("udp connect {addr}: {e}"))?;
                 let _ = socket2::SockRef::from(&s).set_send_buffer_size(4 << 20);
                 udp.push(s);
             }
@@ -648,9 +668,9 @@ fn run(a: Args) -> Result<(), String> {
             let (frames, totals, pacer) = (&frames, &totals, &pacers[i]);
             let first = i * frames.len() / k;
             let count = share(a.lines, i, k);
-            handles.push(sc.spawn(move || {
-                tcp_sender(s, frames, first, count, pacer, deadline, totals)
-            }));
+            handles.push(
+                sc.spawn(move || tcp_sender(s, frames, first, count, pacer, deadline, totals)),
+            );
         }
         for (i, s) in udp.into_iter().enumerate() {
             let (frames, totals, pacer) = (&frames, &totals, &pacers[i]);
@@ -680,12 +700,8 @@ fn run(a: Args) -> Result<(), String> {
             ",\"self_test\":{{\"received_bytes\":{rb},\"received_datagrams\":{rd},\"seconds_until_received\":{recv_secs:.6}}}"
         )
     });
-    let watch = watch.map(|w| {
-        format!(
-            ",\"watch\":{}",
-            w.finish(t0, a.idle, a.watch_timeout, sent)
-        )
-    });
+    let watch =
+        watch.map(|w| format!(",\"watch\":{}", w.finish(t0, a.idle, a.watch_timeout, sent)));
 
     let mut out = String::new();
     out.push_str(&format!(

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::DEFAULT_MAX_LINE;
+use crate::enrich::EnrichConfig;
 use crate::input::InputsConfig;
 use crate::output::OutputConfig;
-use crate::enrich::EnrichConfig;
 use crate::sync::SyncConfig;
 use crate::syslog::Zone;
 use crate::telemetry::MetricsConfig;
@@ -216,16 +216,22 @@ impl Config {
         }
         crate::grammar::GrammarSet::with_files(&self.parse.grammars)
             .map_err(|e| invalid("parse.grammars", e.to_string()))?;
-        self.enrich.validate().map_err(|e| invalid("enrich", e.to_string()))?;
+        self.enrich
+            .validate()
+            .map_err(|e| invalid("enrich", e.to_string()))?;
         if self.sync_enabled() {
-            self.sync.validate().map_err(|e| invalid("sync", e.to_string()))?;
+            self.sync
+                .validate()
+                .map_err(|e| invalid("sync", e.to_string()))?;
         }
         Ok(())
     }
 
     /// Whether `run` syncs indicators in the background: `[sync]` names a source.
     pub fn sync_enabled(&self) -> bool {
-        self.sync.misp_url.is_some() || !self.sync.misp_feeds.is_empty() || !self.sync.lists.is_empty()
+        self.sync.misp_url.is_some()
+            || !self.sync.misp_feeds.is_empty()
+            || !self.sync.lists.is_empty()
     }
 
     /// The time zone of `[parse] timezone`.

@@ -23,9 +23,9 @@ use crate::decode::DecodeStats;
 use crate::enrich::EnrichStage;
 use crate::grammar::GrammarSet;
 use crate::input::Inputs;
+use crate::input::{TcpInput, UdpInput};
 use crate::output::{reopen_channel, Output, OutputReport};
 use crate::pipeline::{EncodedBatch, EventBatch, FrameBatch};
-use crate::input::{TcpInput, UdpInput};
 use crate::shutdown::{self, Shutdown};
 use crate::telemetry::{self, Readiness};
 use crate::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
@@ -73,7 +73,11 @@ fn watch_memcached(stage: &EnrichStage, up: &std::sync::atomic::AtomicBool) {
 
 /// Reloads the indicator files when one of them changes (a sync job rewrote
 /// it), checking modification times every few seconds.
-async fn reload_on_change(files: Vec<std::path::PathBuf>, stage: Arc<EnrichStage>, mut sd: Shutdown) {
+async fn reload_on_change(
+    files: Vec<std::path::PathBuf>,
+    stage: Arc<EnrichStage>,
+    mut sd: Shutdown,
+) {
     let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<std::time::SystemTime>> {
         files
             .iter()
@@ -134,7 +138,8 @@ impl Daemon {
         // Files wait for their last batches to be stored for as long as the
         // whole drain may take, so a clean stop commits everything shipped.
         cfg.input.file.ack_wait = Some(
-            Duration::from_secs(cfg.shutdown_timeout_secs).saturating_sub(Duration::from_millis(500)),
+            Duration::from_secs(cfg.shutdown_timeout_secs)
+                .saturating_sub(Duration::from_millis(500)),
         );
         let output = cfg
             .output
@@ -194,7 +199,9 @@ impl Daemon {
 
     /// Where the metrics listener is, if on.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The inputs, bound (their addresses are known).
@@ -269,7 +276,11 @@ impl Daemon {
             tokio::spawn(telemetry::serve(l, prometheus, readiness, sd.clone()));
         }
         tokio::spawn(watch_queues(
-            [("parse", frame_probe), ("enrich", event_probe), ("output", enc_probe)],
+            [
+                ("parse", frame_probe),
+                ("enrich", event_probe),
+                ("output", enc_probe),
+            ],
             sd.clone(),
         ));
         if let Some(every) = telemetry::watchdog_interval() {

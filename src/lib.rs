@@ -19,5 +19,5 @@ pub mod pipeline;
 pub mod shutdown;
 pub mod sync;
 pub mod syslog;
-pub mod workers;
 pub mod telemetry;
+pub mod workers;

@@ -139,6 +139,7 @@ fn main() -> ExitCode {
 
 fn sync(args: dnsenrich::sync::SyncArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
     let cfg = args.into_config()?;
     init_logging(&dnsenrich::config::LogConfig::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -148,13 +149,18 @@ fn sync(args: dnsenrich::sync::SyncArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         if cfg.every.is_some() {
             let (trigger, sd) = dnsenrich::shutdown::channel();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
                 trigger.trigger();
             });
             dnsenrich::sync::run_every(cfg, sd).await?;
         } else {
-            let report = dnsenrich::sync::run_once(&cfg, std::io::stderr().is_terminal()).await?;
+            let report = dnsenrich::sync::run_once(&cfg, progress).await?;
             eprintln!("{report}");
         }
         Ok(ExitCode::SUCCESS)

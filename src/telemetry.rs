@@ -127,11 +127,7 @@ fn respond(request: &[u8], handle: &PrometheusHandle, readiness: &Readiness) -> 
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            handle.render(),
-        ),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", handle.render()),
         ("GET", "/health") => ("200 OK", "text/plain", "alive\n".to_owned()),
         ("GET", "/ready") => {
             let down = readiness.down();
@@ -145,8 +141,16 @@ fn respond(request: &[u8], handle: &PrometheusHandle, readiness: &Readiness) -> 
                 )
             }
         }
-        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics, /health or /ready\n".to_owned()),
-        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_owned()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics, /health or /ready\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_owned(),
+        ),
     };
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -241,7 +245,11 @@ pub fn inherited_sockets() -> InheritedSockets {
         match ty {
             libc::SOCK_DGRAM => out.udp.push(std::net::UdpSocket::from(owned)),
             libc::SOCK_STREAM => out.tcp.push(std::net::TcpListener::from(owned)),
-            other => tracing::warn!(fd, socket_type = other, "inherited socket of unknown type; ignored"),
+            other => tracing::warn!(
+                fd,
+                socket_type = other,
+                "inherited socket of unknown type; ignored"
+            ),
         }
     }
     out

@@ -15,7 +15,10 @@ fn require(tool: &str, package: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{tool} is needed for this test: apt-get install -y {package}");
+    assert!(
+        ok,
+        "{tool} is needed for this test: apt-get install -y {package}"
+    );
 }
 
 fn repo() -> PathBuf {
@@ -23,7 +26,11 @@ fn repo() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until `path` holds a line for which `f` is true.
@@ -57,12 +64,24 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
         let child = cmd.spawn().unwrap();
-        Running { child, stderr, out, _dir: dir }
+        Running {
+            child,
+            stderr,
+            out,
+            _dir: dir,
+        }
     }
 
     fn announced(&self) -> String {
-        wait_for_line(&self.stderr, Duration::from_secs(15), |l| l.contains("dnsenrich: listening on"))
-            .unwrap_or_else(|| panic!("no start-up line; stderr:\n{}", std::fs::read_to_string(&self.stderr).unwrap_or_default()))
+        wait_for_line(&self.stderr, Duration::from_secs(15), |l| {
+            l.contains("dnsenrich: listening on")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no start-up line; stderr:\n{}",
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            )
+        })
     }
 
     fn sigterm(&mut self) -> std::process::ExitStatus {
@@ -95,7 +114,12 @@ fn logger(args: &[&str], msg: &str) {
 fn systemd_units_verify() {
     require("systemd-analyze", "systemd");
     let dir = tempfile::tempdir().unwrap();
-    let units = ["dnsenrich.service", "dnsenrich.socket", "dnsenrich-sync.service", "dnsenrich-sync.timer"];
+    let units = [
+        "dnsenrich.service",
+        "dnsenrich.socket",
+        "dnsenrich-sync.service",
+        "dnsenrich-sync.timer",
+    ];
     for u in units {
         // verify checks that ExecStart exists: point it at the binary under test.
         let text = std::fs::read_to_string(repo().join("systemd").join(u)).unwrap();
@@ -108,7 +132,10 @@ fn systemd_units_verify() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify:\n{stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
 }
 
 #[test]
@@ -120,7 +147,10 @@ fn service_is_hardened() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).expect("an exposure score");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .expect("an exposure score");
     let score: f64 = line
         .split_whitespace()
         .find_map(|w| w.parse().ok())
@@ -144,14 +174,37 @@ fn socket_activated(datagram: bool) {
     let mut d = Running::start(cmd);
     // systemd-socket-activate starts the program on the first connection or
     // datagram, and hands it the socket with that data still waiting.
-    wait_for_line(&d.stderr, Duration::from_secs(10), |l| l.starts_with("Listening on"))
-        .expect("systemd-socket-activate did not start listening");
+    wait_for_line(&d.stderr, Duration::from_secs(10), |l| {
+        l.starts_with("Listening on")
+    })
+    .expect("systemd-socket-activate did not start listening");
     let transport = if datagram { "-d" } else { "-T" };
-    logger(&["-n", "127.0.0.1", "-P", &port.to_string(), transport, "-t", "dnsmasq"], "query[A] activated.example from 192.0.2.7");
-    let got = wait_for_line(&out, Duration::from_secs(15), |l| l.contains("activated.example"));
-    assert!(got.is_some(), "the event did not arrive through the inherited socket; stderr:\n{}", std::fs::read_to_string(&d.stderr).unwrap_or_default());
+    logger(
+        &[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            transport,
+            "-t",
+            "dnsmasq",
+        ],
+        "query[A] activated.example from 192.0.2.7",
+    );
+    let got = wait_for_line(&out, Duration::from_secs(15), |l| {
+        l.contains("activated.example")
+    });
+    assert!(
+        got.is_some(),
+        "the event did not arrive through the inherited socket; stderr:\n{}",
+        std::fs::read_to_string(&d.stderr).unwrap_or_default()
+    );
     let line = d.announced();
-    let expect = if datagram { format!("udp://127.0.0.1:{port}") } else { format!("tcp://127.0.0.1:{port}") };
+    let expect = if datagram {
+        format!("udp://127.0.0.1:{port}")
+    } else {
+        format!("tcp://127.0.0.1:{port}")
+    };
     assert!(line.contains(&expect), "{line}");
     // The configured default (127.0.0.1:5514) is not bound: the inherited socket replaces it.
     assert!(!line.contains(":5514"), "{line}");
@@ -175,11 +228,20 @@ fn sd_notify_ready_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
-    cmd.args(["run", "--listen-udp", "127.0.0.1:0", "--listen-tcp", "127.0.0.1:0", "--output", "/dev/null"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000");
+    cmd.args([
+        "run",
+        "--listen-udp",
+        "127.0.0.1:0",
+        "--listen-tcp",
+        "127.0.0.1:0",
+        "--output",
+        "/dev/null",
+    ])
+    .env("NOTIFY_SOCKET", &sock_path)
+    .env("WATCHDOG_USEC", "400000");
     let mut d = Running::start(cmd);
     let mut buf = [0u8; 256];
     let mut seen = Vec::new();
@@ -206,8 +268,15 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -232,15 +301,30 @@ fn metrics_health_and_ready() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.ndjson");
-    cmd.args(["run", "--listen-udp", "127.0.0.1:0", "--listen-tcp", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--output"])
-        .arg(&out);
+    cmd.args([
+        "run",
+        "--listen-udp",
+        "127.0.0.1:0",
+        "--listen-tcp",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--output",
+    ])
+    .arg(&out);
     let mut d = Running::start(cmd);
     let line = d.announced();
     let m = metrics_addr(&line);
     let udp = udp_addr(&line);
     let (host, port) = udp.rsplit_once(':').unwrap();
-    logger(&["-n", host, "-P", port, "-d", "-t", "dnsmasq"], "query[A] metrics.example from 192.0.2.8");
-    logger(&["-n", host, "-P", port, "-d", "-t", "dnsmasq"], "this line matches no rule");
+    logger(
+        &["-n", host, "-P", port, "-d", "-t", "dnsmasq"],
+        "query[A] metrics.example from 192.0.2.8",
+    );
+    logger(
+        &["-n", host, "-P", port, "-d", "-t", "dnsmasq"],
+        "this line matches no rule",
+    );
     assert!(wait_for_line(&out, Duration::from_secs(10), |l| l.contains("no rule")).is_some());
     assert_eq!(http_get(m, "/health").0, 200);
     assert_eq!(http_get(m, "/ready"), (200, "ready\n".into()));
@@ -254,7 +338,10 @@ fn metrics_health_and_ready() {
             .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
     };
     assert_eq!(value("dnsenrich_events_received_total{input=\"udp\"}"), 2.0);
-    assert_eq!(value("dnsenrich_parse_failures_total{reason=\"no_rule_matched\"}"), 1.0);
+    assert_eq!(
+        value("dnsenrich_parse_failures_total{reason=\"no_rule_matched\"}"),
+        1.0
+    );
     assert!(body.contains("dnsenrich_queue_depth"), "{body}");
     assert!(d.sigterm().success());
 }
@@ -263,8 +350,19 @@ fn metrics_health_and_ready() {
 fn ready_reports_an_unreachable_elasticsearch() {
     let closed = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
-    cmd.args(["run", "--listen-udp", "127.0.0.1:0", "--listen-tcp", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--index", "x", "--elasticsearch"])
-        .arg(format!("http://127.0.0.1:{closed}"));
+    cmd.args([
+        "run",
+        "--listen-udp",
+        "127.0.0.1:0",
+        "--listen-tcp",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--index",
+        "x",
+        "--elasticsearch",
+    ])
+    .arg(format!("http://127.0.0.1:{closed}"));
     let d = Running::start(cmd);
     let m = metrics_addr(&d.announced());
     let end = Instant::now() + Duration::from_secs(15);

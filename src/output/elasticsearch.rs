@@ -952,7 +952,10 @@ async fn send_bulk(shared: &Shared, body: &[u8], docs: usize) -> Result<Vec<Item
         Err(Failure::Status { status, .. }) => *status < 500,
         Err(_) => false,
     };
-    shared.stats.reachable.store(up, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .reachable
+        .store(up, std::sync::atomic::Ordering::Relaxed);
     result
 }
 

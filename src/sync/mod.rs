@@ -220,23 +220,47 @@ pub async fn run_every(cfg: SyncConfig, mut shutdown: Shutdown) -> Result<(), Sy
         }
         tokio::select! {
             r = run_once(&cfg, false) => match r {
-                Ok(report) => tracing::info!(
-                    indicators = report.indicators(),
-                    written = report.written,
-                    skipped = report.skipped_total(),
-                    target = %report.target,
-                    elapsed_ms = report.elapsed.as_millis() as u64,
-                    "sync done"
-                ),
+                Ok(report) => {
+                    record_metrics(Some(&report));
+                    tracing::info!(
+                        indicators = report.indicators(),
+                        written = report.written,
+                        skipped = report.skipped_total(),
+                        target = %report.target,
+                        elapsed_ms = report.elapsed.as_millis() as u64,
+                        "sync done"
+                    )
+                }
                 Err(e @ SyncError::Config(_)) => return Err(e),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    next_in_secs = every.as_secs(),
-                    "sync failed; the keys already written stay until their TTL"
-                ),
+                Err(e) => {
+                    record_metrics(None);
+                    tracing::error!(
+                        error = %e,
+                        next_in_secs = every.as_secs(),
+                        "sync failed; the keys already written stay until their TTL"
+                    )
+                }
             },
             _ = shutdown.recv() => return Ok(()),
         }
+    }
+}
+
+/// Metrics of one background sync run: runs by result, keys written and
+/// skipped, and when the last good run finished (alert when it gets old).
+fn record_metrics(report: Option<&SyncReport>) {
+    match report {
+        Some(r) => {
+            metrics::counter!("dnsenrich_sync_runs_total", "result" => "ok").increment(1);
+            metrics::counter!("dnsenrich_sync_keys_written_total").increment(r.written);
+            metrics::counter!("dnsenrich_sync_skipped_total").increment(r.skipped_total());
+            metrics::gauge!("dnsenrich_sync_indicators").set(r.indicators() as f64);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            metrics::gauge!("dnsenrich_sync_last_success_timestamp_seconds").set(now);
+        }
+        None => metrics::counter!("dnsenrich_sync_runs_total", "result" => "error").increment(1),
     }
 }
 
