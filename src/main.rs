@@ -325,7 +325,9 @@ fn announce(d: &Daemon) {
     if let Some(m) = d.metrics_addr() {
         parts.push(format!("metrics://{m}"));
     }
-    eprintln!("dnsenrich: listening on {}{hint}", parts.join(" "));
+    // One write, so a reader never sees half of the line.
+    let line = format!("dnsenrich: listening on {}{hint}\n", parts.join(" "));
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {

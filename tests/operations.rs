@@ -38,7 +38,9 @@ fn wait_for_line(path: &Path, timeout: Duration, f: impl Fn(&str) -> bool) -> Op
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(l) = text.lines().find(|l| f(l)) {
+            // Only complete lines: the writer may be half-way through one.
+            let complete = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+            if let Some(l) = complete.map(str::trim_end).find(|l| f(l)) {
                 return Some(l.to_owned());
             }
         }

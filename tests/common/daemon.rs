@@ -259,8 +259,11 @@ impl Daemon {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let err = self.stderr();
+            // Only a complete line: the announcement may be caught half-written.
             if let Some(line) = err
-                .lines()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .map(str::trim_end)
                 .find(|l| l.starts_with("dnsenrich: listening on"))
             {
                 for word in line.split_whitespace() {
