@@ -461,23 +461,64 @@ impl std::fmt::Debug for ElasticsearchOutput {
     }
 }
 
-/// Batches gathered for one bulk request.
+/// Batches gathered for one bulk request. The documents are copied once,
+/// into the request body, as the batches arrive; the batches keep only their
+/// acks. A retry of some items builds its (smaller) body from slices of the
+/// first one, so a request in flight holds its documents once, not once per
+/// stage of its life.
 #[derive(Default)]
 struct BulkJob {
-    batches: Vec<EncodedBatch>,
+    /// The body of the first request: every document, in order.
+    source: Vec<u8>,
+    /// Per batch, where each of its documents lies in `source`.
+    ranges: Vec<Vec<std::ops::Range<usize>>>,
+    /// Per batch, its acks (fired when the whole job is settled).
+    acks: Vec<Vec<crate::pipeline::Ack>>,
     docs: usize,
+    /// Document bytes gathered (without the action lines).
     bytes: usize,
 }
 
 impl BulkJob {
+    /// A job whose body will not need to grow (and be copied) on the way to
+    /// `flush_bytes`: growing by doubling would briefly hold it twice.
+    fn with_capacity(bytes: usize) -> Self {
+        BulkJob {
+            source: Vec::with_capacity(bytes),
+            ..Default::default()
+        }
+    }
+
     fn push(&mut self, batch: EncodedBatch) {
+        let mut ranges = Vec::with_capacity(batch.len());
+        for d in 0..batch.len() {
+            let doc = batch.doc(d);
+            let start = self.source.len() + bulk::CREATE_ACTION.len();
+            bulk::push_create(&mut self.source, doc);
+            ranges.push(start..start + doc.len());
+        }
         self.docs += batch.len();
         self.bytes += batch.docs.len();
-        self.batches.push(batch);
+        self.ranges.push(ranges);
+        self.acks.push(batch.acks);
     }
 
     fn is_empty(&self) -> bool {
-        self.batches.is_empty()
+        self.ranges.is_empty()
+    }
+
+    /// Every (batch index, document index) of the job, in order.
+    fn items(&self) -> Vec<(usize, usize)> {
+        self.ranges
+            .iter()
+            .enumerate()
+            .flat_map(|(b, r)| (0..r.len()).map(move |d| (b, d)))
+            .collect()
+    }
+
+    /// Document `d` of batch `b`.
+    fn doc(&self, b: usize, d: usize) -> &[u8] {
+        &self.source[self.ranges[b][d].clone()]
     }
 
     /// The body for the documents at `items` (batch index, document index).
@@ -485,9 +526,14 @@ impl BulkJob {
         let mut body =
             Vec::with_capacity(self.bytes * items.len() / self.docs.max(1) + items.len() * 16);
         for &(b, d) in items {
-            bulk::push_create(&mut body, self.batches[b].doc(d));
+            bulk::push_create(&mut body, self.doc(b, d));
         }
         body
+    }
+
+    /// Every ack of the job.
+    fn take_acks(&mut self) -> impl Iterator<Item = crate::pipeline::Ack> {
+        std::mem::take(&mut self.acks).into_iter().flatten()
     }
 }
 
@@ -615,7 +661,10 @@ impl ElasticsearchOutput {
 
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let mut requests = JoinSet::new();
-        let mut job = BulkJob::default();
+        // Room for a full request plus the action lines and the batch that
+        // crosses the threshold.
+        let job_capacity = self.flush_bytes + self.flush_bytes / 4 + (256 << 10);
+        let mut job = BulkJob::with_capacity(job_capacity);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let due = job.bytes >= self.flush_bytes
@@ -630,7 +679,8 @@ impl ElasticsearchOutput {
                         continue;
                     }
                 };
-                requests.spawn(settle(shared.clone(), std::mem::take(&mut job), permit));
+                let full = std::mem::replace(&mut job, BulkJob::with_capacity(job_capacity));
+                requests.spawn(settle(shared.clone(), full, permit));
                 deadline = None;
                 continue;
             }
@@ -762,28 +812,26 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
 
 /// Sends one bulk job until every document is stored, already stored, or
 /// dead-lettered, then fires the acks of its batches.
-async fn settle(shared: Arc<Shared>, job: BulkJob, _slot: OwnedSemaphorePermit) {
+async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePermit) {
     let _in_flight = InFlight::enter();
     let stats = &shared.stats;
     let backoff = shared.backoff;
-    let mut pending: Vec<(usize, usize)> = job
-        .batches
-        .iter()
-        .enumerate()
-        .flat_map(|(b, batch)| (0..batch.len()).map(move |d| (b, d)))
-        .collect();
+    let mut pending: Vec<(usize, usize)> = job.items();
     if pending.is_empty() {
-        stats.ack_all(job.batches.into_iter().flat_map(|b| b.acks));
+        stats.ack_all(job.take_acks());
         return;
     }
     ensure_template(&shared).await;
-    let mut body = job.body(&pending);
+    // The first request sends the job's body as built; only a retry of some
+    // items needs a body of its own.
+    let mut retry_body: Option<Vec<u8>> = None;
     // Failed requests and rounds of refused items back off separately: a
     // recovered server that answers 429 should not inherit a long outage's delay.
     let mut request_attempt = 0;
     let mut item_attempt = 0;
     loop {
-        match send_bulk(&shared, &body, pending.len()).await {
+        let body: &[u8] = retry_body.as_deref().unwrap_or(&job.source);
+        match send_bulk(&shared, body, pending.len()).await {
             Ok(outcomes) => {
                 request_attempt = 0;
                 let mut retry = Vec::new();
@@ -804,7 +852,7 @@ async fn settle(shared: Arc<Shared>, job: BulkJob, _slot: OwnedSemaphorePermit) 
                             "retried"
                         }
                         ItemOutcome::Reject { status, error } => {
-                            let doc = job.batches[b].doc(d);
+                            let doc = job.doc(b, d);
                             dead_letter::push_line(&mut dead, status, &error, &shared.target, doc);
                             dead_count += 1;
                             "dead_letter"
@@ -833,14 +881,14 @@ async fn settle(shared: Arc<Shared>, job: BulkJob, _slot: OwnedSemaphorePermit) 
                 );
                 tokio::time::sleep(delay).await;
                 pending = retry;
-                body = job.body(&pending);
+                retry_body = Some(job.body(&pending));
             }
             Err(Failure::Status { status, error })
                 if RequestVerdict::from_status(status) == RequestVerdict::Reject =>
             {
                 let mut dead = Vec::new();
                 for &(b, d) in &pending {
-                    let doc = job.batches[b].doc(d);
+                    let doc = job.doc(b, d);
                     dead_letter::push_line(&mut dead, status, &error, &shared.target, doc);
                 }
                 tracing::error!(
@@ -886,7 +934,7 @@ async fn settle(shared: Arc<Shared>, job: BulkJob, _slot: OwnedSemaphorePermit) 
             }
         }
     }
-    stats.ack_all(job.batches.into_iter().flat_map(|b| b.acks));
+    stats.ack_all(job.take_acks());
 }
 
 /// Appends to the dead-letter file, retrying until it works: the documents
