@@ -102,7 +102,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             parse_workers: 0,
             enrich_workers: 0,
-            channel_batches: 16,
+            channel_batches: 4,
         }
     }
 }

@@ -95,7 +95,7 @@ impl Default for ElasticsearchConfig {
             data_stream: "logs-pihole.dns-default".into(),
             flush_bytes: 5 * 1024 * 1024,
             flush_interval_ms: 1000,
-            max_in_flight: 4,
+            max_in_flight: 2,
             gzip: false,
             username: None,
             password: None,
