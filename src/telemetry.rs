@@ -106,12 +106,21 @@ pub async fn serve(
                 let Ok((mut stream, _)) = accepted else { continue };
                 let (handle, readiness) = (handle.clone(), readiness.clone());
                 tokio::spawn(async move {
-                    let mut buf = [0u8; 2048];
-                    let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                        Ok(Ok(n)) => n,
-                        _ => return,
-                    };
-                    let response = respond(&buf[..n], &handle, &readiness);
+                    // Read until the end of the request head (it may arrive in
+                    // pieces), at most 8 KiB and 5 s.
+                    let mut buf = Vec::with_capacity(1024);
+                    let mut chunk = [0u8; 1024];
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => break,
+                        }
+                    }
+                    if buf.is_empty() {
+                        return;
+                    }
+                    let response = respond(&buf, &handle, &readiness);
                     let _ = stream.write_all(response.as_bytes()).await;
                     let _ = stream.shutdown().await;
                 });
