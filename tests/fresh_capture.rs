@@ -45,8 +45,9 @@ fn fresh_dnsmasq_capture_parses_completely() {
     require("dig", "dnsutils");
     let out = tempfile::tempdir().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/capture-dnsmasq.sh");
-    // A port range of its own, so this can run beside other tests.
-    let base = 20000 + (std::process::id() % 20000) as u16;
+    // A port range of its own, below the kernel's ephemeral range (32768+)
+    // that other tests' free ports come from, so this can run beside them.
+    let base = 15000 + (std::process::id() % 1500) as u16 * 10;
     let status = Command::new("bash")
         .arg(&script)
         .arg(out.path())

@@ -99,6 +99,26 @@ impl Memcached {
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        // kill() returns before the process has stopped: wait until the
+        // kernel reports it stopped, so no request is answered after this.
+        if let Some(c) = &self.child {
+            let stat = format!("/proc/{}/stat", c.id());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                let state = std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(')')
+                            .map(|(_, rest)| rest.trim_start().chars().next())
+                    })
+                    .flatten();
+                if state == Some('T') {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            panic!("memcached did not stop after SIGSTOP");
+        }
     }
 
     /// Thaws a paused server (SIGCONT).
