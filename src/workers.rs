@@ -76,12 +76,17 @@ pub fn parse_batch(decoder: &mut LineDecoder, batch: FrameBatch) -> EventBatch {
     let now = Utc::now();
     let mut events = Vec::with_capacity(batch.frames.len());
     let input = batch.input.as_str();
+    // A TCP batch has one peer throughout: format it once, not per event.
+    let mut peer_text: Option<(std::net::SocketAddr, Str)> = None;
     for f in &batch.frames {
         let mut ev = decoder.decode_at(batch.bytes(f), f.truncated, now);
         if let Some(peer) = f.peer {
-            let mut s = Str::default();
-            let _ = write!(s, "{peer}");
-            ev.log.source.address = Some(s);
+            if !matches!(&peer_text, Some((p, _)) if *p == peer) {
+                let mut s = Str::default();
+                let _ = write!(s, "{peer}");
+                peer_text = Some((peer, s));
+            }
+            ev.log.source.address = peer_text.as_ref().map(|(_, s)| s.clone());
         }
         if let Some(path) = &batch.file {
             ev.log.file.path = Some(path.clone());

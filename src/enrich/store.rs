@@ -256,8 +256,9 @@ impl StoreMap {
     }
 }
 
-/// Names every hosts file carries for the machine itself.
-const HOSTS_OWN_NAMES: &[&str] = &[
+/// Names every hosts file carries for the machine itself (also skipped by
+/// `dnsenrich sync` when it reads hosts-format lists).
+pub(crate) const HOSTS_OWN_NAMES: &[&str] = &[
     "localhost",
     "localhost.localdomain",
     "local",

@@ -11,26 +11,11 @@ use super::http::{Fetcher, Location, ParseFailure};
 use super::indicator::{domain, looks_like_ip, map_free, Mapped, SkipReason};
 use super::progress::Progress;
 use super::SyncError;
+use crate::enrich::store::HOSTS_OWN_NAMES;
 use crate::lines::BoundedLines;
 
 /// Longer list lines are cut (and then usually rejected as invalid).
 const MAX_LINE: usize = 8192;
-
-/// Names hosts files map to loopback for the system's own sake.
-const HOSTS_BOILERPLATE: &[&str] = &[
-    "localhost",
-    "localhost.localdomain",
-    "local",
-    "broadcasthost",
-    "ip6-localhost",
-    "ip6-loopback",
-    "ip6-localnet",
-    "ip6-mcastprefix",
-    "ip6-allnodes",
-    "ip6-allrouters",
-    "ip6-allhosts",
-    "0.0.0.0",
-];
 
 /// A CSV column: 0-based index or header name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +113,7 @@ fn take_line(c: &mut Collector, line: &str, feed: FeedId, format: ListFormat) {
         let mut any = false;
         for name in tokens {
             any = true;
-            if HOSTS_BOILERPLATE.contains(&name.to_ascii_lowercase().as_str()) {
+            if HOSTS_OWN_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
                 c.skip(SkipReason::HostsBoilerplate, || line.to_string());
                 continue;
             }
