@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
@@ -516,19 +517,26 @@ impl BulkJob {
             .collect()
     }
 
-    /// Document `d` of batch `b`.
-    fn doc(&self, b: usize, d: usize) -> &[u8] {
-        &self.source[self.ranges[b][d].clone()]
+    /// Hands the body over for sending. `Bytes` is shared, not copied, by
+    /// the HTTP client, so the documents stay in memory once while in flight.
+    fn seal(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.source))
     }
 
-    /// The body for the documents at `items` (batch index, document index).
-    fn body(&self, items: &[(usize, usize)]) -> Vec<u8> {
+    /// Document `d` of batch `b` in `source`, the job's sealed body.
+    fn doc<'a>(&self, source: &'a [u8], b: usize, d: usize) -> &'a [u8] {
+        &source[self.ranges[b][d].clone()]
+    }
+
+    /// The body for the documents at `items` (batch index, document index),
+    /// taken from `source`, the job's sealed body.
+    fn body(&self, source: &[u8], items: &[(usize, usize)]) -> Bytes {
         let mut body =
             Vec::with_capacity(self.bytes * items.len() / self.docs.max(1) + items.len() * 16);
         for &(b, d) in items {
-            bulk::push_create(&mut body, self.doc(b, d));
+            bulk::push_create(&mut body, self.doc(source, b, d));
         }
-        body
+        Bytes::from(body)
     }
 
     /// Every ack of the job.
@@ -824,14 +832,14 @@ async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePerm
     ensure_template(&shared).await;
     // The first request sends the job's body as built; only a retry of some
     // items needs a body of its own.
-    let mut retry_body: Option<Vec<u8>> = None;
+    let source = job.seal();
+    let mut body = source.clone();
     // Failed requests and rounds of refused items back off separately: a
     // recovered server that answers 429 should not inherit a long outage's delay.
     let mut request_attempt = 0;
     let mut item_attempt = 0;
     loop {
-        let body: &[u8] = retry_body.as_deref().unwrap_or(&job.source);
-        match send_bulk(&shared, body, pending.len()).await {
+        match send_bulk(&shared, body.clone(), pending.len()).await {
             Ok(outcomes) => {
                 request_attempt = 0;
                 let mut retry = Vec::new();
@@ -852,7 +860,7 @@ async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePerm
                             "retried"
                         }
                         ItemOutcome::Reject { status, error } => {
-                            let doc = job.doc(b, d);
+                            let doc = job.doc(&source, b, d);
                             dead_letter::push_line(&mut dead, status, &error, &shared.target, doc);
                             dead_count += 1;
                             "dead_letter"
@@ -881,14 +889,14 @@ async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePerm
                 );
                 tokio::time::sleep(delay).await;
                 pending = retry;
-                retry_body = Some(job.body(&pending));
+                body = job.body(&source, &pending);
             }
             Err(Failure::Status { status, error })
                 if RequestVerdict::from_status(status) == RequestVerdict::Reject =>
             {
                 let mut dead = Vec::new();
                 for &(b, d) in &pending {
-                    let doc = job.doc(b, d);
+                    let doc = job.doc(&source, b, d);
                     dead_letter::push_line(&mut dead, status, &error, &shared.target, doc);
                 }
                 tracing::error!(
@@ -963,19 +971,17 @@ async fn write_dead_letters(shared: &Shared, lines: &[u8], count: usize) {
 }
 
 /// One `POST /<target>/_bulk`, read item by item.
-async fn send_bulk(shared: &Shared, body: &[u8], docs: usize) -> Result<Vec<ItemOutcome>, Failure> {
+async fn send_bulk(shared: &Shared, body: Bytes, docs: usize) -> Result<Vec<ItemOutcome>, Failure> {
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
-    let compressed;
     let body = if shared.gzip {
-        match bulk::gzip(body) {
+        match bulk::gzip(&body) {
             Ok(z) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                compressed = z;
-                &compressed[..]
+                Bytes::from(z)
             }
             // Writing into memory does not fail; if it ever did, send it plain.
             Err(_) => body,
@@ -1010,7 +1016,7 @@ async fn send_bulk(shared: &Shared, body: &[u8], docs: usize) -> Result<Vec<Item
 async fn request(
     shared: &Shared,
     headers: HeaderMap,
-    body: &[u8],
+    body: Bytes,
     docs: usize,
 ) -> Result<Vec<ItemOutcome>, Failure> {
     let resp = shared
@@ -1165,8 +1171,14 @@ mod tests {
             job.push(b);
         }
         assert_eq!((job.docs, job.bytes), (3, 21));
+        let source = job.seal();
         assert_eq!(
-            job.body(&[(0, 1), (1, 0)]),
+            &source[..],
+            b"{\"create\":{}}\n{\"a\":0}\n{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":0}\n"
+        );
+        assert_eq!(job.doc(&source, 1, 0), b"{\"b\":0}");
+        assert_eq!(
+            &job.body(&source, &[(0, 1), (1, 0)])[..],
             b"{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":0}\n"
         );
     }
