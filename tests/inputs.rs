@@ -187,6 +187,61 @@ async fn udp_v6_datagrams_arrive_with_their_peer() {
     udp_roundtrip(loopback6(), "[::1]:0").await;
 }
 
+/// A stream of datagrams, more than one `recvmmsg` group (32) and more than
+/// one batch, arrives complete and in order, with and without the pause that
+/// gathers trickling datagrams.
+async fn udp_stream_arrives_in_order(coalesce_us: u64) {
+    let cfg = UdpConfig {
+        max_datagrams_per_batch: 100,
+        coalesce_us,
+        ..udp_config(loopback4())
+    };
+    let h = start_udp(cfg.bind().unwrap(), 64);
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let total = 1000;
+    for i in 0..total {
+        client
+            .send_to(format!("<13>line {i}\n").as_bytes(), h.addr())
+            .await
+            .unwrap();
+        // Paced, so a small receive buffer on the test machine never overflows.
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut lines = Vec::new();
+    let mut batches = 0;
+    while lines.len() < total {
+        match tokio::time::timeout_at(deadline, h.rx.recv_async()).await {
+            Ok(Ok(b)) => {
+                assert!(
+                    b.len() <= 100,
+                    "a batch holds at most max_datagrams_per_batch"
+                );
+                batches += 1;
+                lines.extend(unpack(&b).into_iter().map(|g| g.text));
+            }
+            _ => break,
+        }
+    }
+    let want: Vec<String> = (0..total).map(|i| format!("<13>line {i}")).collect();
+    assert_eq!(lines, want);
+    assert!(batches >= total / 100, "{batches} batches");
+    assert_eq!(h.stats.received(), total as u64);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn udp_stream_arrives_in_order_in_gathered_groups() {
+    udp_stream_arrives_in_order(UdpConfig::default().coalesce_us).await;
+}
+
+#[tokio::test]
+async fn udp_stream_arrives_in_order_read_as_it_comes() {
+    udp_stream_arrives_in_order(0).await;
+}
+
 #[tokio::test]
 async fn udp_oversized_datagram_is_truncated_and_tagged() {
     let cfg = UdpConfig {
