@@ -266,17 +266,20 @@ fn init_logging(cfg: &dnsenrich::config::LogConfig) {
     };
 }
 
-/// Caps glibc's malloc arenas. Without this every thread that frees a large
-/// bulk buffer keeps its own arena of freed memory, and the peak RSS of the
-/// Elasticsearch output grows with the thread count, not with the data in
-/// flight. `MALLOC_ARENA_MAX` in the environment still wins.
+/// Caps glibc's malloc arenas at 8. Each arena keeps the memory freed into it
+/// (bulk bodies of several MiB among it), so without a cap peak RSS grows
+/// with the thread count, which grows with the cores. Fewer arenas cost CPU
+/// instead: threads sharing one wait for its lock. Measured on 2 cores
+/// (scenario b of `scripts/bench-e2e.sh`): 2 arenas 2.66 µs/event and
+/// 64 MiB, 4 arenas 2.42 µs and 69 MiB, 8 arenas 2.36 µs and 77 MiB.
+/// `MALLOC_ARENA_MAX` in the environment still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only changes allocator tuning; called before any
         // thread is started.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 8);
         }
     }
 }
