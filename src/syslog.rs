@@ -816,10 +816,12 @@ enum Stamp {
     Local(NaiveDateTime),
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.fff]` without a zone.
+/// `YYYY-MM-DD HH:MM:SS[.fff]` without a zone, also with `T` between date
+/// and time (syslog-ng's `loggen` and some relays write ISO 8601 stamps
+/// without an offset).
 fn local_datetime(i: &str) -> Res<'_, NaiveDateTime> {
     map_opt(
-        tuple((full_date, sp, time_of_day, opt(fraction))),
+        tuple((full_date, alt((sp, char('T'))), time_of_day, opt(fraction))),
         |(date, _, (h, m, s), micro)| Some(date.and_time(naive_time(h, m, s, micro.unwrap_or(0))?)),
     )(i)
 }
@@ -1766,6 +1768,29 @@ mod tests {
         assert_eq!(
             (h.appname, h.procid, h.message),
             (Some("dnsmasq"), Some("12"), "msg")
+        );
+    }
+
+    #[test]
+    fn rfc3164_with_iso_stamp_without_offset_is_local_time() {
+        // syslog-ng's loggen writes this header.
+        let mut d = utc_decoder();
+        let h = d.decode_at(
+            "<38>2026-11-28T01:52:43 localhost prg00000[1234]: seq: 1",
+            now(),
+        );
+        assert_eq!(h.format, Format::Rfc3164);
+        assert_eq!(h.timestamp, Some(utc(2026, 11, 28, 1, 52, 43)));
+        assert_eq!(
+            (h.hostname, h.appname, h.procid, h.message),
+            (Some("localhost"), Some("prg00000"), Some("1234"), "seq: 1")
+        );
+        assert!(!h.header_invalid);
+        let mut berlin = SyslogDecoder::new("Europe/Berlin".parse().unwrap());
+        let h = berlin.decode_at("<30>2026-11-28T01:02:03.5 host dnsmasq[1]: m", now());
+        assert_eq!(
+            h.timestamp,
+            Some(utc(2026, 11, 28, 0, 2, 3) + TimeDelta::milliseconds(500))
         );
     }
 
