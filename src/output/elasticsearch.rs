@@ -845,29 +845,33 @@ async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePerm
                 let mut retry = Vec::new();
                 let mut dead = Vec::new();
                 let mut dead_count = 0;
+                // Counted here and reported once per request: a metrics
+                // lookup per document would cost more than the bookkeeping.
+                let (mut created, mut duplicates) = (0, 0);
                 for (outcome, &(b, d)) in outcomes.into_iter().zip(&pending) {
-                    let status = match outcome {
-                        ItemOutcome::Created => {
-                            OutputStats::add(&stats.stored, 1);
-                            "created"
-                        }
-                        ItemOutcome::Duplicate => {
-                            OutputStats::add(&stats.duplicates, 1);
-                            "duplicate"
-                        }
-                        ItemOutcome::Retry { .. } => {
-                            retry.push((b, d));
-                            "retried"
-                        }
+                    match outcome {
+                        ItemOutcome::Created => created += 1,
+                        ItemOutcome::Duplicate => duplicates += 1,
+                        ItemOutcome::Retry { .. } => retry.push((b, d)),
                         ItemOutcome::Reject { status, error } => {
                             let doc = job.doc(&source, b, d);
                             dead_letter::push_line(&mut dead, status, &error, &shared.target, doc);
                             dead_count += 1;
-                            "dead_letter"
                         }
-                    };
-                    metrics::counter!("dnsenrich_bulk_items_total", "status" => status)
-                        .increment(1);
+                    }
+                }
+                OutputStats::add(&stats.stored, created);
+                OutputStats::add(&stats.duplicates, duplicates);
+                for (status, n) in [
+                    ("created", created),
+                    ("duplicate", duplicates),
+                    ("retried", retry.len()),
+                    ("dead_letter", dead_count),
+                ] {
+                    if n > 0 {
+                        metrics::counter!("dnsenrich_bulk_items_total", "status" => status)
+                            .increment(n as u64);
+                    }
                 }
                 if dead_count > 0 {
                     write_dead_letters(&shared, &dead, dead_count).await;
