@@ -633,6 +633,8 @@ fn documents_the_server_refuses_go_to_the_dead_letter_file() {
     let mut d = DaemonBuilder::new(state.path())
         .elasticsearch(&es.url, "dns-conflict")
         .config("[output]\ninstall_template = false\n")
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
         .start();
 
     let names = ["dl-1.example.com", "dl-2.example.com", "dl-3.example.com"];
@@ -653,6 +655,12 @@ fn documents_the_server_refuses_go_to_the_dead_letter_file() {
     wait_until("the fitting line is stored", WAIT, || {
         es.count("dns-conflict") >= 1
     });
+    // The outcomes are counted by status; acks come after the counting.
+    wait_until("the metrics count both outcomes", WAIT, || {
+        d.metric("dnsenrich_bulk_items_total{status=\"created\"}") == Some(1.0)
+            && d.metric("dnsenrich_bulk_items_total{status=\"dead_letter\"}") == Some(3.0)
+    });
+    assert_eq!(d.metric("dnsenrich_dead_letters_total"), Some(3.0));
     assert!(d.sigterm().success(), "{}", d.stderr());
 
     let dead = read_events(&dl_path);

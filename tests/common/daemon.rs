@@ -186,6 +186,7 @@ impl DaemonBuilder {
             udp: None,
             tcp: None,
             tls: None,
+            metrics: None,
         }
     }
 }
@@ -213,6 +214,8 @@ pub struct Daemon {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
+    /// The metrics listener, when started with `--metrics`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -234,6 +237,27 @@ impl Daemon {
     /// The TLS input's address; panics if it is off.
     pub fn tls(&self) -> SocketAddr {
         self.tls.expect("the daemon listens on TLS")
+    }
+
+    /// The value of one Prometheus sample (`name{labels}` exactly as
+    /// exposed) from the metrics listener; None when it is not exposed (yet).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        use std::io::{Read, Write};
+        let addr = self.metrics.expect("the daemon was started with --metrics");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("send the metrics request");
+        let mut body = String::new();
+        conn.read_to_string(&mut body)
+            .expect("read the metrics answer");
+        body.lines().find_map(|l| {
+            l.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// Everything written to stderr so far, terminal colour codes removed.
@@ -278,6 +302,7 @@ impl Daemon {
                         "udp" => &mut self.udp,
                         "tcp" => &mut self.tcp,
                         "tls" => &mut self.tls,
+                        "metrics" => &mut self.metrics,
                         _ => continue,
                     };
                     slot.get_or_insert(addr);
