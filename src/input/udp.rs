@@ -279,6 +279,9 @@ impl Receiver {
                         let local = self.socket.local_addr().ok();
                         warn!(?local, error = %e, suppressed = more, "UDP receive error");
                     }
+                    // A socket that keeps failing also keeps polling
+                    // readable: do not spin on it.
+                    std::thread::sleep(Duration::from_millis(10));
                     return Round::Drained { got };
                 }
             }

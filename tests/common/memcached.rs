@@ -36,13 +36,27 @@ pub fn free_port() -> u16 {
 }
 
 impl Memcached {
-    /// Starts memcached on a free port.
+    /// Starts memcached on a free port. The port is free when picked but
+    /// may be taken before memcached binds it: then another port is tried.
     pub fn start() -> Memcached {
-        Self::start_on(free_port())
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start_on(free_port()) {
+                Ok(mc) => return mc,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
     }
 
     /// Starts memcached on `port` (e.g. again after [`Memcached::stop`]).
     pub fn start_on(port: u16) -> Memcached {
+        Self::try_start_on(port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts memcached on `port`; an error if it exits before it accepts
+    /// connections (the port was taken) or does not start in time.
+    fn try_start_on(port: u16) -> Result<Memcached, String> {
         let bin = std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
         let mut cmd = Command::new(&bin);
         cmd.args([
@@ -71,21 +85,41 @@ impl Memcached {
                  (or set MEMCACHED_BIN)"
             ),
         };
-        let mc = Memcached {
+        let mut mc = Memcached {
             port,
             addr: format!("127.0.0.1:{port}"),
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&mc.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "memcached did not start on {}",
-                mc.addr
-            );
+        loop {
+            // Checked before connecting: a listener that answers while our
+            // memcached has exited belongs to someone else.
+            if let Some(status) = mc.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                mc.child = None;
+                return Err(format!(
+                    "memcached exited ({status}) before listening on {}",
+                    mc.addr
+                ));
+            }
+            if TcpStream::connect(&mc.addr).is_ok() {
+                // memcached binds once at start: if it is still running now,
+                // the listener that answered is its own.
+                std::thread::sleep(Duration::from_millis(20));
+                if mc
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                    .is_none()
+                {
+                    return Ok(mc);
+                }
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("memcached did not start on {}", mc.addr));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
-        mc
     }
 
     /// Kills the server and waits for it to exit.
