@@ -370,18 +370,23 @@ impl RecvSlots {
             addrs: vec![unsafe { std::mem::zeroed() }; RECV_VLEN],
             msgs: Vec::with_capacity(RECV_VLEN),
         };
+        // Pointers from `Vec::as_mut_ptr`, which makes no intermediate
+        // reference: the kernel writes through them while `get` reads `buf`.
+        let base = s.buf.as_mut_ptr();
         for i in 0..RECV_VLEN {
             s.iov.push(libc::iovec {
-                iov_base: s.buf[i * slot..].as_mut_ptr().cast(),
+                // SAFETY: `i * slot` stays inside `buf` (RECV_VLEN slots).
+                iov_base: unsafe { base.add(i * slot) }.cast(),
                 iov_len: slot,
             });
         }
         for i in 0..RECV_VLEN {
             // SAFETY: mmsghdr is plain data; all zeroes is valid.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = &mut s.iov[i];
+            // SAFETY: `i` < RECV_VLEN, the length of `iov` and `addrs`.
+            m.msg_hdr.msg_iov = unsafe { s.iov.as_mut_ptr().add(i) };
             m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_name = (&mut s.addrs[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_hdr.msg_name = unsafe { s.addrs.as_mut_ptr().add(i) }.cast();
             s.msgs.push(m);
         }
         s
