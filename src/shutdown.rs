@@ -31,9 +31,10 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    /// Whether shutdown has been signalled.
+    /// Whether shutdown has been signalled, or the trigger is gone (as with
+    /// [`Shutdown::recv`]): a thread polling this must not outlive it.
     pub fn is_shutdown(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() || self.0.has_changed().is_err()
     }
 
     /// Waits for the signal (returns at once if it was already given, or if the
@@ -56,5 +57,13 @@ mod tests {
         a.recv().await;
         b.recv().await;
         assert!(b.is_shutdown());
+    }
+
+    #[test]
+    fn a_dropped_trigger_counts_as_shutdown() {
+        let (t, a) = channel();
+        assert!(!a.is_shutdown());
+        drop(t);
+        assert!(a.is_shutdown());
     }
 }

@@ -294,6 +294,52 @@ async fn udp_drops_are_counted_when_the_pipeline_is_full() {
 }
 
 #[tokio::test]
+async fn udp_datagrams_the_kernel_drops_are_counted() {
+    // The smallest receive buffer, and nobody reading yet: a burst sent now
+    // overflows it in the kernel.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = UdpConfig {
+        recv_buffer_bytes: 1,
+        ..UdpConfig::default()
+    };
+    let input = UdpInput::from_std(&cfg, vec![socket]).unwrap();
+    let addr = input.local_addrs()[0];
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let padding = "x".repeat(300);
+    let mut sent = 0u64;
+    for i in 0..200 {
+        client
+            .send_to(format!("<13>burst {i} {padding}").as_bytes(), addr)
+            .unwrap();
+        sent += 1;
+    }
+    let h = start_udp(input, 64);
+    let stats = h.stats.clone();
+    // The kernel hands its running drop count over with the next datagram it
+    // queues: keep sending one now and then until everything is accounted for.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stats.received() + stats.dropped() < sent && tokio::time::Instant::now() < deadline {
+        client.send_to(b"<13>after the burst", addr).unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        eventually(WAIT, || stats.received() + stats.dropped() == sent).await,
+        "sent {sent}, received {}, counted as dropped {}",
+        stats.received(),
+        stats.dropped()
+    );
+    assert!(stats.dropped() > 0, "the burst overflowed nothing?");
+    let delivered: u64 = h.rx.drain().map(|b| b.len() as u64).sum();
+    assert_eq!(
+        delivered,
+        stats.received(),
+        "what was received was handed on"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn udp_input_adopts_a_socket_bound_elsewhere() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();

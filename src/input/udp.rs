@@ -11,7 +11,10 @@
 //! is dropped — counted as `dnsenrich_events_dropped_total{input="udp",
 //! reason="pipeline_full"}` and logged at most once a second — rather than
 //! queued without bound. A large socket receive buffer (`recv_buffer_bytes`)
-//! absorbs bursts before it comes to that.
+//! absorbs bursts before it comes to that. When the receive buffer itself
+//! overflows, the kernel drops datagrams before we see them; it reports its
+//! running count with later datagrams (SO_RXQ_OVFL), and those are counted as
+//! `reason="socket_buffer_full"` and logged the same way.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -105,6 +108,7 @@ impl UdpInput {
             if config.recv_buffer_bytes > 0 {
                 set_recv_buffer(s, config.recv_buffer_bytes);
             }
+            report_kernel_drops(s);
         }
         Ok(UdpInput {
             sockets,
@@ -147,6 +151,8 @@ impl UdpInput {
                 stats: self.stats.clone(),
                 drop_log: LogThrottle::per_second(),
                 error_log: LogThrottle::per_second(),
+                kernel_drops: std::cell::Cell::new(0),
+                kernel_drop_log: LogThrottle::per_second(),
             };
             let (tx, shutdown) = (tx.clone(), shutdown.clone());
             match std::thread::Builder::new()
@@ -189,6 +195,9 @@ struct Receiver {
     stats: InputStats,
     drop_log: LogThrottle,
     error_log: LogThrottle,
+    /// The socket's drop counter as last reported by the kernel.
+    kernel_drops: std::cell::Cell<u32>,
+    kernel_drop_log: LogThrottle,
 }
 
 /// What one round of reads ended with.
@@ -255,10 +264,15 @@ impl Receiver {
             let want = RECV_VLEN.min(self.max_batch - batch.len());
             match slots.recv(&self.socket, want) {
                 Ok(n) => {
+                    let mut drops = None;
                     for i in 0..n {
                         let (datagram, peer) = slots.get(i);
                         let (frame, truncated) = datagram_frame(datagram, self.max_frame);
                         batch.push(frame, truncated, peer, None);
+                        drops = slots.kernel_drops(i).or(drops);
+                    }
+                    if let Some(total) = drops {
+                        self.count_kernel_drops(total);
                     }
                     got += n;
                     if batch.len() >= self.max_batch {
@@ -285,6 +299,27 @@ impl Receiver {
                     return Round::Drained { got };
                 }
             }
+        }
+    }
+
+    /// Counts what the kernel dropped since it last told us: `total` is the
+    /// socket's running count (SO_RXQ_OVFL), sent along with a datagram.
+    fn count_kernel_drops(&self, total: u32) {
+        let new = total.wrapping_sub(self.kernel_drops.replace(total));
+        if new == 0 {
+            return;
+        }
+        self.stats
+            .record_dropped(u64::from(new), "socket_buffer_full");
+        if let Some(more) = self.kernel_drop_log.check() {
+            warn!(
+                local = ?self.socket.local_addr().ok(),
+                dropped = new,
+                dropped_total = self.stats.dropped(),
+                suppressed_warnings = more,
+                "UDP receive buffer overflowed: the kernel dropped datagrams; \
+                 raise recv_buffer_bytes (and net.core.rmem_max)"
+            );
         }
     }
 
@@ -350,8 +385,14 @@ struct RecvSlots {
     slot: usize,
     iov: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_storage>,
+    /// Ancillary data per slot (the SO_RXQ_OVFL drop counter), as u64 words
+    /// for the alignment `cmsghdr` needs.
+    ctrl: Vec<u64>,
     msgs: Vec<libc::mmsghdr>,
 }
+
+/// Room for one `cmsghdr` with a `u32` (24 bytes on 64-bit Linux) and spare.
+const CTRL_WORDS: usize = 8;
 
 // SAFETY: the raw pointers in `iov` and `msgs` point into `buf` and `addrs`,
 // which move with the struct (their heap allocations do not).
@@ -368,6 +409,7 @@ impl RecvSlots {
             iov: Vec::with_capacity(RECV_VLEN),
             // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
             addrs: vec![unsafe { std::mem::zeroed() }; RECV_VLEN],
+            ctrl: vec![0; RECV_VLEN * CTRL_WORDS],
             msgs: Vec::with_capacity(RECV_VLEN),
         };
         // Pointers from `Vec::as_mut_ptr`, which makes no intermediate
@@ -396,9 +438,13 @@ impl RecvSlots {
     fn recv(&mut self, socket: &StdUdpSocket, want: usize) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let want = want.clamp(1, RECV_VLEN);
-        for m in &mut self.msgs[..want] {
+        let ctrl = self.ctrl.as_mut_ptr();
+        for (i, m) in self.msgs[..want].iter_mut().enumerate() {
             m.msg_hdr.msg_namelen =
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: `i` < RECV_VLEN, so the slot lies inside `ctrl`.
+            m.msg_hdr.msg_control = unsafe { ctrl.add(i * CTRL_WORDS) }.cast();
+            m.msg_hdr.msg_controllen = CTRL_WORDS * 8;
             m.msg_hdr.msg_flags = 0;
             m.msg_len = 0;
         }
@@ -430,6 +476,46 @@ impl RecvSlots {
         let peer =
             unsafe { socket2::SockAddr::new(self.addrs[i], m.msg_hdr.msg_namelen) }.as_socket();
         (data, peer)
+    }
+}
+
+impl RecvSlots {
+    /// The socket's running drop count sent with datagram `i` of the last
+    /// `recv`, if the kernel sent one (it does once anything was dropped).
+    fn kernel_drops(&self, i: usize) -> Option<u32> {
+        let hdr = &self.msgs[i].msg_hdr;
+        // SAFETY: the kernel filled `msg_control` up to `msg_controllen`;
+        // the CMSG_* macros walk only within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                    return Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+                }
+                c = libc::CMSG_NXTHDR(hdr, c);
+            }
+        }
+        None
+    }
+}
+
+/// Asks the kernel to report the socket's drop count with each datagram
+/// (SO_RXQ_OVFL), so datagrams lost to a full receive buffer are counted too.
+fn report_kernel_drops(socket: &StdUdpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and an int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        debug!(error = %io::Error::last_os_error(), "cannot enable SO_RXQ_OVFL; kernel drops will not be counted");
     }
 }
 
