@@ -125,11 +125,34 @@ pub struct Daemon {
     grammars: Arc<GrammarSet>,
     metrics_listener: Option<tokio::net::TcpListener>,
     enrich: Arc<EnrichStage>,
+    signals: Signals,
+}
+
+/// The signals the daemon answers, registered when it is built: a SIGTERM
+/// that arrives once the inputs are bound (and announced) is a drain, not
+/// the default of dying on the spot.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
 }
 
 impl Daemon {
-    /// Checks the configuration, compiles grammars, binds inputs and prepares the output.
+    /// Checks the configuration, compiles grammars, binds inputs and prepares
+    /// the output. Registers the signal handlers first; call it within the
+    /// Tokio runtime.
     pub fn build(mut cfg: Config) -> anyhow::Result<Daemon> {
+        let signals = Signals::install()?;
         cfg.validate()?;
         let grammars = Arc::new(GrammarSet::with_files(&cfg.parse.grammars)?);
         if cfg.input.file.state_dir == crate::input::FileConfig::default().state_dir {
@@ -194,6 +217,7 @@ impl Daemon {
             grammars,
             metrics_listener,
             enrich,
+            signals,
         })
     }
 
@@ -221,6 +245,7 @@ impl Daemon {
             grammars,
             metrics_listener,
             enrich,
+            signals,
         } = self;
         let prometheus = telemetry::install_recorder();
         let readiness = Arc::new(Readiness::default());
@@ -312,9 +337,11 @@ impl Daemon {
         }
         telemetry::sd_notify("READY=1");
 
-        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         tokio::pin!(stop);
         loop {
             tokio::select! {

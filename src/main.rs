@@ -259,10 +259,17 @@ fn init_logging(cfg: &dnsenrich::config::LogConfig) {
         .with_writer(std::io::stderr);
     // Under systemd the journal stamps every line already.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colours only for a person at a terminal: not in files, pipes or the
+    // journal, and not when NO_COLOR is set (no-color.org).
+    let colour = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal()
+            && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+    };
     let _ = match cfg.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Auto if under_journal => builder.without_time().with_ansi(false).try_init(),
-        _ => builder.try_init(),
+        _ => builder.with_ansi(colour).try_init(),
     };
 }
 

@@ -1038,6 +1038,33 @@ fn refused(builder: DaemonBuilder) -> (i32, String) {
 }
 
 #[test]
+fn sigterm_as_soon_as_it_listens_is_a_clean_stop() {
+    // The handlers are in place before the addresses are announced: a
+    // service manager stopping it right after start gets a drain, not a kill.
+    for _ in 0..5 {
+        let state = tempfile::tempdir().unwrap();
+        let mut d = DaemonBuilder::new(state.path()).start();
+        let status = d.sigterm();
+        assert!(status.success(), "{status}: {}", d.stderr());
+        assert!(d.stderr().contains("stopped"), "{}", d.stderr());
+    }
+}
+
+#[test]
+fn log_written_to_a_file_has_no_colour_codes() {
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path()).start();
+    assert!(d.sigterm().success(), "{}", d.stderr());
+    // Raw, not through `stderr()`, which removes colour codes.
+    let raw = std::fs::read_to_string(&d.stderr_path).unwrap();
+    assert!(
+        raw.contains("listening on") && raw.contains("stopped"),
+        "{raw}"
+    );
+    assert!(!raw.contains('\x1b'), "colour codes in a log file: {raw:?}");
+}
+
+#[test]
 fn unknown_config_key_is_refused_naming_the_key() {
     let state = tempfile::tempdir().unwrap();
     let (code, err) =
