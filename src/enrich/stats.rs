@@ -23,95 +23,88 @@ use std::sync::Mutex;
 /// Most feeds counted by name.
 const MAX_FEED_LABELS: usize = 1000;
 
-/// The stage's counters.
-#[derive(Debug, Default)]
-pub struct EnrichStats {
-    pub events: AtomicU64,
-    pub lookups: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub store_hits: AtomicU64,
-    pub store_misses: AtomicU64,
-    pub memcached_requests: AtomicU64,
-    pub memcached_keys: AtomicU64,
-    pub memcached_hits: AtomicU64,
-    pub memcached_misses: AtomicU64,
-    pub memcached_errors: AtomicU64,
-    pub memcached_timeouts: AtomicU64,
-    pub memcached_down: AtomicU64,
-    pub inflight_waits: AtomicU64,
-    pub events_enriched: AtomicU64,
-    pub events_none: AtomicU64,
-    pub events_not_enriched: AtomicU64,
-    pub unsafe_keys_hashed: AtomicU64,
-    pub malformed_values: AtomicU64,
-    feeds: Mutex<HashMap<String, u64>>,
+/// Declares the stage's counters once: the shared atomics
+/// ([`EnrichStats`]), a batch's local tally ([`BatchCounts`]), the copy the
+/// stage reports ([`EnrichStatsSnapshot`]), and adding and reading them all.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// The stage's counters.
+        #[derive(Debug, Default)]
+        pub struct EnrichStats {
+            $(pub $name: AtomicU64,)*
+            feeds: Mutex<HashMap<String, u64>>,
+        }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct EnrichStatsSnapshot {
+            $($(#[doc = $doc])* pub $name: u64,)*
+            /// Events matched, per feed name, most first.
+            pub hits_per_feed: Vec<(String, u64)>,
+            /// Entries in the negative cache now.
+            pub cache_entries: usize,
+            /// Entries the cache dropped to stay within its bound (or expired).
+            pub cache_evicted: u64,
+        }
+
+        /// Counts of one batch, added to the shared counters once.
+        #[derive(Debug, Default)]
+        pub(crate) struct BatchCounts {
+            $(pub $name: u64,)*
+            pub feeds: Vec<(String, u64)>,
+        }
+
+        impl EnrichStats {
+            /// Adds every counter of `b` (not its feeds).
+            fn add_counts(&self, b: &BatchCounts) {
+                $(add(&self.$name, b.$name);)*
+            }
+
+            /// Every counter now, with `hits_per_feed`; the cache's figures
+            /// are the stage's to fill in.
+            fn load_counts(&self, hits_per_feed: Vec<(String, u64)>) -> EnrichStatsSnapshot {
+                EnrichStatsSnapshot {
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                    hits_per_feed,
+                    cache_entries: 0,
+                    cache_evicted: 0,
+                }
+            }
+        }
+    };
 }
 
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnrichStatsSnapshot {
+counters! {
     /// Events that passed through an active enricher.
-    pub events: u64,
+    events,
     /// Distinct keys looked up (per batch).
-    pub lookups: u64,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub store_hits: u64,
-    pub store_misses: u64,
+    lookups,
+    cache_hits,
+    cache_misses,
+    store_hits,
+    store_misses,
     /// `gets` requests sent to memcached.
-    pub memcached_requests: u64,
+    memcached_requests,
     /// Keys in those requests.
-    pub memcached_keys: u64,
-    pub memcached_hits: u64,
-    pub memcached_misses: u64,
+    memcached_keys,
+    memcached_hits,
+    memcached_misses,
     /// Keys without an answer because of an I/O or protocol error.
-    pub memcached_errors: u64,
+    memcached_errors,
     /// … because of a timeout (including waits for another thread's fetch).
-    pub memcached_timeouts: u64,
+    memcached_timeouts,
     /// … because their server was down (in backoff).
-    pub memcached_down: u64,
+    memcached_down,
     /// Keys another thread was already fetching (asked for once).
-    pub inflight_waits: u64,
+    inflight_waits,
     /// Events that matched at least one indicator.
-    pub events_enriched: u64,
+    events_enriched,
     /// Events given the "none" value after a clean miss.
-    pub events_none: u64,
+    events_none,
     /// Events tagged `_dnsenrich_not_enriched`.
-    pub events_not_enriched: u64,
-    pub unsafe_keys_hashed: u64,
-    pub malformed_values: u64,
-    /// Events matched, per feed name, most first.
-    pub hits_per_feed: Vec<(String, u64)>,
-    /// Entries in the negative cache now.
-    pub cache_entries: usize,
-    /// Entries the cache dropped to stay within its bound (or expired).
-    pub cache_evicted: u64,
-}
-
-/// Counts of one batch, added to the shared counters once.
-#[derive(Debug, Default)]
-pub(crate) struct BatchCounts {
-    pub events: u64,
-    pub lookups: u64,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub store_hits: u64,
-    pub store_misses: u64,
-    pub memcached_requests: u64,
-    pub memcached_keys: u64,
-    pub memcached_hits: u64,
-    pub memcached_misses: u64,
-    pub memcached_errors: u64,
-    pub memcached_timeouts: u64,
-    pub memcached_down: u64,
-    pub inflight_waits: u64,
-    pub events_enriched: u64,
-    pub events_none: u64,
-    pub events_not_enriched: u64,
-    pub unsafe_keys_hashed: u64,
-    pub malformed_values: u64,
-    pub feeds: Vec<(String, u64)>,
+    events_not_enriched,
+    unsafe_keys_hashed,
+    malformed_values,
 }
 
 impl BatchCounts {
@@ -138,25 +131,7 @@ fn lookups(result: &'static str, n: u64) {
 impl EnrichStats {
     /// Adds a batch's counts and emits them as metrics.
     pub(crate) fn record(&self, b: BatchCounts) {
-        add(&self.events, b.events);
-        add(&self.lookups, b.lookups);
-        add(&self.cache_hits, b.cache_hits);
-        add(&self.cache_misses, b.cache_misses);
-        add(&self.store_hits, b.store_hits);
-        add(&self.store_misses, b.store_misses);
-        add(&self.memcached_requests, b.memcached_requests);
-        add(&self.memcached_keys, b.memcached_keys);
-        add(&self.memcached_hits, b.memcached_hits);
-        add(&self.memcached_misses, b.memcached_misses);
-        add(&self.memcached_errors, b.memcached_errors);
-        add(&self.memcached_timeouts, b.memcached_timeouts);
-        add(&self.memcached_down, b.memcached_down);
-        add(&self.inflight_waits, b.inflight_waits);
-        add(&self.events_enriched, b.events_enriched);
-        add(&self.events_none, b.events_none);
-        add(&self.events_not_enriched, b.events_not_enriched);
-        add(&self.unsafe_keys_hashed, b.unsafe_keys_hashed);
-        add(&self.malformed_values, b.malformed_values);
+        self.add_counts(&b);
 
         lookups("cache_hit", b.cache_hits);
         lookups("cache_miss", b.cache_misses);
@@ -203,7 +178,6 @@ impl EnrichStats {
 
     /// The counters now.
     pub fn snapshot(&self) -> EnrichStatsSnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut hits_per_feed: Vec<(String, u64)> = self
             .feeds
             .lock()
@@ -212,29 +186,6 @@ impl EnrichStats {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         hits_per_feed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        EnrichStatsSnapshot {
-            events: g(&self.events),
-            lookups: g(&self.lookups),
-            cache_hits: g(&self.cache_hits),
-            cache_misses: g(&self.cache_misses),
-            store_hits: g(&self.store_hits),
-            store_misses: g(&self.store_misses),
-            memcached_requests: g(&self.memcached_requests),
-            memcached_keys: g(&self.memcached_keys),
-            memcached_hits: g(&self.memcached_hits),
-            memcached_misses: g(&self.memcached_misses),
-            memcached_errors: g(&self.memcached_errors),
-            memcached_timeouts: g(&self.memcached_timeouts),
-            memcached_down: g(&self.memcached_down),
-            inflight_waits: g(&self.inflight_waits),
-            events_enriched: g(&self.events_enriched),
-            events_none: g(&self.events_none),
-            events_not_enriched: g(&self.events_not_enriched),
-            unsafe_keys_hashed: g(&self.unsafe_keys_hashed),
-            malformed_values: g(&self.malformed_values),
-            hits_per_feed,
-            cache_entries: 0,
-            cache_evicted: 0,
-        }
+        self.load_counts(hits_per_feed)
     }
 }
