@@ -142,7 +142,6 @@ impl UdpInput {
         for socket in self.sockets {
             let addr = socket.local_addr().ok();
             let receiver = Receiver {
-                rcvbuf_datagrams: rcvbuf_datagrams(&socket),
                 socket,
                 max_batch: self.config.max_datagrams_per_batch.max(1),
                 batch_timeout: Duration::from_millis(self.config.batch_timeout_ms),
@@ -151,7 +150,7 @@ impl UdpInput {
                 stats: self.stats.clone(),
                 drop_log: LogThrottle::per_second(),
                 error_log: LogThrottle::per_second(),
-                kernel_drops: std::cell::Cell::new(0),
+                kernel_drops: 0,
                 kernel_drop_log: LogThrottle::per_second(),
             };
             let (tx, shutdown) = (tx.clone(), shutdown.clone());
@@ -188,15 +187,12 @@ struct Receiver {
     max_batch: usize,
     batch_timeout: Duration,
     coalesce: Duration,
-    /// About how many small datagrams the socket's receive buffer holds: a
-    /// pause must not let more than a fraction of that pile up.
-    rcvbuf_datagrams: usize,
     max_frame: usize,
     stats: InputStats,
     drop_log: LogThrottle,
     error_log: LogThrottle,
     /// The socket's drop counter as last reported by the kernel.
-    kernel_drops: std::cell::Cell<u32>,
+    kernel_drops: u32,
     kernel_drop_log: LogThrottle,
 }
 
@@ -211,7 +207,7 @@ enum Round {
 }
 
 impl Receiver {
-    fn run(self, tx: FrameSender, shutdown: Shutdown) {
+    fn run(mut self, tx: FrameSender, shutdown: Shutdown) {
         let local = self.socket.local_addr().ok();
         debug!(?local, "UDP input receiving");
         let mut slots = RecvSlots::new(self.max_frame);
@@ -220,7 +216,7 @@ impl Receiver {
         let mut oldest: Option<std::time::Instant> = None;
         // Lingering is safe while a pause lets at most a quarter of the
         // receive buffer fill up.
-        let linger_below = (self.rcvbuf_datagrams / 4).max(1);
+        let linger_below = (rcvbuf_datagrams(&self.socket) / 4).max(1);
         while !shutdown.is_shutdown() {
             match self.read_round(&mut slots, &mut batch, &tx) {
                 Round::Closed => return,
@@ -258,7 +254,12 @@ impl Receiver {
     }
 
     /// Takes every queued datagram into `batch`, up to a full batch.
-    fn read_round(&self, slots: &mut RecvSlots, batch: &mut FrameBatch, tx: &FrameSender) -> Round {
+    fn read_round(
+        &mut self,
+        slots: &mut RecvSlots,
+        batch: &mut FrameBatch,
+        tx: &FrameSender,
+    ) -> Round {
         let mut got = 0;
         loop {
             let want = RECV_VLEN.min(self.max_batch - batch.len());
@@ -304,8 +305,8 @@ impl Receiver {
 
     /// Counts what the kernel dropped since it last told us: `total` is the
     /// socket's running count (SO_RXQ_OVFL), sent along with a datagram.
-    fn count_kernel_drops(&self, total: u32) {
-        let new = total.wrapping_sub(self.kernel_drops.replace(total));
+    fn count_kernel_drops(&mut self, total: u32) {
+        let new = total.wrapping_sub(std::mem::replace(&mut self.kernel_drops, total));
         if new == 0 {
             return;
         }
