@@ -506,33 +506,33 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn decode(&mut self, bytes: &[u8]) {
+    /// The decoder, and where its frames go: into the current batch, full
+    /// batches onto `ready`.
+    fn decoder_and_sink(&mut self) -> (&mut FrameDecoder, impl FnMut(&[u8], bool) + '_) {
+        let (peer, kind) = (Some(self.peer), self.kind);
+        let batch_size = self.limits.batch_size.max(1);
         let Connection {
             decoder,
             batch,
             ready,
             ..
         } = self;
-        let (peer, kind) = (Some(self.peer), self.kind);
-        let batch_size = self.limits.batch_size.max(1);
-        decoder.decode(bytes, &mut |frame, truncated| {
+        (decoder, move |frame: &[u8], truncated: bool| {
             push(batch, ready, frame, truncated, peer, kind, batch_size)
-        });
+        })
+    }
+
+    fn decode(&mut self, bytes: &[u8]) {
+        {
+            let (decoder, mut sink) = self.decoder_and_sink();
+            decoder.decode(bytes, &mut sink);
+        }
         self.note_framing_errors();
     }
 
     fn finish(&mut self) {
-        let Connection {
-            decoder,
-            batch,
-            ready,
-            ..
-        } = self;
-        let (peer, kind) = (Some(self.peer), self.kind);
-        let batch_size = self.limits.batch_size.max(1);
-        decoder.finish(&mut |frame, truncated| {
-            push(batch, ready, frame, truncated, peer, kind, batch_size)
-        });
+        let (decoder, mut sink) = self.decoder_and_sink();
+        decoder.finish(&mut sink);
     }
 
     fn note_framing_errors(&mut self) {
