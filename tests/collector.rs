@@ -26,6 +26,7 @@ use common::daemon::{
     complete_lines, logger, read_events, run_to_exit, wait_child, wait_until, Daemon,
     DaemonBuilder, LoggerStream,
 };
+use common::limits::raise_nofile;
 use common::osmem::{self, Osmem};
 use serde_json::{json, Value};
 
@@ -84,22 +85,6 @@ fn machine_hostname() -> String {
     assert_eq!(rc, 0, "gethostname failed");
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// Raises the soft open-files limit to at least `want` (up to the hard
-/// limit); child processes started afterwards inherit it.
-fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// `logger` arguments sending to `addr` as dnsmasq with pid 1712.

@@ -2,6 +2,8 @@
 //! syslog receivers with their framing, limits, back-pressure and shutdown, and
 //! the file follower with rotation and acknowledged offsets.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +21,8 @@ use dnsenrich::input::{
 };
 use dnsenrich::pipeline::{FrameBatch, InputKind};
 use dnsenrich::shutdown::{self, ShutdownTrigger};
+
+use common::limits::raise_nofile;
 
 /// The longest any single wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(5);
@@ -666,21 +670,6 @@ async fn tcp_idle_connection_is_closed() {
     let stats = h.stats.clone();
     assert!(eventually(WAIT, || stats.connections_active() == 0).await);
     h.stop().await;
-}
-
-/// Raises the soft open-files limit to at least `want` (up to the hard limit).
-fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
