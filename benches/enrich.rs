@@ -27,6 +27,7 @@ use dnsenrich::enrich::value::{encode_value, FeedInfo, IndicatorValue};
 use dnsenrich::enrich::{EnrichConfig, EnrichStage, Enricher, PassThrough};
 use dnsenrich::event::Event;
 use dnsenrich::grammar::GrammarSet;
+use dnsenrich::mix::Rng;
 use dnsenrich::pipeline::{EventBatch, FrameBatch, InputKind};
 use dnsenrich::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
 use memcached::Memcached;
@@ -35,22 +36,6 @@ const NAMES: usize = 100_000;
 /// One name in 50 is an indicator.
 const INDICATOR_EVERY: usize = 50;
 const BATCH: usize = 512;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 const HOSTS: &[&str] = &["www", "api", "cdn", "img", "mail"];
 const TLDS: &[&str] = &["com", "net", "org", "co.uk", "de", "io", "com.au"];
@@ -96,7 +81,7 @@ fn zipf_lines(n: usize, seed: u64) -> Vec<String> {
                 "Nov 28 01:02:03 dnsmasq[4321]: {k} 192.168.1.{}/5353 ",
                 k % 200 + 2
             );
-            match rng.next() % 10 {
+            match rng.next_u64() % 10 {
                 0..=3 => format!("{head}query[A] {} from 192.168.1.{}", name(i), k % 200 + 2),
                 4..=5 => format!("{head}forwarded {} to 1.1.1.1", name(i)),
                 _ => format!("{head}reply {} is {}", name(i), ip(i)),

@@ -9,11 +9,12 @@
 
 use std::fmt::Write;
 
-/// A small deterministic generator (xorshift), so the mix is the same on every run.
-struct Rng(u64);
+/// A small deterministic generator (xorshift), so the mix is the same on
+/// every run; the benchmarks draw from it too. The seed must not be 0.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -21,8 +22,12 @@ impl Rng {
         self.0 = x;
         x
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
