@@ -7,80 +7,16 @@
 //! memcached is started for the run on a free loopback port (`memcached`
 //! from Debian's package of that name). `SYNC_BENCH_KEYS` changes the count.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufWriter, Write};
+use std::time::Instant;
+
+#[path = "../tests/common/memcached.rs"]
+mod memcached;
 
 use dnsenrich::sync::collect::{Collector, FeedRef, Seen};
 use dnsenrich::sync::indicator::map_free;
 use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig, ValueFormat};
-
-struct Memcached(Child, String);
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_memcached() -> Memcached {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port");
-    let mut cmd = Command::new("memcached");
-    cmd.args([
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "0",
-        "-m",
-        "2048",
-        "-t",
-        "2",
-    ]);
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        cmd.args(["-u", "root"]);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start memcached ({e}); install it with `apt-get install -y memcached`")
-        });
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "memcached did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Memcached(child, addr)
-}
-
-fn stat(addr: &str, name: &str) -> u64 {
-    let mut s = TcpStream::connect(addr).expect("memcached");
-    s.write_all(b"stats\r\n").expect("stats");
-    for line in BufReader::new(s).lines() {
-        let line = line.expect("stats line");
-        if line == "END" {
-            break;
-        }
-        if let Some(v) = line.strip_prefix(&format!("STAT {name} ")) {
-            return v.trim().parse().unwrap_or(0);
-        }
-    }
-    0
-}
+use memcached::Memcached;
 
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep it quick.
@@ -102,7 +38,8 @@ fn main() {
             }
         }
     }
-    let mc = start_memcached();
+    // Room for a million keys without evictions; a thread per core.
+    let mc = Memcached::start_with(&["-m", "2048", "-t", "2"]);
     let cfg = SyncConfig {
         lists: vec![ListSource {
             path_or_url: list.display().to_string(),
@@ -111,7 +48,7 @@ fn main() {
             csv_column: None,
             csv_feed_column: None,
         }],
-        memcached: vec![mc.1.clone()],
+        memcached: vec![mc.addr.clone()],
         ttl_secs: Some(3600),
         ..SyncConfig::default()
     };
@@ -136,9 +73,9 @@ fn main() {
         );
         rates.push(rate);
     }
-    assert_eq!(stat(&mc.1, "curr_items"), n, "every key is in memcached");
+    assert_eq!(mc.stat("curr_items"), n, "every key is in memcached");
     render_only(n);
-    assert_eq!(stat(&mc.1, "evictions"), 0, "nothing was evicted");
+    assert_eq!(mc.stat("evictions"), 0, "nothing was evicted");
     rates.sort_by(|a, b| a.total_cmp(b));
     let median = rates[rates.len() / 2];
     println!("sync/{n}: median {median:.0} keys/s (target >= 200000)");

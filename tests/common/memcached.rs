@@ -39,9 +39,15 @@ impl Memcached {
     /// Starts memcached on a free port. The port is free when picked but
     /// may be taken before memcached binds it: then another port is tried.
     pub fn start() -> Memcached {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Memcached::start`], with more command-line options after the
+    /// defaults (a later `-m` wins over the default 64 MB).
+    pub fn start_with(extra: &[&str]) -> Memcached {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start_on(free_port()) {
+            match Self::try_start_on(free_port(), extra) {
                 Ok(mc) => return mc,
                 Err(e) => last = e,
             }
@@ -51,12 +57,12 @@ impl Memcached {
 
     /// Starts memcached on `port` (e.g. again after [`Memcached::stop`]).
     pub fn start_on(port: u16) -> Memcached {
-        Self::try_start_on(port).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start_on(port, &[]).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts memcached on `port`; an error if it exits before it accepts
     /// connections (the port was taken) or does not start in time.
-    fn try_start_on(port: u16) -> Result<Memcached, String> {
+    fn try_start_on(port: u16, extra: &[&str]) -> Result<Memcached, String> {
         let bin = std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
         let mut cmd = Command::new(&bin);
         cmd.args([
@@ -69,6 +75,7 @@ impl Memcached {
             "-m",
             "64",
         ]);
+        cmd.args(extra);
         // memcached refuses to run as root unless told which user to be.
         if unsafe { libc::geteuid() } == 0 {
             cmd.args(["-u", "root"]);
