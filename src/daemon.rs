@@ -308,18 +308,6 @@ impl Daemon {
             ],
             sd.clone(),
         ));
-        if let Some(every) = telemetry::watchdog_interval() {
-            let mut sd = sd.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tokio::select! {
-                        _ = sd.recv() => return,
-                        _ = tick.tick() => telemetry::sd_notify("WATCHDOG=1"),
-                    }
-                }
-            });
-        }
         if cfg.sync_enabled() {
             let (sync_cfg, sd) = (cfg.sync.clone(), sd.clone());
             tokio::spawn(async move {
@@ -336,6 +324,20 @@ impl Daemon {
             ));
         }
         telemetry::sd_notify("READY=1");
+        // The watchdog starts only after READY=1 has been sent: its first tick
+        // fires at once, on another thread, and systemd expects readiness first.
+        if let Some(every) = telemetry::watchdog_interval() {
+            let mut sd = sd.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = sd.recv() => return,
+                        _ = tick.tick() => telemetry::sd_notify("WATCHDOG=1"),
+                    }
+                }
+            });
+        }
 
         let Signals {
             mut hup,
