@@ -28,6 +28,7 @@ use common::daemon::{
 };
 use common::limits::raise_nofile;
 use common::osmem::{self, Osmem};
+use common::pki::Pki;
 use serde_json::{json, Value};
 
 /// The longest a test waits for events to arrive.
@@ -271,35 +272,6 @@ fn logger_rfc5424_over_tcp_with_octet_counting_is_stored_as_ecs() {
 
 // ---------------------------------------------------------------- 2. TLS
 
-/// A self-signed certificate for localhost / 127.0.0.1, made with the openssl
-/// command line: (cert.pem, key.pem).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command is needed: install it with `apt-get install openssl`");
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
 /// Sends `bytes` with `openssl s_client`, verifying the server against `ca`,
 /// and closes the connection at the end of the input.
 fn s_client(addr: SocketAddr, ca: &Path, bytes: &[u8]) {
@@ -333,7 +305,12 @@ fn s_client(addr: SocketAddr, ca: &Path, bytes: &[u8]) {
 fn tls_syslog_from_openssl_s_client_is_stored() {
     let es = Osmem::start();
     let state = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(state.path());
+    let pki = Pki::server();
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server.key"),
+    );
     let mut d = DaemonBuilder::new(state.path())
         .elasticsearch(&es.url, "dns-tls")
         .arg("--listen-tls")
@@ -353,9 +330,9 @@ fn tls_syslog_from_openssl_s_client_is_stored() {
         let f = rfc5424_frame(i, name);
         write!(octets, "{} {f}", f.len()).unwrap();
     }
-    s_client(d.tls(), &cert, &octets);
+    s_client(d.tls(), &ca, &octets);
     let lf = format!("{}\n", rfc5424_frame(3, "tls-3.example.com"));
-    s_client(d.tls(), &cert, lf.as_bytes());
+    s_client(d.tls(), &ca, lf.as_bytes());
 
     wait_until("three events are stored", WAIT, || es.count("dns-tls") >= 3);
     let docs = es.search_all("dns-tls");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use dnsenrich::pipeline::{FrameBatch, InputKind};
 use dnsenrich::shutdown::{self, ShutdownTrigger};
 
 use common::limits::raise_nofile;
+use common::pki::Pki;
 
 /// The longest any single wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(5);
@@ -744,122 +745,33 @@ async fn tcp_bind_error_names_the_address() {
 
 // ---------------------------------------------------------------- TLS
 
-/// Certificates made with the openssl command line for one test.
-struct Pki {
-    dir: tempfile::TempDir,
+/// The CA `ca` with a server certificate for localhost/127.0.0.1, a client
+/// certificate from that CA, and a client certificate from another CA.
+fn pki() -> Pki {
+    let pki = Pki::server();
+    pki.ca("other-ca");
+    pki.leaf(
+        "ca",
+        "client",
+        "resolver-1",
+        "subjectAltName=DNS:resolver-1\nextendedKeyUsage=clientAuth\n",
+    );
+    pki.leaf(
+        "other-ca",
+        "stranger",
+        "stranger",
+        "subjectAltName=DNS:stranger\nextendedKeyUsage=clientAuth\n",
+    );
+    pki
 }
 
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
+/// What the TLS input tests build from the certificates.
+trait TlsFixtures {
+    fn tls_config(&self, client_ca: bool) -> TlsConfig;
+    fn connector(&self, identity: Option<&str>) -> TlsConnector;
+}
 
-    /// A CA, a server certificate for localhost/127.0.0.1, a client
-    /// certificate from the CA, and a client certificate from another CA.
-    fn new() -> Pki {
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        pki.ca("ca");
-        pki.ca("other-ca");
-        pki.leaf(
-            "ca",
-            "server",
-            "localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        );
-        pki.leaf(
-            "ca",
-            "client",
-            "resolver-1",
-            "subjectAltName=DNS:resolver-1\nextendedKeyUsage=clientAuth\n",
-        );
-        pki.leaf(
-            "other-ca",
-            "stranger",
-            "stranger",
-            "subjectAltName=DNS:stranger\nextendedKeyUsage=clientAuth\n",
-        );
-        pki
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the openssl command (Debian package `openssl`) is needed for the TLS tests");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ca(&self, name: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-    }
-
-    fn leaf(&self, ca: &str, name: &str, cn: &str, ext: &str) {
-        std::fs::write(
-            self.path(&format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{ext}"),
-        )
-        .unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-out",
-            &format!("{name}.pem"),
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
-    }
-
+impl TlsFixtures for Pki {
     fn tls_config(&self, client_ca: bool) -> TlsConfig {
         TlsConfig {
             listen: vec![loopback4()],
@@ -936,7 +848,7 @@ async fn send_tls(connector: &TlsConnector, addr: SocketAddr, bytes: &[u8]) -> s
 
 #[tokio::test]
 async fn tls_delivers_frames() {
-    let pki = Pki::new();
+    let pki = pki();
     let h = start_tls(pki.tls_config(false), 16);
     send_tls(&pki.connector(None), h.addr(), b"<13>over tls\n9 <13>octet")
         .await
@@ -951,7 +863,7 @@ async fn tls_delivers_frames() {
 
 #[tokio::test]
 async fn tls_octet_counting() {
-    let pki = Pki::new();
+    let pki = pki();
     let h = start_tls(pki.tls_config(false), 16);
     send_tls(&pki.connector(None), h.addr(), b"8 <13>a\nbc5 <13>d")
         .await
@@ -962,7 +874,7 @@ async fn tls_octet_counting() {
 
 #[tokio::test]
 async fn tls_failed_handshakes_are_counted_and_do_not_stop_the_listener() {
-    let pki = Pki::new();
+    let pki = pki();
     let h = start_tls(pki.tls_config(false), 16);
     // Plain syslog to the TLS port (the server may reset it: no unwrap).
     if let Ok(mut c) = TcpStream::connect(h.addr()).await {
@@ -979,7 +891,7 @@ async fn tls_failed_handshakes_are_counted_and_do_not_stop_the_listener() {
 
 #[tokio::test]
 async fn tls_client_certificates_are_required_when_a_ca_is_set() {
-    let pki = Pki::new();
+    let pki = pki();
     let h = start_tls(pki.tls_config(true), 16);
     let stats = h.stats.clone();
 
@@ -1012,7 +924,7 @@ async fn tls_client_certificates_are_required_when_a_ca_is_set() {
 
 #[tokio::test]
 async fn tls_bad_certificate_or_key_paths_name_the_file() {
-    let pki = Pki::new();
+    let pki = pki();
     let missing = pki.path("nope.pem");
 
     let cfg = TlsConfig {

@@ -6,11 +6,11 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::memcached::Memcached;
 use common::misp::{fixtures, MispServer, Mode};
+use common::pki::Pki;
 use dnsenrich::enrich::key::safe_key;
 use dnsenrich::enrich::value::{parse_value, IndicatorValue, ValueForm};
 use dnsenrich::sync::indicator::SkipReason;
@@ -663,99 +663,10 @@ fn fixtures_are_where_the_readme_says() {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with the openssl
-/// command line.
-struct Pki(tempfile::TempDir);
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki(tempfile::tempdir().unwrap());
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test MISP CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        std::fs::write(
-            pki.path("server.ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        pki.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        pki.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "server.ext",
-        ]);
-        pki
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.0.path())
-            .output()
-            .expect(
-                "the openssl command (`apt-get install -y openssl`) is needed for the TLS tests",
-            );
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 #[tokio::test]
 async fn https_misp_with_a_custom_ca_and_only_explicit_insecure() {
     let mc = Memcached::start();
-    let pki = Pki::new();
+    let pki = Pki::server();
     let misp = MispServer::start_tls(KEY, &pki.path("server.pem"), &pki.path("server.key"));
     assert!(misp.url.starts_with("https://"));
 

@@ -6,3 +6,4 @@ pub mod limits;
 pub mod memcached;
 pub mod misp;
 pub mod osmem;
+pub mod pki;
