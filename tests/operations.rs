@@ -2,11 +2,17 @@
 //! sockets over (under Debian's `systemd-socket-activate`), the sd_notify
 //! protocol, and the metrics/health listener.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::daemon::{logger, wait_until, DaemonBuilder, STOP_TIMEOUT};
+
+const WAIT: Duration = Duration::from_secs(15);
 
 fn require(tool: &str, package: &str) {
     let ok = Command::new("sh")
@@ -34,84 +40,6 @@ fn free_port() -> u16 {
 }
 
 /// Waits until `path` holds a line for which `f` is true.
-fn wait_for_line(path: &Path, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            // Only complete lines: the writer may be half-way through one.
-            let complete = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
-            if let Some(l) = complete.map(str::trim_end).find(|l| f(l)) {
-                return Some(l.to_owned());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-struct Running {
-    child: Child,
-    stderr: PathBuf,
-    out: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let stderr = dir.path().join("stderr.log");
-        let out = dir.path().join("out.ndjson");
-        cmd.env("STATE_DIRECTORY", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        let child = cmd.spawn().unwrap();
-        Running {
-            child,
-            stderr,
-            out,
-            _dir: dir,
-        }
-    }
-
-    fn announced(&self) -> String {
-        wait_for_line(&self.stderr, Duration::from_secs(15), |l| {
-            l.contains("dnsenrich: listening on")
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no start-up line; stderr:\n{}",
-                std::fs::read_to_string(&self.stderr).unwrap_or_default()
-            )
-        })
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < end, "dnsenrich did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn logger(args: &[&str], msg: &str) {
-    require("logger", "bsdutils");
-    let st = Command::new("logger").args(args).arg(msg).status().unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn systemd_units_verify() {
     require("systemd-analyze", "systemd");
@@ -162,24 +90,23 @@ fn service_is_hardened() {
 
 fn socket_activated(datagram: bool) {
     require("systemd-socket-activate", "systemd");
+    let state = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut cmd = Command::new("systemd-socket-activate");
-    cmd.arg("-l").arg(format!("127.0.0.1:{port}"));
+    let listen = format!("127.0.0.1:{port}");
+    let mut wrapper = vec!["systemd-socket-activate", "-l", &listen];
     if datagram {
-        cmd.arg("--datagram");
+        wrapper.push("--datagram");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.ndjson");
-    cmd.arg(env!("CARGO_BIN_EXE_dnsenrich"))
-        .args(["run", "--timezone", "UTC", "--output"])
-        .arg(&out);
-    let mut d = Running::start(cmd);
+    // The builder's own UDP and TCP listen addresses (127.0.0.1:0) must give
+    // way to the inherited socket.
+    let mut d = DaemonBuilder::new(state.path()).under(&wrapper).spawn();
     // systemd-socket-activate starts the program on the first connection or
     // datagram, and hands it the socket with that data still waiting.
-    wait_for_line(&d.stderr, Duration::from_secs(10), |l| {
-        l.starts_with("Listening on")
-    })
-    .expect("systemd-socket-activate did not start listening");
+    assert!(
+        d.wait_for_stderr("Listening on", WAIT),
+        "systemd-socket-activate did not start listening; stderr:\n{}",
+        d.stderr()
+    );
     let transport = if datagram { "-d" } else { "-T" };
     logger(
         &[
@@ -191,27 +118,24 @@ fn socket_activated(datagram: bool) {
             "-t",
             "dnsmasq",
         ],
-        "query[A] activated.example from 192.0.2.7",
+        b"query[A] activated.example from 192.0.2.7\n",
     );
-    let got = wait_for_line(&out, Duration::from_secs(15), |l| {
-        l.contains("activated.example")
+    d.wait_listening();
+    wait_until("the event through the inherited socket", WAIT, || {
+        d.stdout().contains("activated.example")
     });
-    assert!(
-        got.is_some(),
-        "the event did not arrive through the inherited socket; stderr:\n{}",
-        std::fs::read_to_string(&d.stderr).unwrap_or_default()
-    );
-    let line = d.announced();
+    let line = d.announced.clone().unwrap();
     let expect = if datagram {
-        format!("udp://127.0.0.1:{port}")
+        format!("udp://{listen}")
     } else {
-        format!("tcp://127.0.0.1:{port}")
+        format!("tcp://{listen}")
     };
     assert!(line.contains(&expect), "{line}");
-    // The configured default (127.0.0.1:5514) is not bound: the inherited socket replaces it.
-    assert!(!line.contains(":5514"), "{line}");
-    let v: serde_json::Value = serde_json::from_str(&got.unwrap()).unwrap();
-    assert_eq!(v["source"]["ip"], "192.0.2.7");
+    let inputs = line.matches("udp://").count() + line.matches("tcp://").count();
+    assert_eq!(inputs, 1, "only the inherited socket is an input: {line}");
+    let events = d.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["source"]["ip"], "192.0.2.7");
     assert!(d.sigterm().success());
 }
 
@@ -227,24 +151,14 @@ fn socket_activation_udp() {
 
 #[test]
 fn sd_notify_ready_and_stopping() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock_path = dir.path().join("notify.sock");
+    let state = tempfile::tempdir().unwrap();
+    let sock_path = state.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
-    cmd.args([
-        "run",
-        "--listen-udp",
-        "127.0.0.1:0",
-        "--listen-tcp",
-        "127.0.0.1:0",
-        "--output",
-        "/dev/null",
-    ])
-    .env("NOTIFY_SOCKET", &sock_path)
-    .env("WATCHDOG_USEC", "400000");
-    let mut d = Running::start(cmd);
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .start();
     let mut buf = [0u8; 256];
     let mut seen = Vec::new();
     // READY=1, then watchdog pings (every 200 ms for a 400 ms WatchdogSec).
@@ -252,8 +166,8 @@ fn sd_notify_ready_and_stopping() {
         let n = sock.recv(&mut buf).expect("a notification");
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    assert_eq!(seen[0], "READY=1");
-    d.sigterm();
+    assert_eq!(seen[0], "READY=1", "{seen:?}");
+    d.signal(libc::SIGTERM);
     let mut stopping = false;
     while let Ok(n) = sock.recv(&mut buf) {
         if &buf[..n] == b"STOPPING=1" {
@@ -262,6 +176,7 @@ fn sd_notify_ready_and_stopping() {
         }
     }
     assert!(stopping, "no STOPPING=1 after SIGTERM; got {seen:?}");
+    assert!(d.wait_exit(STOP_TIMEOUT).success());
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -285,92 +200,47 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn metrics_addr(announce: &str) -> SocketAddr {
-    announce
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("metrics://"))
-        .and_then(|a| a.trim_end_matches(';').parse().ok())
-        .unwrap_or_else(|| panic!("no metrics address in {announce}"))
-}
-
-fn udp_addr(announce: &str) -> String {
-    announce
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("udp://"))
-        .map(|a| a.trim_end_matches(';').to_owned())
-        .unwrap_or_else(|| panic!("no udp address in {announce}"))
-}
-
 #[test]
 fn metrics_health_and_ready() {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.ndjson");
-    cmd.args([
-        "run",
-        "--listen-udp",
-        "127.0.0.1:0",
-        "--listen-tcp",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--output",
-    ])
-    .arg(&out);
-    let mut d = Running::start(cmd);
-    let line = d.announced();
-    let m = metrics_addr(&line);
-    let udp = udp_addr(&line);
-    let (host, port) = udp.rsplit_once(':').unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .start();
+    let m = d.metrics.expect("the metrics address is announced");
+    let port = d.udp().port().to_string();
     logger(
-        &["-n", host, "-P", port, "-d", "-t", "dnsmasq"],
-        "query[A] metrics.example from 192.0.2.8",
+        &["-n", "127.0.0.1", "-P", &port, "-d", "-t", "dnsmasq"],
+        b"query[A] metrics.example from 192.0.2.8\nthis line matches no rule\n",
     );
-    logger(
-        &["-n", host, "-P", port, "-d", "-t", "dnsmasq"],
-        "this line matches no rule",
-    );
-    assert!(wait_for_line(&out, Duration::from_secs(10), |l| l.contains("no rule")).is_some());
+    wait_until("both events", WAIT, || d.events().len() == 2);
     assert_eq!(http_get(m, "/health").0, 200);
     assert_eq!(http_get(m, "/ready"), (200, "ready\n".into()));
     let (status, body) = http_get(m, "/metrics");
     assert_eq!(status, 200);
-    let value = |name: &str| -> f64 {
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-    };
-    assert_eq!(value("dnsenrich_events_received_total{input=\"udp\"}"), 2.0);
-    assert_eq!(
-        value("dnsenrich_parse_failures_total{reason=\"no_rule_matched\"}"),
-        1.0
-    );
     assert!(body.contains("dnsenrich_queue_depth"), "{body}");
+    assert_eq!(
+        d.metric("dnsenrich_events_received_total{input=\"udp\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        d.metric("dnsenrich_parse_failures_total{reason=\"no_rule_matched\"}"),
+        Some(1.0)
+    );
     assert!(d.sigterm().success());
 }
 
 #[test]
 fn ready_reports_an_unreachable_elasticsearch() {
+    let state = tempfile::tempdir().unwrap();
     let closed = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dnsenrich"));
-    cmd.args([
-        "run",
-        "--listen-udp",
-        "127.0.0.1:0",
-        "--listen-tcp",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--index",
-        "x",
-        "--elasticsearch",
-    ])
-    .arg(format!("http://127.0.0.1:{closed}"));
-    let d = Running::start(cmd);
-    let m = metrics_addr(&d.announced());
-    let end = Instant::now() + Duration::from_secs(15);
+    let d = DaemonBuilder::new(state.path())
+        .elasticsearch(&format!("http://127.0.0.1:{closed}"), "x")
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .start();
+    let m = d.metrics.expect("the metrics address is announced");
+    let end = Instant::now() + WAIT;
     loop {
         let (status, body) = http_get(m, "/ready");
         if status == 503 {
@@ -381,6 +251,4 @@ fn ready_reports_an_unreachable_elasticsearch() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(http_get(m, "/health").0, 200);
-    let _ = BufReader::new(std::fs::File::open(&d.stderr).unwrap()).lines();
-    let _ = &d.out;
 }

@@ -50,6 +50,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5
 pub struct DaemonBuilder {
     config: toml::Table,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    under: Vec<OsString>,
 }
 
 impl DaemonBuilder {
@@ -79,6 +81,8 @@ impl DaemonBuilder {
         DaemonBuilder {
             config: text.parse().expect("the base test configuration is TOML"),
             args: Vec::new(),
+            env: Vec::new(),
+            under: Vec::new(),
         }
     }
 
@@ -139,6 +143,22 @@ impl DaemonBuilder {
         self
     }
 
+    /// One more environment variable for the daemon.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Runs the daemon under another program, which is given the daemon's
+    /// command line after `command` (for example
+    /// `["systemd-socket-activate", "-l", ADDR]`). The program must exec the
+    /// daemon, so that signals sent to the process reach it.
+    pub fn under(mut self, command: &[&str]) -> Self {
+        self.under = command.iter().map(OsString::from).collect();
+        self
+    }
+
     /// The configuration file's text.
     pub fn config_text(&self) -> String {
         toml::to_string(&self.config).expect("the configuration serialises")
@@ -160,7 +180,15 @@ impl DaemonBuilder {
         let stdout_path = dir.path().join("stdout.ndjson");
         let stderr = std::fs::File::create(&stderr_path).expect("create the stderr file");
         let stdout = std::fs::File::create(&stdout_path).expect("create the stdout file");
-        let child = Command::new(BIN)
+        let mut cmd = match self.under.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(&config_path)
@@ -172,11 +200,12 @@ impl DaemonBuilder {
             .env_remove("STATE_DIRECTORY")
             .env_remove("DNSENRICH_ES_PASSWORD")
             .env_remove("DNSENRICH_ES_API_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {BIN} ({:?}): {e}", self.under));
         Daemon {
             child: Some(child),
             status: None,
@@ -187,6 +216,7 @@ impl DaemonBuilder {
             tcp: None,
             tls: None,
             metrics: None,
+            announced: None,
         }
     }
 }
@@ -216,6 +246,8 @@ pub struct Daemon {
     pub tls: Option<SocketAddr>,
     /// The metrics listener, when started with `--metrics`.
     pub metrics: Option<SocketAddr>,
+    /// The `dnsenrich: listening on ...` line, once seen.
+    pub announced: Option<String>,
 }
 
 impl Daemon {
@@ -307,6 +339,7 @@ impl Daemon {
                     };
                     slot.get_or_insert(addr);
                 }
+                self.announced = Some(line.to_owned());
                 return;
             }
             if let Some(status) = self.try_status() {
