@@ -1135,7 +1135,9 @@ async fn file_that_appears_later_is_read_from_its_start() {
         ..file_config(&dir.path().join("state"), &log)
     };
     let h = start_file(&cfg);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Time for the input to look at the file before it changes (generous: a
+    // busy CI machine may be slow to run the task).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     append(&log, &lines(1..=2));
     assert_eq!(texts(&h.collect(2, WAIT).await), names(1..=2));
     h.stop().await;
@@ -1151,7 +1153,9 @@ async fn file_start_at_end_skips_what_is_already_there() {
         ..file_config(&dir.path().join("state"), &log)
     };
     let h = start_file(&cfg);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Time for the input to look at the file before it changes (generous: a
+    // busy CI machine may be slow to run the task).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     append(&log, &lines(4..=4));
     assert_eq!(texts(&h.collect(1, WAIT).await), names(4..=4));
     h.stop().await;
