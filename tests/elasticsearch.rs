@@ -376,6 +376,9 @@ enum Fault {
     Cut,
     /// Answer 200, every item refused with this status (nothing is stored).
     Items(u16),
+    /// Forward the request, wait for the server's answer (so the documents
+    /// are stored), then close without passing the answer on.
+    LoseAnswer,
 }
 
 /// A TCP proxy in front of the server for fault injection. It reads each
@@ -460,6 +463,20 @@ async fn proxy_connection(
             served.fetch_add(1, Ordering::SeqCst);
         }
         Some(Fault::Cut) => {
+            served.fetch_add(1, Ordering::SeqCst);
+            drop(client);
+        }
+        Some(Fault::LoseAnswer) => {
+            let mut server = TcpStream::connect(upstream)
+                .await
+                .expect("the proxy reaches the server");
+            server
+                .write_all(&request)
+                .await
+                .expect("forward the request");
+            // An answer (head and body) means the server is done with it.
+            let answer = read_request(&mut server).await;
+            assert!(answer.is_some(), "the server did not answer");
             served.fetch_add(1, Ordering::SeqCst);
             drop(client);
         }
@@ -559,6 +576,56 @@ fn failed_requests_and_refused_items_are_retried_until_stored() {
     assert_eq!((report.stored, report.dead_lettered), (9, 0));
     assert_eq!(question_names(&es.search_all("dns-faults")), markers);
     assert!(proxy.heads.lock().unwrap()[0].starts_with("POST /dns-faults/_bulk?filter_path="));
+}
+
+/// Sends 10 marked documents through a proxy that loses the answer to the
+/// first bulk request after the server stored it; returns the report and
+/// how many documents the server holds.
+fn lose_the_first_answer(document_ids: bool, index: &str) -> (OutputReport, u64) {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let proxy = FaultProxy::start(&rt, es.addr(), vec![Fault::LoseAnswer]);
+    let cfg = ElasticsearchConfig {
+        max_in_flight: 1,
+        install_template: false,
+        document_ids,
+        ..config(&proxy.url(), index, dir.path())
+    };
+    let out = Running::start_on(rt, cfg);
+    let acks = Acks::default();
+    let (b, markers) = marked_batch(0, 10, &acks);
+    out.send(b);
+    wait_until("the batch is acked", || acks.len() == 1);
+    let report = out.finish();
+    assert_eq!(proxy.faults_served.load(Ordering::SeqCst), 1);
+    assert_eq!(report.request_failures, 1, "{report}");
+    let docs = es.search_all(index);
+    let names = question_names(&docs);
+    assert_eq!(
+        names,
+        markers.iter().cloned().collect(),
+        "every document is there"
+    );
+    (report, es.count(index))
+}
+
+#[test]
+fn with_document_ids_a_lost_answer_does_not_store_twice() {
+    let (report, count) = lose_the_first_answer(true, "dns-ids");
+    assert_eq!(count, 10, "stored once each: {report}");
+    // The first attempt's 201s never arrived; the retry, with the same ids,
+    // was answered 409 for each document: already stored, and acked as such.
+    assert_eq!((report.stored, report.duplicates), (0, 10), "{report}");
+}
+
+#[test]
+fn without_document_ids_a_lost_answer_stores_twice() {
+    // What the README calls at-least-once: the server makes new ids for the
+    // resent documents, so both attempts are kept.
+    let (report, count) = lose_the_first_answer(false, "dns-no-ids");
+    assert_eq!(count, 20, "{report}");
+    assert_eq!((report.stored, report.duplicates), (10, 0), "{report}");
 }
 
 #[test]

@@ -36,6 +36,66 @@ pub fn push_create(body: &mut Vec<u8>, doc: &[u8]) {
     body.push(b'\n');
 }
 
+/// Appends an action line naming the document's `_id`, then the document.
+pub fn push_create_with_id(body: &mut Vec<u8>, id: &DocId, doc: &[u8]) {
+    body.extend_from_slice(b"{\"create\":{\"_id\":\"");
+    body.extend_from_slice(id.as_bytes());
+    body.extend_from_slice(b"\"}}\n");
+    body.extend_from_slice(doc);
+    body.push(b'\n');
+}
+
+/// A document id: 20 characters of URL-safe base64, the shape of the ids
+/// Elasticsearch makes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DocId([u8; 20]);
+
+impl DocId {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Gives out document ids unique to this process run and, with 72 random
+/// bits per run, across runs: the random part, then a 48-bit counter.
+#[derive(Debug)]
+pub struct DocIds {
+    run: [u8; 9],
+    next: u64,
+}
+
+impl DocIds {
+    pub fn new() -> Self {
+        DocIds {
+            run: rand::thread_rng().gen(),
+            next: 0,
+        }
+    }
+
+    pub fn next_id(&mut self) -> DocId {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut raw = [0u8; 15];
+        raw[..9].copy_from_slice(&self.run);
+        raw[9..].copy_from_slice(&self.next.to_be_bytes()[2..]);
+        self.next = self.next.wrapping_add(1);
+        let mut id = [0u8; 20];
+        for (chunk, out) in raw.chunks(3).zip(id.chunks_mut(4)) {
+            let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = ALPHABET[(n >> (18 - 6 * i) & 63) as usize];
+            }
+        }
+        DocId(id)
+    }
+}
+
+impl Default for DocIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Compresses a request body for `Content-Encoding: gzip`. Level 1: bulk
 /// bodies are repetitive JSON, so the fast level already shrinks them several
 /// times over at a fraction of the CPU cost of the default level.
@@ -196,6 +256,41 @@ impl Backoff {
 mod tests {
     use super::*;
     use std::io::Read as _;
+
+    #[test]
+    fn document_ids_are_url_safe_base64_of_run_and_counter() {
+        let mut ids = DocIds {
+            run: [0; 9],
+            next: 0,
+        };
+        assert_eq!(ids.next_id().as_bytes(), b"AAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(ids.next_id().as_bytes(), b"AAAAAAAAAAAAAAAAAAAB");
+        let mut ids = DocIds {
+            run: [0xff; 9],
+            next: 0x3f << 6 | 0x3e,
+        };
+        assert_eq!(ids.next_id().as_bytes(), b"____________AAAAAA_-");
+
+        // Two runs give different ids; one run never repeats itself.
+        let (mut a, mut b) = (DocIds::new(), DocIds::new());
+        let seen: std::collections::HashSet<DocId> =
+            (0..1000).flat_map(|_| [a.next_id(), b.next_id()]).collect();
+        assert_eq!(seen.len(), 2000);
+    }
+
+    #[test]
+    fn an_id_goes_into_the_action_line() {
+        let mut ids = DocIds {
+            run: [0; 9],
+            next: 1,
+        };
+        let mut body = Vec::new();
+        push_create_with_id(&mut body, &ids.next_id(), br#"{"a":1}"#);
+        assert_eq!(
+            body,
+            b"{\"create\":{\"_id\":\"AAAAAAAAAAAAAAAAAAAB\"}}\n{\"a\":1}\n"
+        );
+    }
 
     #[test]
     fn body_alternates_action_and_document_lines() {
