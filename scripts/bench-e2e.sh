@@ -12,6 +12,7 @@
 #   a    TCP octet-counted -> dnsenrich -> NDJSON to /dev/null
 #   b    TCP octet-counted -> dnsenrich -> Elasticsearch _bulk -> examples/bulk_sink
 #   b1m  as b, with the output's flush_bytes at 1 MiB instead of the default 5 MiB
+#   bid  as b, with document_ids = true (an _id per document, kept across retries)
 #   c    UDP at a fixed offered rate (UDP_RATE lines/s for UDP_SECS s) -> NDJSON /dev/null
 #   d    loggen (syslog-ng-core) over TCP -> dnsenrich -> NDJSON /dev/null
 #   e    TCP at a modest rate -> dnsenrich -> osmem-server; reads back _count and a hit
@@ -48,7 +49,7 @@ OSMEM_LINES=${OSMEM_LINES:-20000}     # lines sent to osmem-server in (e)
 OSMEM_RATE=${OSMEM_RATE:-2000}        # offered lines/s in (e)
 OSMEM_WAIT=${OSMEM_WAIT:-120}         # seconds (e) waits for osmem-server to hold every document
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the binaries already built
-SCENARIOS=${SCENARIOS:-"gen a b b1m c d e f"}  # which scenarios to run
+SCENARIOS=${SCENARIOS:-"gen a b b1m bid c d e f"}  # which scenarios to run
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -154,6 +155,15 @@ cat "$WORK/dnsenrich.toml" - >"$WORK/dnsenrich-1m.toml" <<EOF
 type = "elasticsearch"
 url = "http://127.0.0.1:9200"
 flush_bytes = 1048576
+EOF
+
+# The same with an _id per document (scenario bid).
+cat "$WORK/dnsenrich.toml" - >"$WORK/dnsenrich-ids.toml" <<EOF
+
+[output]
+type = "elasticsearch"
+url = "http://127.0.0.1:9200"
+document_ids = true
 EOF
 
 RESULTS=$WORK/results.tsv
@@ -322,6 +332,9 @@ if want b; then
 fi
 if want b1m; then
     bench_bulk b1m "$WORK/dnsenrich-1m.toml"
+fi
+if want bid; then
+    bench_bulk bid "$WORK/dnsenrich-ids.toml"
 fi
 
 # ---------------------------------------------------------------- (f) (a) with enrichment
@@ -540,6 +553,8 @@ row("(b) TCP → _bulk → bulk_sink", "b", f(gen),
     f"{int(lines_tcp):,} lines/run; {complete('b')}; to daemon idle {f(med('b','idle_eps'))}/s; sink docs/s first→last {f(med('b','sink_eps'))}, sink CPU {f(med('b','sink_cpu_us'),'{:.2f}')} µs/doc; runs: {runs_eps('b')}")
 row("(b1m) as (b), `flush_bytes = 1 MiB`", "b1m", f(gen),
     f"config variation (default is 5 MiB); {complete('b1m')}; to daemon idle {f(med('b1m','idle_eps'))}/s; sink CPU {f(med('b1m','sink_cpu_us'),'{:.2f}')} µs/doc; runs: {runs_eps('b1m')}")
+row("(bid) as (b), `document_ids = true`", "bid", f(gen),
+    f"config variation (default is off); {complete('bid')}; to daemon idle {f(med('bid','idle_eps'))}/s; sink CPU {f(med('bid','sink_cpu_us'),'{:.2f}')} µs/doc; runs: {runs_eps('bid')}")
 loss = allv("c", "loss_pct")
 row(f"(c) UDP {int(udp_rate):,}/s × {udp_secs} s → NDJSON", "c", f(gen_udp),
     f"offered {f(med('c','offered'))}, received {f(med('c','received'))}, loss {f(med('c','loss_pct'),'{:.3f}')} % "
@@ -560,14 +575,17 @@ if ran("b"):
 if ran("b1m"):
     b1 = med("b1m", "eps")
     verdict(b1 >= 300000, f"(b1m) {f(b1)} events/s vs >= 300,000 (not the default configuration)")
+if ran("bid"):
+    bi = med("bid", "eps")
+    verdict(bi >= 300000, f"(bid) {f(bi)} events/s vs >= 300,000 (not the default configuration)")
 if ran("f"):
     ef = med("f", "eps")
     verdict(ef >= 250000, f"(f) {f(ef)} events/s with enrichment vs >= 250,000")
-for s, limit in (("a", 3), ("b", 3), ("b1m", 3), ("c", 3), ("f", 4)):
+for s, limit in (("a", 3), ("b", 3), ("b1m", 3), ("bid", 3), ("c", 3), ("f", 4)):
     if ran(s):
         c = med(s, "cpu_us")
         verdict(c <= limit, f"({s}) CPU/event {f(c, '{:.2f}')} µs vs <= {limit} µs")
-for s in ("a", "b", "b1m", "c", "d", "e", "f"):
+for s in ("a", "b", "b1m", "bid", "c", "d", "e", "f"):
     if ran(s):
         r = med(s, "rss_mib")
         verdict(r <= 100, f"({s}) peak RSS {f(r, '{:.1f}')} MiB vs <= 100 MiB")
