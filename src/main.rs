@@ -297,7 +297,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_logging(&cfg.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(2)
+        .worker_threads(cfg.pipeline.io_threads())
         .thread_name("dnsenrich-io")
         .build()?;
     rt.block_on(async move {

@@ -1011,13 +1011,16 @@ async fn send_bulk(shared: &Shared, body: Bytes, docs: usize) -> Result<Vec<Item
         HeaderValue::from_static("application/x-ndjson"),
     );
     let body = if shared.gzip {
-        match bulk::gzip(&body) {
-            Ok(z) => {
+        // Compressing megabytes takes milliseconds: not on a runtime thread,
+        // where it would hold up every connection's reads meanwhile.
+        let plain = body.clone();
+        match tokio::task::spawn_blocking(move || bulk::gzip(&plain)).await {
+            Ok(Ok(z)) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 Bytes::from(z)
             }
             // Writing into memory does not fail; if it ever did, send it plain.
-            Err(_) => body,
+            _ => body,
         }
     } else {
         body
