@@ -29,18 +29,17 @@ pub const CREATE_ACTION: &[u8] = b"{\"create\":{}}\n";
 /// Keeps the response to what is read: the flag and, per item, status and error.
 pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
 
-/// Appends one action line and one document line to a request body.
-pub fn push_create(body: &mut Vec<u8>, doc: &[u8]) {
-    body.extend_from_slice(CREATE_ACTION);
-    body.extend_from_slice(doc);
-    body.push(b'\n');
-}
-
-/// Appends an action line naming the document's `_id`, then the document.
-pub fn push_create_with_id(body: &mut Vec<u8>, id: &DocId, doc: &[u8]) {
-    body.extend_from_slice(b"{\"create\":{\"_id\":\"");
-    body.extend_from_slice(id.as_bytes());
-    body.extend_from_slice(b"\"}}\n");
+/// Appends one action line, naming the document's `_id` if given, and one
+/// document line to a request body.
+pub fn push_create(body: &mut Vec<u8>, id: Option<&DocId>, doc: &[u8]) {
+    match id {
+        None => body.extend_from_slice(CREATE_ACTION),
+        Some(id) => {
+            body.extend_from_slice(b"{\"create\":{\"_id\":\"");
+            body.extend_from_slice(id.as_bytes());
+            body.extend_from_slice(b"\"}}\n");
+        }
+    }
     body.extend_from_slice(doc);
     body.push(b'\n');
 }
@@ -285,7 +284,7 @@ mod tests {
             next: 1,
         };
         let mut body = Vec::new();
-        push_create_with_id(&mut body, &ids.next_id(), br#"{"a":1}"#);
+        push_create(&mut body, Some(&ids.next_id()), br#"{"a":1}"#);
         assert_eq!(
             body,
             b"{\"create\":{\"_id\":\"AAAAAAAAAAAAAAAAAAAB\"}}\n{\"a\":1}\n"
@@ -295,8 +294,8 @@ mod tests {
     #[test]
     fn body_alternates_action_and_document_lines() {
         let mut body = Vec::new();
-        push_create(&mut body, br#"{"a":1}"#);
-        push_create(&mut body, br#"{"b":2}"#);
+        push_create(&mut body, None, br#"{"a":1}"#);
+        push_create(&mut body, None, br#"{"b":2}"#);
         assert_eq!(
             body,
             b"{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":2}\n"
@@ -307,7 +306,11 @@ mod tests {
     fn gzip_round_trips() {
         let mut body = Vec::new();
         for _ in 0..100 {
-            push_create(&mut body, br#"{"dns":{"question":{"name":"example.com"}}}"#);
+            push_create(
+                &mut body,
+                None,
+                br#"{"dns":{"question":{"name":"example.com"}}}"#,
+            );
         }
         let z = gzip(&body).unwrap();
         assert_eq!(&z[..2], &[0x1f, 0x8b]);

@@ -513,10 +513,8 @@ impl BulkJob {
         for d in 0..batch.len() {
             let doc = batch.doc(d);
             let action = self.source.len();
-            match ids.as_deref_mut() {
-                Some(ids) => bulk::push_create_with_id(&mut self.source, &ids.next_id(), doc),
-                None => bulk::push_create(&mut self.source, doc),
-            }
+            let id = ids.as_deref_mut().map(bulk::DocIds::next_id);
+            bulk::push_create(&mut self.source, id.as_ref(), doc);
             let end = self.source.len() - 1;
             ranges.push(Placed {
                 action,
