@@ -36,27 +36,22 @@ impl Pki {
 
     /// A self-signed CA certificate `name.pem` with its key `name.key`.
     pub fn ca(&self, name: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
+        self.new_key(
+            name,
+            &[
+                "-x509",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
     }
 
     /// A certificate `name.pem` (key `name.key`) for common name `cn`, signed by
@@ -67,20 +62,15 @@ impl Pki {
             format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{ext}"),
         )
         .unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
+        self.new_key(
+            name,
+            &[
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
         self.openssl(&[
             "x509",
             "-req",
@@ -99,6 +89,24 @@ impl Pki {
             "-extfile",
             &format!("{name}.ext"),
         ]);
+    }
+
+    /// `openssl req` with a new P-256 key written to `name.key`, then `args`
+    /// (what to make: a self-signed certificate or a signing request).
+    fn new_key(&self, name: &str, args: &[&str]) {
+        let key = format!("{name}.key");
+        let mut all = vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+        ];
+        all.extend_from_slice(args);
+        self.openssl(&all);
     }
 
     fn openssl(&self, args: &[&str]) {
