@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{logger, wait_until, DaemonBuilder, STOP_TIMEOUT};
+use common::daemon::{http_get, logger, wait_until, DaemonBuilder, STOP_TIMEOUT};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -177,27 +175,6 @@ fn sd_notify_ready_and_stopping() {
     }
     assert!(stopping, "no STOPPING=1 after SIGTERM; got {seen:?}");
     assert!(d.wait_exit(STOP_TIMEOUT).success());
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    // One write: a request split across writes could be answered (and the
-    // connection closed) before its second half is sent.
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[test]

@@ -274,15 +274,8 @@ impl Daemon {
     /// The value of one Prometheus sample (`name{labels}` exactly as
     /// exposed) from the metrics listener; None when it is not exposed (yet).
     pub fn metric(&self, sample: &str) -> Option<f64> {
-        use std::io::{Read, Write};
         let addr = self.metrics.expect("the daemon was started with --metrics");
-        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .expect("send the metrics request");
-        let mut body = String::new();
-        conn.read_to_string(&mut body)
-            .expect("read the metrics answer");
+        let (_, body) = http_get(addr, "/metrics");
         body.lines().find_map(|l| {
             l.strip_prefix(sample)?
                 .strip_prefix(' ')?
@@ -591,6 +584,33 @@ pub fn wait_child(child: &mut Child, within: Duration, what: &str) -> ExitStatus
 
 /// How long one `logger` run may take.
 pub const LOGGER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET path` from the daemon's metrics listener: (status, body); status 0
+/// if the answer has no status line.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connect to the metrics listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // One write: a request split across writes could be answered (and the
+    // connection closed) before its second half is sent.
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("send the request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read the answer");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
 
 /// Runs util-linux `logger` with `args`, feeding `stdin` (one message per
 /// line) when no message is given in `args`; fails the test if it exits
