@@ -432,7 +432,7 @@ async fn proxy_connection(
     heads: Arc<Mutex<Vec<String>>>,
     served: Arc<AtomicUsize>,
 ) {
-    let Some(request) = read_request(&mut client).await else {
+    let Some(request) = read_message(&mut client).await else {
         return;
     };
     let head_end = request
@@ -475,7 +475,7 @@ async fn proxy_connection(
                 .await
                 .expect("forward the request");
             // An answer (head and body) means the server is done with it.
-            let answer = read_request(&mut server).await;
+            let answer = read_message(&mut server).await;
             assert!(answer.is_some(), "the server did not answer");
             served.fetch_add(1, Ordering::SeqCst);
             drop(client);
@@ -501,8 +501,9 @@ async fn respond(conn: &mut TcpStream, status: u16, body: &str) {
     let _ = conn.shutdown().await;
 }
 
-/// Reads one HTTP/1.1 request with a `content-length` body (bounded).
-async fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+/// Reads one HTTP/1.1 message (a request, or the server's answer) with a
+/// `content-length` body (bounded).
+async fn read_message(conn: &mut TcpStream) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
