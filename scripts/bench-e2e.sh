@@ -122,6 +122,22 @@ wait_for() {
     return 1
 }
 
+# loggen ships in Debian's syslog-ng-core, which conflicts with rsyslog (the RELP
+# forwarder of the tests): when it is missing, the package is unpacked under
+# $WORK/syslog-ng (not installed) and run with SYSLOGNG_PREFIX pointing there.
+LOGGEN=(loggen)
+ensure_loggen() {
+    command -v loggen >/dev/null 2>&1 && return 0
+    local dir=$WORK/syslog-ng
+    if [ ! -x "$dir/usr/bin/loggen" ]; then
+        log "loggen missing: unpacking Debian's syslog-ng-core into $dir"
+        mkdir -p "$dir"
+        (cd "$dir" && apt-get download syslog-ng-core >/dev/null 2>&1 && dpkg -x syslog-ng-core_*.deb "$dir") ||
+            { echo "bench-e2e: needs loggen (apt-get download syslog-ng-core failed; run apt-get update)" >&2; exit 1; }
+    fi
+    LOGGEN=(env "SYSLOGNG_PREFIX=$dir/usr" "LD_LIBRARY_PATH=$dir/usr/lib/syslog-ng" "$dir/usr/bin/loggen")
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -420,12 +436,12 @@ fi
 
 # ---------------------------------------------------------------- (d) loggen over TCP
 if want d; then
-    need loggen "apt-get install syslog-ng-core"
+    ensure_loggen
     for r in $(seq "$RUNS"); do
         start_daemon "d$r" --output /dev/null
         cpu0=$(cpu_of "$DPID")
         t0=$(date +%s.%N)
-        timeout $((LOGGEN_SECS + 20)) loggen --inet --stream --rate "$LOGGEN_RATE" --interval "$LOGGEN_SECS" \
+        timeout $((LOGGEN_SECS + 20)) "${LOGGEN[@]}" --inet --stream --rate "$LOGGEN_RATE" --interval "$LOGGEN_SECS" \
             --size 300 127.0.0.1 "$DTCP" >"$WORK/loggen-$r.out" 2>"$WORK/loggen-$r.err" || true
         read -r busy cpu hwm < <(watch_idle "$DPID" "$t0" "$cpu0")
         stop_pid "$DPID"
