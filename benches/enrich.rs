@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/memcached.rs"]
 mod memcached;
+#[path = "support/mix.rs"]
+mod mix;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,10 +29,10 @@ use dnsenrich::enrich::value::{encode_value, FeedInfo, IndicatorValue};
 use dnsenrich::enrich::{EnrichConfig, EnrichStage, Enricher, PassThrough};
 use dnsenrich::event::Event;
 use dnsenrich::grammar::GrammarSet;
-use dnsenrich::mix::Rng;
 use dnsenrich::pipeline::{EventBatch, FrameBatch, InputKind};
 use dnsenrich::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
 use memcached::Memcached;
+use mix::Rng;
 
 const NAMES: usize = 100_000;
 /// One name in 50 is an indicator.

@@ -1,7 +1,10 @@
-//! Parse-stage throughput on a realistic Pi-hole line mix (see `src/mix.rs`):
+//! Parse-stage throughput on a realistic Pi-hole line mix (see `benches/support/mix.rs`):
 //! syslog header + grammar + event, and the same plus JSON encoding.
 //!
 //! `cargo bench --bench parse`; lines/s = 1 / (time per line).
+
+#[path = "support/mix.rs"]
+mod mix;
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use dnsenrich::grammar::GrammarSet;
 const LINES: usize = 10_000;
 
 fn bench(c: &mut Criterion) {
-    let lines = dnsenrich::mix::lines(LINES);
+    let lines = mix::lines(LINES);
     let grammars = Arc::new(GrammarSet::builtin().unwrap());
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(LINES as u64));

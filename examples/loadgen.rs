@@ -1,7 +1,7 @@
 //! A small, fast syslog load generator for the end-to-end benchmarks.
 //!
 //! It renders frames from the deterministic Pi-hole line mix
-//! (`dnsenrich::mix::lines`) into memory once, then sends them:
+//! (`benches/support/mix.rs`) into memory once, then sends them:
 //!
 //! * over TCP (`--tcp ADDR`), octet-counted (RFC 6587) or LF-terminated, by
 //!   writing large pre-built slices with `write_all` on one or more connections;
@@ -21,6 +21,9 @@
 //! cargo run --release --example loadgen -- --udp 127.0.0.1:5514 --rate 100000 --duration-secs 10
 //! cargo run --release --example loadgen -- --self-test tcp --lines 5000000
 //! ```
+
+#[path = "../benches/support/mix.rs"]
+mod mix;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -608,7 +611,7 @@ fn run(a: Args) -> Result<(), String> {
         .mix
         .unwrap_or_else(|| (a.lines as usize).clamp(1, 200_000));
     let t_render = Instant::now();
-    let lines = dnsenrich::mix::lines(mix_n);
+    let lines = mix::lines(mix_n);
     let frames = Frames::render(&lines, a.proto, a.framing, a.file_format);
     drop(lines);
     let render_secs = t_render.elapsed().as_secs_f64();

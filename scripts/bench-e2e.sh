@@ -368,7 +368,7 @@ if want f; then
         sleep 0.1
     done
     [ "$up" = 1 ] || { echo "bench-e2e: memcached did not start:" >&2; cat "$WORK/memcached.log" >&2; exit 1; }
-    # 2 % of the mix's names (src/mix.rs: 20 words x 50 numbers x 10 domains).
+    # 2 % of the mix's names (benches/support/mix.rs: 20 words x 50 numbers x 10 domains).
     for w in api cdn; do
         for n in $(seq 0 49); do
             printf '%s%d.example.com\n%s%d.example.org\n' "$w" "$n" "$w" "$n"

@@ -1,10 +1,14 @@
 //! Golden tests: every raw log file under `fixtures/raw/` is parsed and compared,
 //! line by line, with its expected ECS output under `fixtures/golden/` (same
 //! relative path, `.ndjson`). Also checks that every rule of every shipped grammar
-//! is exercised by at least one fixture line.
+//! is exercised by at least one fixture line, and that every line of the bench
+//! mix (`benches/support/mix.rs`) parses, so the benchmarks measure real matches.
 //!
 //! To regenerate the expected files after an intended change, run
 //! `DNSENRICH_BLESS=1 cargo test --test golden` and review the diff.
+
+#[path = "../benches/support/mix.rs"]
+mod mix;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -177,4 +181,22 @@ fn fixture_lines_all_parse_except_the_known_unparsable_set() {
         "unmatched fixture lines:\n{}",
         unmatched.join("\n")
     );
+}
+
+#[test]
+fn the_mix_is_deterministic_and_sized() {
+    let a = mix::lines(1000);
+    assert_eq!(a.len(), 1000);
+    assert_eq!(a, mix::lines(1000));
+    assert!(a.iter().any(|l| l.contains("gravity blocked")));
+    assert!(a.iter().any(|l| l.contains("UDP ")));
+}
+
+#[test]
+fn every_line_of_the_mix_parses() {
+    let mut d = decoder();
+    for l in mix::lines(5000) {
+        let ev = d.decode(l.as_bytes());
+        assert!(ev.tags.is_empty(), "{l}: {:?}", ev.tags);
+    }
 }

@@ -18,7 +18,6 @@ mod pattern;
 mod syntax;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 pub use field::{Constant, Field, Value};
@@ -84,7 +83,9 @@ pub struct Grammar {
     pub rules: Vec<Rule>,
     /// Name of the grammar whose prefixes and suffixes this one uses.
     pub affixes_from: Option<String>,
-    dispatch: HashMap<String, Vec<usize>, BuildHasherDefault<Fnv>>,
+    /// foldhash, not SipHash: the keys are a few short words, for which
+    /// SipHash's set-up dominates the lookup.
+    dispatch: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     fallback: Vec<usize>,
 }
 
@@ -112,29 +113,6 @@ pub struct GrammarSet {
 struct Group {
     owner: usize,
     members: Vec<usize>,
-}
-
-/// FNV-1a: the dispatch keys are a few short words, for which SipHash's
-/// set-up dominates the lookup.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
 }
 
 /// Splits off the first word of a message: up to a space or `[`.
@@ -323,15 +301,8 @@ impl GrammarSet {
             // Prefixes, then the message without one.
             for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
                 caps.truncate(keep);
-                let rest = match pfx {
-                    Some(p) => match p.pattern.matches_prefix(body, &mut caps) {
-                        Some(r) => match r.strip_prefix(' ') {
-                            Some(r) => r,
-                            None => continue,
-                        },
-                        None => continue,
-                    },
-                    None => body,
+                let Some(rest) = after_prefix(pfx, body, &mut caps) else {
+                    continue;
                 };
                 let pfx_caps = caps.len();
                 for g in &members {
@@ -339,17 +310,7 @@ impl GrammarSet {
                         continue;
                     };
                     let rule = &g.rules[ri];
-                    set_constants(ev, &g.defaults);
-                    if let Some(s) = sfx {
-                        set_constants(ev, &s.constants);
-                        set_captures(ev, &s.pattern, &caps[..keep]);
-                    }
-                    if let Some(p) = pfx {
-                        set_constants(ev, &p.constants);
-                        set_captures(ev, &p.pattern, &caps[keep..pfx_caps]);
-                    }
-                    set_constants(ev, &rule.constants);
-                    set_captures(ev, &rule.pattern, &caps[pfx_caps..]);
+                    fill(ev, g, rule, sfx, pfx, &caps, (keep, pfx_caps));
                     return Some(Matched {
                         grammar: g.name,
                         rule: rule.name,
@@ -359,6 +320,44 @@ impl GrammarSet {
         }
         None
     }
+}
+
+/// The message after prefix `pfx` and the space that ends it; all of `body`
+/// when there is no prefix.
+fn after_prefix<'a>(
+    pfx: Option<&Affix>,
+    body: &'a str,
+    caps: &mut Captures<'a>,
+) -> Option<&'a str> {
+    match pfx {
+        Some(p) => p.pattern.matches_prefix(body, caps)?.strip_prefix(' '),
+        None => Some(body),
+    }
+}
+
+/// Sets what a match found, in this order: the grammar's defaults, then the
+/// suffix's, the prefix's and the rule's constants and captures. `caps` holds the suffix's captures up to
+/// `bounds.0`, the prefix's up to `bounds.1`, and the rule's after that.
+fn fill(
+    ev: &mut Event,
+    g: &Grammar,
+    rule: &Rule,
+    sfx: Option<&Affix>,
+    pfx: Option<&Affix>,
+    caps: &[(usize, Value<'_>)],
+    (keep, pfx_caps): (usize, usize),
+) {
+    set_constants(ev, &g.defaults);
+    if let Some(s) = sfx {
+        set_constants(ev, &s.constants);
+        set_captures(ev, &s.pattern, &caps[..keep]);
+    }
+    if let Some(p) = pfx {
+        set_constants(ev, &p.constants);
+        set_captures(ev, &p.pattern, &caps[keep..pfx_caps]);
+    }
+    set_constants(ev, &rule.constants);
+    set_captures(ev, &rule.pattern, &caps[pfx_caps..]);
 }
 
 /// Matches a suffix at the end of the message; returns the message without it.

@@ -155,7 +155,7 @@ fn match_from<'a>(
                     if !whole || (input.is_empty() && *kind != Kind::Rest) {
                         return None;
                     }
-                    caps.push((i, free_text_value(*kind, input)));
+                    caps.push((i, Value::Text(input)));
                     Some("")
                 }
                 Some(Element::Literal(next)) => {
@@ -164,7 +164,7 @@ fn match_from<'a>(
                         let at = from + pos;
                         if at > 0 || *kind == Kind::Rest {
                             let mark = caps.len();
-                            caps.push((i, free_text_value(*kind, &input[..at])));
+                            caps.push((i, Value::Text(&input[..at])));
                             if let Some(r) = match_from(elems, i + 1, &input[at..], caps, whole) {
                                 return Some(r);
                             }
@@ -209,11 +209,6 @@ fn find_literal(hay: &str, lit: &str) -> Option<usize> {
         i = at + 1;
     }
     None
-}
-
-fn free_text_value(kind: Kind, text: &str) -> Value<'_> {
-    let _ = kind;
-    Value::Text(text)
 }
 
 /// Runs the nom parser of a fixed-shape capture.

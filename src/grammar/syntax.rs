@@ -79,103 +79,154 @@ pub fn compile(file: &str, text: &str) -> Result<Grammar, GrammarError> {
         }
         let indent = line.len() - body.len();
         if indent > 0 {
-            let cs = match target {
-                Target::None => {
-                    return Err(cx.err(
-                        indent + 1,
-                        "expected a rule or directive at the start of the line; indented `field = value` lines belong to the rule, @prefix, @suffix or @defaults above them",
-                    ))
-                }
-                Target::Defaults => &mut g.defaults,
-                Target::Prefix(i) => &mut g.prefixes[i].constants,
-                Target::Suffix(i) => &mut g.suffixes[i].constants,
-                Target::Rule(i) => &mut g.rules[i].constants,
-            };
-            cs.push(constant(&cx, body, indent + 1)?);
-            continue;
-        }
-        if let Some(rest) = body.strip_prefix("rule ") {
-            let (name, pat) = named(&cx, rest, 6, "rule")?;
-            if g.rules.iter().any(|r| r.name == name) {
-                return Err(cx.err(6, format!("rule `{name}` is defined twice in this file")));
-            }
-            let col = 6 + rest.len() - pat.len();
-            let pattern = parse_pattern(&cx, pat, col)?;
-            check_free_text_end(&cx, &pattern, col, true)?;
-            let trailing = match pattern.elements.last() {
-                Some(Element::Literal(l)) => Some(l.clone()),
-                _ => None,
-            };
-            g.rules.push(Rule {
-                name: intern(name),
-                pattern,
-                constants: Vec::new(),
-                line: cx.line,
-                trailing,
-            });
-            target = Target::Rule(g.rules.len() - 1);
-        } else if let Some(rest) = body.strip_prefix("@prefix ") {
-            if g.affixes_from.is_some() {
-                return Err(cx.err(
-                    1,
-                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
-                ));
-            }
-            let (name, pat) = named(&cx, rest, 9, "@prefix")?;
-            let col = 9 + rest.len() - pat.len();
-            let pattern = parse_pattern(&cx, pat, col)?;
-            check_free_text_end(&cx, &pattern, col, false)?;
-            g.prefixes.push(Affix {
-                name: intern(name),
-                pattern,
-                constants: Vec::new(),
-            });
-            target = Target::Prefix(g.prefixes.len() - 1);
-        } else if let Some(rest) = body.strip_prefix("@suffix ") {
-            if g.affixes_from.is_some() {
-                return Err(cx.err(
-                    1,
-                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
-                ));
-            }
-            let (name, pat) = named(&cx, rest, 9, "@suffix")?;
-            let col = 9 + rest.len() - pat.len();
-            let pattern = parse_pattern(&cx, pat, col)?;
-            if pattern.leading_literal().is_none() {
-                return Err(cx.err(col, "expected a suffix pattern that starts with a literal"));
-            }
-            check_free_text_end(&cx, &pattern, col, true)?;
-            g.suffixes.push(Affix {
-                name: intern(name),
-                pattern,
-                constants: Vec::new(),
-            });
-            target = Target::Suffix(g.suffixes.len() - 1);
-        } else if body == "@defaults" {
-            target = Target::Defaults;
-        } else if let Some(rest) = body.strip_prefix("@app ") {
-            g.apps = rest.split_whitespace().map(str::to_owned).collect();
-            target = Target::None;
-        } else if let Some(rest) = body.strip_prefix("@affixes-from ") {
-            if !g.prefixes.is_empty() || !g.suffixes.is_empty() {
-                return Err(cx.err(
-                    1,
-                    "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
-                ));
-            }
-            g.affixes_from = Some(rest.trim().to_owned());
-            target = Target::None;
+            constant_line(&cx, &mut g, &target, body, indent)?;
         } else {
-            let word = body.split_whitespace().next().unwrap_or(body);
+            target = directive(&cx, &mut g, body)?;
+        }
+    }
+    Ok(g)
+}
+
+/// An indented `field = value` line, added to the rule or directive above it.
+fn constant_line(
+    cx: &Ctx<'_>,
+    g: &mut Grammar,
+    target: &Target,
+    body: &str,
+    indent: usize,
+) -> Result<(), GrammarError> {
+    let cs = match *target {
+        Target::None => {
             return Err(cx.err(
+                indent + 1,
+                "expected a rule or directive at the start of the line; indented `field = value` lines belong to the rule, @prefix, @suffix or @defaults above them",
+            ))
+        }
+        Target::Defaults => &mut g.defaults,
+        Target::Prefix(i) => &mut g.prefixes[i].constants,
+        Target::Suffix(i) => &mut g.suffixes[i].constants,
+        Target::Rule(i) => &mut g.rules[i].constants,
+    };
+    cs.push(constant(cx, body, indent + 1)?);
+    Ok(())
+}
+
+/// A line at the start of the line: a rule or a directive, told apart by its
+/// first word. Returns where the indented lines that follow belong.
+fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, GrammarError> {
+    let (word, rest) = match body.split_once(' ') {
+        Some((w, r)) => (w, Some(r)),
+        None => (body, None),
+    };
+    match (word, rest) {
+        ("rule", Some(rest)) => rule(cx, g, rest),
+        ("@prefix", Some(rest)) => prefix(cx, g, rest),
+        ("@suffix", Some(rest)) => suffix(cx, g, rest),
+        ("@defaults", None) => Ok(Target::Defaults),
+        ("@app", Some(rest)) => {
+            g.apps = rest.split_whitespace().map(str::to_owned).collect();
+            Ok(Target::None)
+        }
+        ("@affixes-from", Some(rest)) => affixes_from(cx, g, rest),
+        _ => {
+            let word = body.split_whitespace().next().unwrap_or(body);
+            Err(cx.err(
                 1,
                 format!(
                     "expected `rule NAME: PATTERN`, `@app`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
                 ),
-            ));
+            ))
         }
     }
-    Ok(g)
+}
+
+/// The column where the text after `directive ` starts (1-based).
+fn after(directive: &str) -> usize {
+    directive.len() + 2
+}
+
+/// `rule NAME: PATTERN`.
+fn rule(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    let at = after("rule");
+    let (name, pat) = named(cx, rest, at, "rule")?;
+    if g.rules.iter().any(|r| r.name == name) {
+        return Err(cx.err(at, format!("rule `{name}` is defined twice in this file")));
+    }
+    let col = at + rest.len() - pat.len();
+    let pattern = parse_pattern(cx, pat, col)?;
+    check_free_text_end(cx, &pattern, col, true)?;
+    let trailing = match pattern.elements.last() {
+        Some(Element::Literal(l)) => Some(l.clone()),
+        _ => None,
+    };
+    g.rules.push(Rule {
+        name: intern(name),
+        pattern,
+        constants: Vec::new(),
+        line: cx.line,
+        trailing,
+    });
+    Ok(Target::Rule(g.rules.len() - 1))
+}
+
+/// `@prefix NAME: PATTERN`: may not end in free text, since the rule follows.
+fn prefix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    let (affix, col) = affix(cx, g, rest, "@prefix")?;
+    check_free_text_end(cx, &affix.pattern, col, false)?;
+    g.prefixes.push(affix);
+    Ok(Target::Prefix(g.prefixes.len() - 1))
+}
+
+/// `@suffix NAME: PATTERN`: must start with a literal, which is what finds it
+/// at the end of a message.
+fn suffix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    let (affix, col) = affix(cx, g, rest, "@suffix")?;
+    if affix.pattern.leading_literal().is_none() {
+        return Err(cx.err(col, "expected a suffix pattern that starts with a literal"));
+    }
+    check_free_text_end(cx, &affix.pattern, col, true)?;
+    g.suffixes.push(affix);
+    Ok(Target::Suffix(g.suffixes.len() - 1))
+}
+
+/// What `@prefix` and `@suffix` share: the affix and the column its pattern
+/// starts at.
+fn affix(
+    cx: &Ctx<'_>,
+    g: &Grammar,
+    rest: &str,
+    directive: &str,
+) -> Result<(Affix, usize), GrammarError> {
+    if g.affixes_from.is_some() {
+        return Err(own_affixes(cx));
+    }
+    let at = after(directive);
+    let (name, pat) = named(cx, rest, at, directive)?;
+    let col = at + rest.len() - pat.len();
+    let pattern = parse_pattern(cx, pat, col)?;
+    let affix = Affix {
+        name: intern(name),
+        pattern,
+        constants: Vec::new(),
+    };
+    Ok((affix, col))
+}
+
+/// `@affixes-from GRAMMAR`.
+fn affixes_from(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    if !g.prefixes.is_empty() || !g.suffixes.is_empty() {
+        return Err(own_affixes(cx));
+    }
+    g.affixes_from = Some(rest.trim().to_owned());
+    Ok(Target::None)
+}
+
+/// A grammar borrows its prefixes and suffixes or declares them, not both.
+fn own_affixes(cx: &Ctx<'_>) -> GrammarError {
+    cx.err(
+        1,
+        "a grammar that uses @affixes-from cannot declare its own @prefix or @suffix",
+    )
 }
 
 /// Splits `NAME: PATTERN`.
@@ -257,55 +308,12 @@ fn parse_pattern(cx: &Ctx<'_>, s: &str, col0: usize) -> Result<Pattern, GrammarE
                 i += 2;
             }
             Some(b'{') => {
-                let start = i;
-                let Some(close) = s[i..].find('}') else {
-                    return Err(cx.err(col0 + i, "expected `}` to close the capture `%{`"));
-                };
-                let inner = &s[i + 2..i + close];
-                let (kind_s, fields_s) = match inner.split_once(':') {
-                    Some((k, f)) => (k, Some(f)),
-                    None => (inner, None),
-                };
-                let kind = Kind::parse(kind_s).ok_or_else(|| {
-                    cx.err(
-                        col0 + start + 2,
-                        format!(
-                            "expected a capture type ({}), found `{kind_s}`",
-                            Kind::NAMES
-                        ),
-                    )
-                })?;
-                let mut fields = Vec::new();
-                if let Some(fs) = fields_s {
-                    let mut off = start + 2 + kind_s.len() + 1;
-                    for name in fs.split(',') {
-                        let fcol = col0 + off;
-                        off += name.len() + 1;
-                        let name = name.trim();
-                        if name == "-" {
-                            continue;
-                        }
-                        let f = Field::parse(name).ok_or_else(|| {
-                            cx.err(
-                                fcol,
-                                format!(
-                                    "expected an ECS field ({}), found `{name}`",
-                                    FIELD_NAMES.join(", ")
-                                ),
-                            )
-                        })?;
-                        check_capture_field(cx, fcol, kind, f, name)?;
-                        fields.push(f);
-                    }
-                }
-                if kind == Kind::Answer && fields != [Field::DnsAnswerData] {
-                    return Err(cx.err(col0 + start, "expected `%{answer:dns.answers}`: an answer fills dns.answers, dns.resolved_ip and dns.response_code together"));
-                }
+                let (capture, len) = parse_capture(cx, &s[i..], col0 + i)?;
                 if !lit.is_empty() {
                     elements.push(Element::Literal(std::mem::take(&mut lit)));
                 }
-                elements.push(Element::Capture { kind, fields });
-                i += close + 1;
+                elements.push(capture);
+                i += len;
             }
             _ => {
                 return Err(cx.err(
@@ -319,6 +327,68 @@ fn parse_pattern(cx: &Ctx<'_>, s: &str, col0: usize) -> Result<Pattern, GrammarE
         elements.push(Element::Literal(lit));
     }
     Ok(Pattern { elements })
+}
+
+/// One `%{kind:field,field}` capture at the start of `s`, which is at column
+/// `col`; returns it and its length in bytes.
+fn parse_capture(cx: &Ctx<'_>, s: &str, col: usize) -> Result<(Element, usize), GrammarError> {
+    let Some(close) = s.find('}') else {
+        return Err(cx.err(col, "expected `}` to close the capture `%{`"));
+    };
+    let inner = &s[2..close];
+    let (kind_s, fields_s) = match inner.split_once(':') {
+        Some((k, f)) => (k, Some(f)),
+        None => (inner, None),
+    };
+    let kind = Kind::parse(kind_s).ok_or_else(|| {
+        cx.err(
+            col + 2,
+            format!(
+                "expected a capture type ({}), found `{kind_s}`",
+                Kind::NAMES
+            ),
+        )
+    })?;
+    let fields = match fields_s {
+        Some(fs) => parse_fields(cx, fs, col + 2 + kind_s.len() + 1, kind)?,
+        None => Vec::new(),
+    };
+    if kind == Kind::Answer && fields != [Field::DnsAnswerData] {
+        return Err(cx.err(col, "expected `%{answer:dns.answers}`: an answer fills dns.answers, dns.resolved_ip and dns.response_code together"));
+    }
+    Ok((Element::Capture { kind, fields }, close + 1))
+}
+
+/// The comma-separated ECS fields of a capture, starting at column `col`; `-`
+/// discards a value.
+fn parse_fields(
+    cx: &Ctx<'_>,
+    list: &str,
+    col: usize,
+    kind: Kind,
+) -> Result<Vec<Field>, GrammarError> {
+    let mut fields = Vec::new();
+    let mut fcol = col;
+    for raw in list.split(',') {
+        let at = fcol;
+        fcol += raw.len() + 1;
+        let name = raw.trim();
+        if name == "-" {
+            continue;
+        }
+        let f = Field::parse(name).ok_or_else(|| {
+            cx.err(
+                at,
+                format!(
+                    "expected an ECS field ({}), found `{name}`",
+                    FIELD_NAMES.join(", ")
+                ),
+            )
+        })?;
+        check_capture_field(cx, at, kind, f, name)?;
+        fields.push(f);
+    }
+    Ok(fields)
 }
 
 fn check_capture_field(

@@ -147,11 +147,6 @@ impl FileInput {
         self.stats.clone()
     }
 
-    /// The file the offsets are kept in.
-    pub fn state_file(&self) -> &Path {
-        &self.store.file
-    }
-
     /// Follows every path until shutdown; then waits briefly for outstanding
     /// acknowledgements, saves the offsets and returns.
     pub async fn run(self, tx: FrameSender, shutdown: Shutdown) {

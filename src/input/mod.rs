@@ -21,6 +21,7 @@
 pub mod file;
 pub mod framing;
 pub mod stats;
+mod stream;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

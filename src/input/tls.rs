@@ -1,5 +1,7 @@
 //! The TLS syslog input (RFC 5425): TCP with rustls (ring provider) in front of
-//! the same framing, batching and limits as the TCP input.
+//! the same framing, batching and limits as the TCP input (the connection
+//! handling in [`stream`](super::stream)); this module adds the configuration,
+//! the certificates and the handshake.
 //!
 //! The certificate chain and private key (PKCS#8, RSA or SEC1, PEM) are loaded
 //! once at start; every problem with them is an error naming the file. With
@@ -25,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::stats::{InputStats, LogThrottle};
-use super::tcp::{bind_all, StreamLimits, StreamServer, Transport};
+use super::stream::{bind_all, Handshake, StreamLimits, StreamServer};
 use super::InputError;
 use crate::pipeline::{FrameSender, InputKind};
 use crate::shutdown::Shutdown;
@@ -58,6 +60,8 @@ pub struct TlsConfig {
     /// A partial batch is handed on after this many milliseconds.
     pub batch_timeout_ms: u64,
 }
+// The last five fields repeat `TcpConfig`'s for the reason given there: serde
+// cannot combine `flatten` with `deny_unknown_fields`.
 
 impl Default for TlsConfig {
     fn default() -> Self {
@@ -149,7 +153,7 @@ impl TlsConfig {
 /// [`run`](TlsInput::run).
 #[derive(Debug)]
 pub struct TlsInput {
-    server: StreamServer,
+    server: StreamServer<TlsHandshake>,
 }
 
 impl TlsInput {
@@ -172,7 +176,10 @@ impl TlsInput {
             InputKind::Tls,
             listeners,
             config.limits(),
-            Transport::Tls(TlsAcceptor::from(server_config)),
+            TlsHandshake {
+                acceptor: TlsAcceptor::from(server_config),
+                log: LogThrottle::per_second(),
+            },
         )?;
         Ok(TlsInput { server })
     }
@@ -194,30 +201,47 @@ impl TlsInput {
     }
 }
 
-/// Runs the server side of the handshake; `None` (counted and logged) when it
-/// fails, times out, or shutdown comes first.
-pub(crate) async fn handshake(
-    acceptor: &TlsAcceptor,
-    stream: TcpStream,
-    peer: SocketAddr,
-    stats: &InputStats,
-    log: &LogThrottle,
-    mut shutdown: Shutdown,
-) -> Option<TlsStream<TcpStream>> {
-    let failure = tokio::select! {
-        _ = shutdown.recv() => return None,
-        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match done {
-            Ok(Ok(tls)) => return Some(tls),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no handshake within {}s", HANDSHAKE_TIMEOUT.as_secs()),
-        },
-    };
-    stats.record_handshake_failure();
-    debug!(%peer, error = %failure, "TLS handshake failed");
-    if let Some(more) = log.check() {
-        warn!(%peer, error = %failure, suppressed = more, "TLS handshake failed");
+/// The server side of the TLS handshake, run on every accepted connection.
+pub(crate) struct TlsHandshake {
+    acceptor: TlsAcceptor,
+    /// Warnings about failed handshakes, at most one a second.
+    log: LogThrottle,
+}
+
+impl std::fmt::Debug for TlsHandshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `TlsAcceptor` is not `Debug`, and its keys are not for logs anyway.
+        f.write_str("TlsHandshake")
     }
-    None
+}
+
+impl Handshake for TlsHandshake {
+    type Stream = TlsStream<TcpStream>;
+
+    /// `None` (counted and logged) when the handshake fails, times out, or
+    /// shutdown comes first.
+    async fn accept(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        stats: &InputStats,
+        mut shutdown: Shutdown,
+    ) -> Option<TlsStream<TcpStream>> {
+        let failure = tokio::select! {
+            _ = shutdown.recv() => return None,
+            done = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)) => match done {
+                Ok(Ok(tls)) => return Some(tls),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no handshake within {}s", HANDSHAKE_TIMEOUT.as_secs()),
+            },
+        };
+        stats.record_handshake_failure();
+        debug!(%peer, error = %failure, "TLS handshake failed");
+        if let Some(more) = self.log.check() {
+            warn!(%peer, error = %failure, suppressed = more, "TLS handshake failed");
+        }
+        None
+    }
 }
 
 fn open(path: &Path, what: &'static str) -> Result<BufReader<File>, InputError> {

@@ -6,8 +6,12 @@
 //! a blocking reason, or a local answer (`config`, hosts file). About a third of
 //! the queries are AAAA, some answers are CNAME chains, NXDOMAIN or NODATA. Most
 //! lines use the `log-queries=extra` prefix, some `proto`, some none.
+//!
+//! Bench and load-generator data, so it lives beside the benches and not in the
+//! library: `benches/*.rs`, `examples/loadgen.rs` and `tests/golden.rs` include
+//! it with `#[path = "…/benches/support/mix.rs"] mod mix;`.
 
-use std::fmt::Write;
+#![allow(dead_code)]
 
 /// A small deterministic generator (xorshift), so the mix is the same on
 /// every run; the benchmarks draw from it too. The seed must not be 0.
@@ -165,42 +169,4 @@ pub fn lines(n: usize) -> Vec<String> {
     }
     out.truncate(n);
     out
-}
-
-/// The mix as one buffer of newline-terminated lines.
-pub fn buffer(n: usize) -> Vec<u8> {
-    let mut s = String::new();
-    for l in lines(n) {
-        let _ = writeln!(s, "{l}");
-    }
-    s.into_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deterministic_and_sized() {
-        let a = lines(1000);
-        assert_eq!(a.len(), 1000);
-        assert_eq!(a, lines(1000));
-        assert!(a.iter().any(|l| l.contains("gravity blocked")));
-        assert!(a.iter().any(|l| l.contains("UDP ")));
-    }
-
-    #[test]
-    fn every_line_of_the_mix_parses() {
-        use crate::decode::LineDecoder;
-        use crate::grammar::GrammarSet;
-        let mut d = LineDecoder::new(
-            std::sync::Arc::new(GrammarSet::builtin().unwrap()),
-            "UTC".parse().unwrap(),
-            4096,
-        );
-        for l in lines(5000) {
-            let ev = d.decode(l.as_bytes());
-            assert!(ev.tags.is_empty(), "{l}: {:?}", ev.tags);
-        }
-    }
 }

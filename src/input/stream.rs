@@ -1,0 +1,563 @@
+//! The connection handling the TCP and TLS inputs share: binding and accepting
+//! under a connection limit, then, per connection, an optional handshake passed
+//! in by the input ([`Handshake`]), and reading, framing and batching its
+//! stream, pushing back on the sender.
+//!
+//! Back-pressure: a connection hands each batch on with an awaited send, so
+//! while the pipeline is full the connection is not read; the kernel's socket
+//! buffers fill and the sender's writes block. What one connection holds is
+//! bounded by its read buffer, one batch and one partial frame.
+//!
+//! Limits: at most `max_connections` at once (a semaphore shared by all the
+//! input's addresses) — a connection over the limit is accepted and closed at
+//! once, and counted; a connection that sends nothing for `idle_timeout_secs`
+//! is closed. On shutdown the input stops accepting, and every connection
+//! hands on what it has read and closes without waiting for its peer.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, error, warn};
+
+use super::framing::{FrameDecoder, DEFAULT_MAX_FRAME};
+use super::stats::{InputStats, LogThrottle};
+use super::{InputError, BATCH_MAX_BYTES};
+use crate::pipeline::{FrameBatch, FrameSender, InputKind};
+use crate::shutdown::Shutdown;
+
+/// Bytes read from a connection at a time.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Pending connections the kernel queues for us.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// At shutdown a connection keeps reading until the peer closes or sends
+/// nothing for this long, so a burst written just before SIGTERM is not cut…
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(250);
+
+/// …but for no longer than this, so a peer that never stops cannot hold the
+/// shutdown (which has its own deadline, 10 s by default).
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(5);
+
+/// The limits a stream input (TCP or TLS) applies; see
+/// [`TcpConfig`](super::TcpConfig).
+///
+/// `TcpConfig` and `TlsConfig` each repeat these five fields rather than
+/// `#[serde(flatten)]` one `StreamLimits`: serde does not support `flatten`
+/// together with `deny_unknown_fields`, and a misspelt key in `[input.tcp]`
+/// must stay an error. Their defaults come from here, so they cannot drift.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLimits {
+    pub max_frame: usize,
+    pub max_connections: usize,
+    pub idle_timeout_secs: u64,
+    pub batch_size: usize,
+    pub batch_timeout_ms: u64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_connections: 1024,
+            idle_timeout_secs: 300,
+            batch_size: 512,
+            batch_timeout_ms: 10,
+        }
+    }
+}
+
+impl StreamLimits {
+    fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+}
+
+/// What is layered on an accepted TCP connection before its bytes are framed:
+/// nothing for TCP ([`Plain`]), a TLS handshake for TLS.
+pub(crate) trait Handshake: Debug + Send + Sync + 'static {
+    /// The stream the frames are read from once the handshake is done.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send;
+
+    /// Turns an accepted connection into [`Self::Stream`]; `None` closes it
+    /// (the handshake counts and logs its own failures).
+    fn accept(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        stats: &InputStats,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Option<Self::Stream>> + Send;
+}
+
+/// No handshake: the TCP input reads the socket as it is.
+#[derive(Debug)]
+pub(crate) struct Plain;
+
+impl Handshake for Plain {
+    type Stream = TcpStream;
+
+    async fn accept(
+        &self,
+        stream: TcpStream,
+        _peer: SocketAddr,
+        _stats: &InputStats,
+        _shutdown: Shutdown,
+    ) -> Option<TcpStream> {
+        Some(stream)
+    }
+}
+
+/// Listeners plus everything their connections share.
+#[derive(Debug)]
+pub(crate) struct StreamServer<H: Handshake> {
+    listeners: Vec<StdTcpListener>,
+    shared: Arc<Shared<H>>,
+    pub(crate) stats: InputStats,
+}
+
+#[derive(Debug)]
+struct Shared<H> {
+    kind: InputKind,
+    limits: StreamLimits,
+    handshake: H,
+    stats: InputStats,
+    permits: Arc<Semaphore>,
+    reject_log: LogThrottle,
+    accept_log: LogThrottle,
+    framing_log: LogThrottle,
+}
+
+impl<H: Handshake> StreamServer<H> {
+    pub(crate) fn new(
+        kind: InputKind,
+        listeners: Vec<StdTcpListener>,
+        limits: StreamLimits,
+        handshake: H,
+    ) -> Result<Self, InputError> {
+        for l in &listeners {
+            l.set_nonblocking(true)
+                .map_err(|source| InputError::Adopt {
+                    input: kind.as_str(),
+                    source,
+                })?;
+        }
+        let stats = InputStats::new(kind);
+        let permits = Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
+        Ok(StreamServer {
+            listeners,
+            shared: Arc::new(Shared {
+                kind,
+                limits,
+                handshake,
+                stats: stats.clone(),
+                permits,
+                reject_log: LogThrottle::per_second(),
+                accept_log: LogThrottle::per_second(),
+                framing_log: LogThrottle::per_second(),
+            }),
+            stats,
+        })
+    }
+
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts and reads until shutdown; returns once every connection has
+    /// handed on what it read and closed.
+    pub(crate) async fn run(self, tx: FrameSender, shutdown: Shutdown) {
+        let mut tasks = JoinSet::new();
+        for std_listener in self.listeners {
+            let addr = std_listener.local_addr().ok();
+            match TcpListener::from_std(std_listener) {
+                Ok(listener) => {
+                    debug!(input = self.shared.kind.as_str(), ?addr, "listening");
+                    tasks.spawn(accept_loop(
+                        listener,
+                        self.shared.clone(),
+                        tx.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(e) => error!(?addr, error = %e, "cannot register listener"),
+            }
+        }
+        drop(tx);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Binds a listener per address, failing on the first that cannot be bound.
+pub(crate) fn bind_all(
+    input: &'static str,
+    addrs: &[SocketAddr],
+) -> Result<Vec<StdTcpListener>, InputError> {
+    addrs
+        .iter()
+        .map(|&addr| {
+            bind_tcp(addr).map_err(|source| InputError::Bind {
+                input,
+                addr,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A non-blocking listener on `addr`; IPv6 listeners do not take IPv4.
+fn bind_tcp(addr: SocketAddr) -> io::Result<StdTcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restart must not wait for the old connections' TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+async fn accept_loop<H: Handshake>(
+    listener: TcpListener,
+    shared: Arc<Shared<H>>,
+    tx: FrameSender,
+    mut shutdown: Shutdown,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.recv() => break,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match shared.permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        connections.spawn(connection(
+                            stream,
+                            peer,
+                            permit,
+                            shared.clone(),
+                            tx.clone(),
+                            shutdown.clone(),
+                        ));
+                    }
+                    Err(_) => reject(stream, peer, &shared),
+                },
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of
+                    // spinning on an accept that keeps failing.
+                    if let Some(more) = shared.accept_log.check() {
+                        warn!(input = shared.kind.as_str(), error = %e, suppressed = more, "accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    drop(tx);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Closes a connection over the limit at once, and counts it.
+fn reject<H>(stream: TcpStream, peer: SocketAddr, shared: &Shared<H>) {
+    drop(stream);
+    shared.stats.record_rejected();
+    if let Some(more) = shared.reject_log.check() {
+        warn!(
+            input = shared.kind.as_str(),
+            %peer,
+            limit = shared.limits.max_connections,
+            suppressed = more,
+            "connection limit reached; closing new connection"
+        );
+    }
+}
+
+async fn connection<H: Handshake>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    shared: Arc<Shared<H>>,
+    tx: FrameSender,
+    shutdown: Shutdown,
+) {
+    let _active = shared.stats.connection_opened();
+    let accepted = shared
+        .handshake
+        .accept(stream, peer, &shared.stats, shutdown.clone())
+        .await;
+    if let Some(stream) = accepted {
+        read_frames(stream, peer, &shared, tx, shutdown).await
+    }
+}
+
+/// Why a connection's read loop ended.
+#[derive(Debug)]
+enum End {
+    Eof,
+    Idle,
+    Shutdown,
+    Error(io::Error),
+    PipelineClosed,
+}
+
+/// One connection: reads, frames, batches and hands on its frames until the
+/// peer hangs up, it idles out, or shutdown; then closes it.
+async fn read_frames<S, H>(
+    mut stream: S,
+    peer: SocketAddr,
+    shared: &Shared<H>,
+    tx: FrameSender,
+    mut shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Connection::new(peer, shared);
+    let mut buf = vec![0u8; READ_BUFFER];
+    let end = read_until_end(&mut stream, &mut buf, &mut conn, &tx, &mut shutdown).await;
+    if matches!(end, End::Shutdown) {
+        drain_at_shutdown(&mut stream, &mut buf, &mut conn, &tx).await;
+    }
+    let kind = shared.kind.as_str();
+    match &end {
+        End::Error(e) => debug!(input = kind, %peer, error = %e, "connection failed"),
+        End::Idle => debug!(input = kind, %peer, "closing idle connection"),
+        other => debug!(input = kind, %peer, reason = ?other, "connection closed"),
+    }
+    if !matches!(end, End::PipelineClosed) {
+        conn.finish();
+        if conn.send_ready(&tx).await {
+            conn.send_current(&tx).await;
+        }
+    }
+    drop(tx);
+    // Says goodbye properly (a FIN, or a TLS close_notify); a peer that does
+    // not read cannot hold us here.
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
+}
+
+/// The read loop: hands on full batches as they fill and a partial one after
+/// `batch_timeout_ms`, until the peer hangs up, it idles out, or shutdown.
+async fn read_until_end<S>(
+    stream: &mut S,
+    buf: &mut [u8],
+    conn: &mut Connection<'_>,
+    tx: &FrameSender,
+    shutdown: &mut Shutdown,
+) -> End
+where
+    S: AsyncRead + Unpin,
+{
+    let idle = conn.limits.idle_timeout();
+    let batch_timeout = Duration::from_millis(conn.limits.batch_timeout_ms);
+    let mut idle_deadline = idle.map(|d| Instant::now() + d);
+    // When the first frame of the current partial batch must be handed on.
+    let mut flush_deadline: Option<Instant> = None;
+    loop {
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            biased;
+            _ = shutdown.recv() => return End::Shutdown,
+            _ = tokio::time::sleep_until(flush_deadline.unwrap_or(far)), if flush_deadline.is_some() => {
+                flush_deadline = None;
+                if !conn.send_current(tx).await {
+                    return End::PipelineClosed;
+                }
+            }
+            _ = tokio::time::sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() => {
+                return End::Idle;
+            }
+            read = stream.read(buf) => match read {
+                Ok(0) => return End::Eof,
+                Ok(n) => {
+                    conn.decode(&buf[..n]);
+                    if !conn.send_ready(tx).await {
+                        return End::PipelineClosed;
+                    }
+                    // From after the send: time spent waiting on a full
+                    // pipeline is ours, not the peer's idleness.
+                    idle_deadline = idle.map(|d| Instant::now() + d);
+                    if conn.batch.is_empty() {
+                        flush_deadline = None;
+                    } else if flush_deadline.is_none() {
+                        flush_deadline = Some(Instant::now() + batch_timeout);
+                    }
+                }
+                Err(e) => return End::Error(e),
+            },
+        }
+    }
+}
+
+/// At shutdown, takes what the peer has sent, handing it on as we go, until it
+/// closes or goes quiet (bounded, see [`SHUTDOWN_DRAIN_MAX`]).
+async fn drain_at_shutdown<S>(
+    stream: &mut S,
+    buf: &mut [u8],
+    conn: &mut Connection<'_>,
+    tx: &FrameSender,
+) where
+    S: AsyncRead + Unpin,
+{
+    let until = Instant::now() + SHUTDOWN_DRAIN_MAX;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match tokio::time::timeout(SHUTDOWN_QUIET.min(left), stream.read(buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                conn.decode(&buf[..n]);
+                if !conn.send_ready(tx).await {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// A connection's framing and batching state.
+struct Connection<'a> {
+    peer: SocketAddr,
+    kind: InputKind,
+    limits: &'a StreamLimits,
+    stats: &'a InputStats,
+    framing_log: &'a LogThrottle,
+    decoder: FrameDecoder,
+    framing_errors: u64,
+    batch: FrameBatch,
+    /// Full batches waiting to be handed on.
+    ready: Vec<FrameBatch>,
+}
+
+impl<'a> Connection<'a> {
+    fn new<H>(peer: SocketAddr, shared: &'a Shared<H>) -> Self {
+        Connection {
+            peer,
+            kind: shared.kind,
+            limits: &shared.limits,
+            stats: &shared.stats,
+            framing_log: &shared.framing_log,
+            decoder: FrameDecoder::new(shared.limits.max_frame),
+            framing_errors: 0,
+            batch: FrameBatch::new(shared.kind),
+            ready: Vec::new(),
+        }
+    }
+
+    /// The decoder, and where its frames go: into the current batch, full
+    /// batches onto `ready`.
+    fn decoder_and_sink(&mut self) -> (&mut FrameDecoder, impl FnMut(&[u8], bool) + '_) {
+        let (peer, kind) = (Some(self.peer), self.kind);
+        let batch_size = self.limits.batch_size.max(1);
+        let Connection {
+            decoder,
+            batch,
+            ready,
+            ..
+        } = self;
+        (decoder, move |frame: &[u8], truncated: bool| {
+            push(batch, ready, frame, truncated, peer, kind, batch_size)
+        })
+    }
+
+    fn decode(&mut self, bytes: &[u8]) {
+        {
+            let (decoder, mut sink) = self.decoder_and_sink();
+            decoder.decode(bytes, &mut sink);
+        }
+        self.note_framing_errors();
+    }
+
+    fn finish(&mut self) {
+        let (decoder, mut sink) = self.decoder_and_sink();
+        decoder.finish(&mut sink);
+    }
+
+    fn note_framing_errors(&mut self) {
+        let now = self.decoder.framing_errors();
+        if now > self.framing_errors {
+            self.framing_errors = now;
+            self.stats.record_framing_error();
+            if let Some(more) = self.framing_log.check() {
+                warn!(
+                    input = self.kind.as_str(),
+                    peer = %self.peer,
+                    suppressed = more,
+                    "invalid octet count; reading this connection as LF-framed from here"
+                );
+            }
+        }
+    }
+
+    /// Hands on the full batches. False when the pipeline is gone.
+    async fn send_ready(&mut self, tx: &FrameSender) -> bool {
+        let mut ready = std::mem::take(&mut self.ready);
+        for batch in ready.drain(..) {
+            if !send(self.stats, tx, batch).await {
+                return false;
+            }
+        }
+        // Keep the vector's allocation for the next read.
+        self.ready = ready;
+        true
+    }
+
+    /// Hands on the partial batch.
+    async fn send_current(&mut self, tx: &FrameSender) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, FrameBatch::new(self.kind));
+        send(self.stats, tx, batch).await
+    }
+}
+
+/// Hands one batch on, waiting while the pipeline is full. False when the
+/// pipeline is gone.
+async fn send(stats: &InputStats, tx: &FrameSender, batch: FrameBatch) -> bool {
+    stats.record_batch(&batch);
+    match tx.send_async(batch).await {
+        Ok(()) => true,
+        Err(flume::SendError(lost)) => {
+            stats.record_dropped(lost.len() as u64, "pipeline_closed");
+            false
+        }
+    }
+}
+
+/// Adds a frame to the batch, moving the batch to `ready` once it is full.
+fn push(
+    batch: &mut FrameBatch,
+    ready: &mut Vec<FrameBatch>,
+    frame: &[u8],
+    truncated: bool,
+    peer: Option<SocketAddr>,
+    kind: InputKind,
+    batch_size: usize,
+) {
+    batch.push(frame, truncated, peer, None);
+    if batch.len() >= batch_size || batch.buf.len() >= BATCH_MAX_BYTES {
+        ready.push(std::mem::replace(batch, FrameBatch::new(kind)));
+    }
+}
