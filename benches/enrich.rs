@@ -28,8 +28,8 @@ use dnsenrich::enrich::{EnrichConfig, EnrichStage, Enricher, PassThrough};
 use dnsenrich::event::Event;
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::mix::Rng;
+use dnsenrich::pipeline::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
 use dnsenrich::pipeline::{EventBatch, FrameBatch, InputKind};
-use dnsenrich::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
 use memcached::Memcached;
 
 const NAMES: usize = 100_000;

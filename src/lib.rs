@@ -6,7 +6,6 @@
 //! [`decode`] (the two together, one line to one [`event::Event`]).
 
 pub mod config;
-pub mod daemon;
 pub mod decode;
 pub mod enrich;
 pub mod event;
@@ -16,8 +15,6 @@ pub mod lines;
 pub mod mix;
 pub mod output;
 pub mod pipeline;
-pub mod shutdown;
 pub mod sync;
 pub mod syslog;
 pub mod telemetry;
-pub mod workers;

@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use dnsenrich::config::Config;
-use dnsenrich::daemon::Daemon;
 use dnsenrich::decode::{DecodeStats, LineDecoder, DEFAULT_MAX_LINE};
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::lines::BoundedLines;
+use dnsenrich::pipeline::Daemon;
 use dnsenrich::syslog::Zone;
 
 #[derive(Parser)]
@@ -148,7 +148,7 @@ fn sync(args: dnsenrich::sync::SyncArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         if cfg.every.is_some() {
-            let (trigger, sd) = dnsenrich::shutdown::channel();
+            let (trigger, sd) = dnsenrich::pipeline::shutdown::channel();
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::spawn(async move {

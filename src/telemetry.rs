@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::shutdown::Shutdown;
+use crate::pipeline::shutdown::Shutdown;
 
 /// `[metrics]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

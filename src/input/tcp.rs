@@ -30,8 +30,8 @@ use tracing::{debug, error, warn};
 use super::framing::{FrameDecoder, DEFAULT_MAX_FRAME};
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, BATCH_MAX_BYTES, DEFAULT_SYSLOG_PORT};
+use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{FrameBatch, FrameSender, InputKind};
-use crate::shutdown::Shutdown;
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 16 * 1024;

@@ -12,12 +12,20 @@
 //! without acknowledgement (file offsets are not advanced past it, so a restart
 //! reads it again). SIGHUP reopens the output and dead-letter files.
 
+pub mod batch;
+pub mod shutdown;
+pub mod stages;
+
+pub use batch::*;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
+use self::shutdown::Shutdown;
+use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
 use crate::config::{Config, PipelineConfig};
 use crate::decode::DecodeStats;
 use crate::enrich::EnrichStage;
@@ -25,10 +33,7 @@ use crate::grammar::GrammarSet;
 use crate::input::Inputs;
 use crate::input::{TcpInput, UdpInput};
 use crate::output::{reopen_channel, Output, OutputReport};
-use crate::pipeline::{EncodedBatch, EventBatch, FrameBatch};
-use crate::shutdown::{self, Shutdown};
 use crate::telemetry::{self, Readiness};
-use crate::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
 
 /// Reads how many batches wait in one channel.
 type QueueProbe = Box<dyn Fn() -> usize + Send>;
