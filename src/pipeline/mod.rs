@@ -1,114 +1,79 @@
-//! The `run` command: builds every stage from a [`Config`], wires them with
-//! bounded channels, and runs until SIGTERM or SIGINT.
+//! The wiring: builds every stage from a [`ValidConfig`], connects them with
+//! bounded channels, and runs until SIGTERM or SIGINT (the `run` command).
 //!
 //! ```text
 //!  inputs (tokio) ─► parse threads ─► enrich threads ─► output (tokio)
+//!                 background: queue depths, memcached readiness,
+//!                 indicator reload, sync, metrics, watchdog
 //! ```
 //!
-//! Shutdown: the signal stops the inputs; each drops its sender after handing
-//! on what it holds; the parse and enrich threads finish their channels and
-//! exit; the output settles what it took in and returns. The whole drain has
-//! `shutdown_timeout_secs`; past that, what is still in flight is abandoned
-//! without acknowledgement (file offsets are not advanced past it, so a restart
-//! reads it again). SIGHUP reopens the output and dead-letter files.
+//! [`Daemon::run_until`] is four steps, in this order:
+//!
+//! 1. `start_stages` — the data flow, one channel and one entry per stage in
+//!    flow order (the batch types are in [`batch`], the CPU stages in
+//!    [`stages`]). A new stage, such as a correlation stage between parse and
+//!    enrich, is a new entry there and nothing else; a stage in front of the
+//!    output (a disk buffer) sits between the last channel and `Output::run`.
+//! 2. `start_background` — the tasks beside the data flow ([`background`]),
+//!    each holding a [`Shutdown`]; then READY=1.
+//! 3. `wait_for_stop` — answers SIGHUP (reopen output files, reload indicator
+//!    files) until a stop signal.
+//! 4. `drain` — the shutdown trigger stops the inputs; each drops its sender
+//!    after handing on what it holds; the CPU stages finish their channels and
+//!    exit, joined in flow order; the output settles what it took in and
+//!    returns. The whole drain has `shutdown_timeout_secs`; past that, what is
+//!    still in flight is abandoned without acknowledgement (file offsets are
+//!    not advanced past it, so a restart reads it again).
 
+pub mod background;
 pub mod batch;
+pub mod context;
 pub mod shutdown;
 pub mod stages;
 
 pub use batch::*;
+pub use context::BuildContext;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
 
-use self::shutdown::Shutdown;
+use self::background::QueueProbe;
+use self::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger, Shutdown};
 use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
-use crate::config::{Config, PipelineConfig};
+use crate::config::{PipelineConfig, ValidConfig};
 use crate::decode::DecodeStats;
-use crate::enrich::EnrichStage;
-use crate::grammar::GrammarSet;
-use crate::input::Inputs;
+use crate::enrich::{EnrichError, EnrichStage};
+use crate::input::{InputError, Inputs};
 use crate::input::{TcpInput, UdpInput};
-use crate::output::{reopen_channel, Output, OutputReport};
+use crate::output::{Output, OutputError, OutputReport};
 use crate::telemetry::{self, Readiness};
 
-/// Reads how many batches wait in one channel.
-type QueueProbe = Box<dyn Fn() -> usize + Send>;
-
-/// Samples the channel depths into `dnsenrich_queue_depth{stage}` once a second.
-/// The probes hold receiver clones only to read lengths; they are dropped at
-/// shutdown so the channels can close.
-async fn watch_queues(probes: [(&'static str, QueueProbe); 3], mut sd: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = sd.recv() => return,
-            _ = tick.tick() => {
-                for (stage, probe) in &probes {
-                    metrics::gauge!("dnsenrich_queue_depth", "stage" => *stage).set(probe() as f64);
-                }
-            }
-        }
-    }
-}
-
-/// Marks memcached down when, over two seconds, lookups failed and none was
-/// answered; up again as soon as one is. Runs until the process exits.
-fn watch_memcached(stage: &EnrichStage, up: &std::sync::atomic::AtomicBool) {
-    use std::sync::atomic::Ordering;
-    let mut before = stage.stats();
-    loop {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = stage.stats();
-        let answered = (now.memcached_hits + now.memcached_misses)
-            > (before.memcached_hits + before.memcached_misses);
-        let failed = (now.memcached_errors + now.memcached_timeouts + now.memcached_down)
-            > (before.memcached_errors + before.memcached_timeouts + before.memcached_down);
-        if answered {
-            up.store(true, Ordering::Relaxed);
-        } else if failed {
-            up.store(false, Ordering::Relaxed);
-        }
-        before = now;
-    }
-}
-
-/// Reloads the indicator files when one of them changes (a sync job rewrote
-/// it), checking modification times every few seconds.
-async fn reload_on_change(
-    files: Vec<std::path::PathBuf>,
-    stage: Arc<EnrichStage>,
-    mut sd: Shutdown,
-) {
-    let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<std::time::SystemTime>> {
-        files
-            .iter()
-            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-            .collect()
-    };
-    let mut last = stamp(&files);
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = sd.recv() => return,
-            _ = tick.tick() => {
-                let now = stamp(&files);
-                if now != last {
-                    last = now;
-                    let stage = stage.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Err(e) = stage.reload() {
-                            tracing::error!(error = %e, "indicator files changed but could not be reloaded");
-                        }
-                    })
-                    .await;
-                }
-            }
-        }
-    }
+/// Why the daemon could not start. The stages' own errors name their key or
+/// their file already, so they pass through unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("installing the {signal} handler: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
+    #[error("metrics.listen: cannot listen on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a finished run reports.
@@ -124,10 +89,10 @@ pub struct RunReport {
 /// Binding first lets `run` fail fast (and tests learn the ports) before any
 /// thread starts.
 pub struct Daemon {
-    cfg: Config,
+    cfg: ValidConfig,
+    ctx: BuildContext,
     inputs: Inputs,
     output: Output,
-    grammars: Arc<GrammarSet>,
     metrics_listener: Option<tokio::net::TcpListener>,
     enrich: Arc<EnrichStage>,
     signals: Signals,
@@ -143,39 +108,69 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    fn install() -> Result<Signals, DaemonError> {
+        let install = |signal_name, kind| {
+            signal(kind).map_err(|source| DaemonError::Signal {
+                signal: signal_name,
+                source,
+            })
+        };
         Ok(Signals {
-            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: install("SIGHUP", SignalKind::hangup())?,
+            term: install("SIGTERM", SignalKind::terminate())?,
+            int: install("SIGINT", SignalKind::interrupt())?,
         })
     }
 }
 
-impl Daemon {
-    /// Checks the configuration, compiles grammars, binds inputs and prepares
-    /// the output. Registers the signal handlers first; call it within the
-    /// Tokio runtime.
-    pub fn build(mut cfg: Config) -> anyhow::Result<Daemon> {
-        let signals = Signals::install()?;
-        cfg.validate()?;
-        let grammars = Arc::new(GrammarSet::with_files(&cfg.parse.grammars)?);
-        if cfg.input.file.state_dir == crate::input::FileConfig::default().state_dir {
-            cfg.input.file.state_dir = cfg.state_dir.clone();
+/// A started CPU stage as one join of its threads, which adds what they
+/// counted to the report.
+type StageJoin = Box<dyn FnOnce(&mut RunReport) + Send>;
+
+/// The data flow once started (step 1), held until the drain (step 4).
+struct Running {
+    inputs: JoinHandle<()>,
+    /// The CPU stages in flow order.
+    stages: Vec<StageJoin>,
+    output: JoinHandle<Result<OutputReport, OutputError>>,
+}
+
+/// One bounded channel into the stage `name`, with a probe of its depth for
+/// `dnsenrich_queue_depth{stage=name}`.
+fn queue<T: Send + 'static>(
+    cap: usize,
+    name: &'static str,
+    probes: &mut Vec<(&'static str, QueueProbe)>,
+) -> (flume::Sender<T>, flume::Receiver<T>) {
+    let (tx, rx) = flume::bounded::<T>(cap);
+    let probe = rx.clone();
+    probes.push((name, Box::new(move || probe.len())));
+    (tx, rx)
+}
+
+/// A stage's threads as one join, for [`Running::stages`].
+fn joined<T: Send + 'static>(
+    handles: Vec<std::thread::JoinHandle<T>>,
+    add: impl Fn(&mut RunReport, T) + Send + 'static,
+) -> StageJoin {
+    Box::new(move |report| {
+        for h in handles {
+            if let Ok(counted) = h.join() {
+                add(report, counted);
+            }
         }
-        // Files wait for their last batches to be stored for as long as the
-        // whole drain may take, so a clean stop commits everything shipped.
-        cfg.input.file.ack_wait = Some(
-            Duration::from_secs(cfg.shutdown_timeout_secs)
-                .saturating_sub(Duration::from_millis(500)),
-        );
-        let output = cfg
-            .output
-            .clone()
-            .with_state_dir(&cfg.state_dir)
-            .build()
-            .context("setting up the output")?;
-        let enrich = Arc::new(cfg.enrich.build().context("setting up enrichment")?);
+    })
+}
+
+impl Daemon {
+    /// Prepares the output, loads the indicators and binds the inputs, with
+    /// the daemon-wide settings of `ctx`; the configuration was checked (and
+    /// its grammars compiled) once, by [`crate::config::Config::check`].
+    /// Registers the signal handlers first; call it within the Tokio runtime.
+    pub fn build(cfg: ValidConfig, ctx: BuildContext) -> Result<Daemon, DaemonError> {
+        let signals = Signals::install()?;
+        let output = ctx.output(&cfg.output).build()?;
+        let enrich = Arc::new(cfg.enrich.build()?);
         if enrich.is_active() {
             tracing::info!(
                 memcached = ?enrich.memcached_servers(),
@@ -183,47 +178,51 @@ impl Daemon {
                 "threat-intelligence lookups on"
             );
         }
-        let inherited = telemetry::inherited_sockets();
-        let inputs = if inherited.udp.is_empty() && inherited.tcp.is_empty() {
-            cfg.input.build().context("setting up the inputs")?
-        } else {
-            // Socket activation: systemd's sockets replace the configured UDP and
-            // TCP addresses; TLS and files are set up as configured.
-            tracing::info!(
-                udp = inherited.udp.len(),
-                tcp = inherited.tcp.len(),
-                "using sockets handed over by systemd"
-            );
-            let mut rest = cfg.input.clone();
-            rest.udp.listen.clear();
-            rest.tcp.listen.clear();
-            let mut inputs = rest.build().context("setting up the inputs")?;
-            if !inherited.udp.is_empty() {
-                inputs.udp = Some(UdpInput::from_std(&cfg.input.udp, inherited.udp)?);
-            }
-            if !inherited.tcp.is_empty() {
-                inputs.tcp = Some(TcpInput::from_std(&cfg.input.tcp, inherited.tcp)?);
-            }
-            inputs
-        };
+        let inputs = Self::bind_inputs(&cfg, &ctx)?;
         let metrics_listener = match cfg.metrics.listen {
             Some(addr) => {
-                let l = std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
-                l.set_nonblocking(true)?;
-                Some(tokio::net::TcpListener::from_std(l)?)
+                let err = |source| DaemonError::Metrics { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(err)?;
+                l.set_nonblocking(true).map_err(err)?;
+                Some(tokio::net::TcpListener::from_std(l).map_err(err)?)
             }
             None => None,
         };
         Ok(Daemon {
             cfg,
+            ctx,
             inputs,
             output,
-            grammars,
             metrics_listener,
             enrich,
             signals,
         })
+    }
+
+    /// Binds the configured inputs, or takes systemd's sockets (socket
+    /// activation): they replace the configured UDP and TCP addresses; TLS and
+    /// files are set up as configured.
+    fn bind_inputs(cfg: &ValidConfig, ctx: &BuildContext) -> Result<Inputs, DaemonError> {
+        let mut wanted = ctx.inputs(&cfg.input);
+        let inherited = telemetry::inherited_sockets();
+        if inherited.udp.is_empty() && inherited.tcp.is_empty() {
+            return Ok(wanted.build()?);
+        }
+        tracing::info!(
+            udp = inherited.udp.len(),
+            tcp = inherited.tcp.len(),
+            "using sockets handed over by systemd"
+        );
+        wanted.udp.listen.clear();
+        wanted.tcp.listen.clear();
+        let mut inputs = wanted.build()?;
+        if !inherited.udp.is_empty() {
+            inputs.udp = Some(UdpInput::from_std(&cfg.input.udp, inherited.udp)?);
+        }
+        if !inherited.tcp.is_empty() {
+            inputs.tcp = Some(TcpInput::from_std(&cfg.input.tcp, inherited.tcp)?);
+        }
+        Ok(inputs)
     }
 
     /// Where the metrics listener is, if on.
@@ -242,179 +241,208 @@ impl Daemon {
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()>,
-    ) -> anyhow::Result<RunReport> {
+    ) -> Result<RunReport, DaemonError> {
+        // Installed before any stage runs, so no count is lost.
+        let prometheus = telemetry::install_recorder();
+        let readiness = Arc::new(Readiness::default());
+        readiness.register_flag("output", self.output.stats().reachable.clone());
+        let (trigger, sd) = shutdown::channel();
+        let (reopen, reopen_rx) = reopen_channel();
+        let mut probes = Vec::new();
+
         let Daemon {
             cfg,
+            ctx,
             inputs,
             output,
-            grammars,
             metrics_listener,
             enrich,
             signals,
         } = self;
-        let prometheus = telemetry::install_recorder();
-        let readiness = Arc::new(Readiness::default());
-        readiness.register_flag("output", output.stats().reachable.clone());
+        let running = start_stages(&cfg, &enrich, inputs, output, reopen_rx, &mut probes, &sd);
+        let background = Background {
+            metrics: metrics_listener.map(|l| (l, prometheus)),
+            readiness,
+            probes,
+        };
+        background.start(&cfg, &enrich, &sd);
+        wait_for_stop(signals, stop, &reopen, &enrich).await;
+        telemetry::sd_notify("STOPPING=1");
+        trigger.trigger();
+        Ok(drain(running, ctx.drain_deadline).await)
+    }
+}
+
+/// Step 1: the data flow. One channel into each stage and one entry per
+/// stage, in flow order; the output starts before the inputs so nothing
+/// waits on a stage that is not there yet.
+fn start_stages(
+    cfg: &ValidConfig,
+    enrich: &Arc<EnrichStage>,
+    inputs: Inputs,
+    output: Output,
+    reopen: ReopenSignal,
+    probes: &mut Vec<(&'static str, QueueProbe)>,
+    sd: &Shutdown,
+) -> Running {
+    let cap = cfg.pipeline.channel_batches;
+    let (to_parse, frames) = queue::<FrameBatch>(cap, "parse", probes);
+    let (to_enrich, events) = queue::<EventBatch>(cap, "enrich", probes);
+    let (to_output, encoded) = queue::<EncodedBatch>(cap, "output", probes);
+
+    let parse = ParseSettings {
+        grammars: cfg.grammars().clone(),
+        zone: cfg.zone().clone(),
+        max_line: cfg.parse.max_line_bytes,
+    };
+    let threads = PipelineConfig::threads;
+    let stages = vec![
+        joined(
+            spawn_parsers(
+                threads(cfg.pipeline.parse_workers),
+                &parse,
+                frames,
+                to_enrich,
+            ),
+            |report, counted: DecodeStats| report.parse.add(&counted),
+        ),
+        joined(
+            spawn_enrichers(
+                threads(cfg.pipeline.enrich_workers),
+                || enrich.enricher(),
+                events,
+                to_output,
+            ),
+            |_, ()| {},
+        ),
+    ];
+    let output = tokio::spawn(output.run(encoded, reopen));
+    let inputs = tokio::spawn(inputs.run(to_parse, sd.clone()));
+    Running {
+        inputs,
+        stages,
+        output,
+    }
+}
+
+/// What step 2 starts beside the data flow.
+struct Background {
+    metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
+    readiness: Arc<Readiness>,
+    probes: Vec<(&'static str, QueueProbe)>,
+}
+
+impl Background {
+    /// Step 2: every background task, each ending on `sd`; then READY=1 and
+    /// the watchdog.
+    fn start(self, cfg: &ValidConfig, enrich: &Arc<EnrichStage>, sd: &Shutdown) {
         if !enrich.memcached_servers().is_empty() {
-            let flag = readiness.register("memcached", true);
-            let stage = enrich.clone();
-            std::thread::Builder::new()
-                .name("memcached-ready".into())
-                .spawn(move || watch_memcached(&stage, &flag))
-                .context("starting the memcached readiness watcher")?;
+            let up = self.readiness.register("memcached", true);
+            let window = background::MEMCACHED_WINDOW;
+            tokio::spawn(background::watch_memcached(
+                enrich.clone(),
+                up,
+                window,
+                sd.clone(),
+            ));
         }
-        let cap = cfg.pipeline.channel_batches;
-        let (frame_tx, frame_rx) = flume::bounded::<FrameBatch>(cap);
-        let (event_tx, event_rx) = flume::bounded::<EventBatch>(cap);
-        let (enc_tx, enc_rx) = flume::bounded::<EncodedBatch>(cap);
-        let frame_probe: QueueProbe = {
-            let r = frame_rx.clone();
-            Box::new(move || r.len())
-        };
-        let event_probe: QueueProbe = {
-            let r = event_rx.clone();
-            Box::new(move || r.len())
-        };
-        let enc_probe: QueueProbe = {
-            let r = enc_rx.clone();
-            Box::new(move || r.len())
-        };
-
-        let settings = ParseSettings {
-            grammars,
-            zone: cfg.zone().map_err(anyhow::Error::msg)?,
-            max_line: cfg.parse.max_line_bytes,
-        };
-        let parsers = spawn_parsers(
-            PipelineConfig::threads(cfg.pipeline.parse_workers),
-            &settings,
-            frame_rx,
-            event_tx,
-        );
-        let enrichers = spawn_enrichers(
-            PipelineConfig::threads(cfg.pipeline.enrich_workers),
-            || enrich.enricher(),
-            event_rx,
-            enc_tx,
-        );
-
-        let (reopen_tx, reopen_rx) = reopen_channel();
-        let output_task = tokio::spawn(output.run(enc_rx, reopen_rx));
-        let (trigger, sd) = shutdown::channel();
-        let inputs_task = tokio::spawn(inputs.run(frame_tx, sd.clone()));
-        if let Some(l) = metrics_listener {
-            tokio::spawn(telemetry::serve(l, prometheus, readiness, sd.clone()));
+        if let Some((listener, prometheus)) = self.metrics {
+            tokio::spawn(telemetry::serve(
+                listener,
+                prometheus,
+                self.readiness,
+                sd.clone(),
+            ));
         }
-        tokio::spawn(watch_queues(
-            [
-                ("parse", frame_probe),
-                ("enrich", event_probe),
-                ("output", enc_probe),
-            ],
-            sd.clone(),
-        ));
+        tokio::spawn(background::watch_queues(self.probes, sd.clone()));
         if cfg.sync_enabled() {
-            let (sync_cfg, sd) = (cfg.sync.clone(), sd.clone());
-            tokio::spawn(async move {
-                if let Err(e) = crate::sync::run_every(sync_cfg, sd).await {
-                    tracing::error!(error = %e, "background indicator sync stopped");
-                }
-            });
+            tokio::spawn(background::sync_indicators(cfg.sync.clone(), sd.clone()));
         }
         if !cfg.enrich.ioc_files.is_empty() {
-            tokio::spawn(reload_on_change(
-                cfg.enrich.ioc_files.clone(),
+            let files = cfg.enrich.ioc_files.clone();
+            tokio::spawn(background::reload_on_change(
+                files,
                 enrich.clone(),
                 sd.clone(),
             ));
         }
         telemetry::sd_notify("READY=1");
-        // The watchdog starts only after READY=1 has been sent: its first tick
-        // fires at once, on another thread, and systemd expects readiness first.
         if let Some(every) = telemetry::watchdog_interval() {
-            let mut sd = sd.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tokio::select! {
-                        _ = sd.recv() => return,
-                        _ = tick.tick() => telemetry::sd_notify("WATCHDOG=1"),
-                    }
-                }
-            });
+            tokio::spawn(background::watchdog(every, sd.clone()));
         }
+    }
+}
 
-        let Signals {
-            mut hup,
-            mut term,
-            mut int,
-        } = signals;
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = term.recv() => { tracing::info!("SIGTERM: draining"); break }
-                _ = int.recv() => { tracing::info!("SIGINT: draining"); break }
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reopening output files, reloading indicator files");
-                    reopen_tx.trigger();
-                    let stage = enrich.clone();
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = stage.reload() {
-                            tracing::error!(error = %e, "indicator files not reloaded; the previous ones stay in use");
-                        }
-                    });
-                }
+/// Step 3: answers SIGHUP until `stop` resolves or SIGTERM or SIGINT arrives.
+async fn wait_for_stop(
+    signals: Signals,
+    stop: impl std::future::Future<Output = ()>,
+    reopen: &ReopenTrigger,
+    enrich: &Arc<EnrichStage>,
+) {
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); return }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); return }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reopening output files, reloading indicator files");
+                reopen.trigger();
+                // Not awaited: the signals are answered while the files load.
+                drop(background::reload_indicators(enrich));
             }
         }
-        telemetry::sd_notify("STOPPING=1");
-        trigger.trigger();
+    }
+}
 
-        let deadline = Duration::from_secs(cfg.shutdown_timeout_secs);
-        let drain = async {
-            let _ = inputs_task.await;
-            let parse = tokio::task::spawn_blocking(move || {
-                let mut total = DecodeStats::default();
-                for h in parsers {
-                    if let Ok(s) = h.join() {
-                        total.add(&s);
-                    }
-                }
-                for h in enrichers {
-                    let _ = h.join();
-                }
-                total
-            })
-            .await
-            .unwrap_or_default();
-            let output = match output_task.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "the output stopped with an error");
-                    OutputReport::default()
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the output task failed");
-                    OutputReport::default()
-                }
-            };
-            RunReport {
-                parse,
-                output,
-                timed_out: false,
+/// Step 4: waits, within `deadline`, for the inputs to stop, the CPU stages to
+/// finish in flow order and the output to settle.
+async fn drain(running: Running, deadline: Duration) -> RunReport {
+    let Running {
+        inputs,
+        stages,
+        output,
+    } = running;
+    let work = async {
+        let _ = inputs.await;
+        let mut report = tokio::task::spawn_blocking(move || {
+            let mut report = RunReport::default();
+            for join in stages {
+                join(&mut report);
+            }
+            report
+        })
+        .await
+        .unwrap_or_default();
+        report.output = match output.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the output stopped with an error");
+                OutputReport::default()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the output task failed");
+                OutputReport::default()
             }
         };
-        match tokio::time::timeout(deadline, drain).await {
-            Ok(report) => Ok(report),
-            Err(_) => {
-                tracing::warn!(
-                    timeout_secs = cfg.shutdown_timeout_secs,
-                    "shutdown timed out; events still in flight were not acknowledged and will be re-read from files on restart"
-                );
-                Ok(RunReport {
-                    timed_out: true,
-                    ..Default::default()
-                })
+        report
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(report) => report,
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = deadline.as_secs(),
+                "shutdown timed out; events still in flight were not acknowledged and will be re-read from files on restart"
+            );
+            RunReport {
+                timed_out: true,
+                ..Default::default()
             }
         }
     }

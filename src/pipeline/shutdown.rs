@@ -1,6 +1,11 @@
-//! Listens for the shutdown signal. Every long-running task holds a [`Shutdown`]
-//! and stops taking new work once [`Shutdown::recv`] returns; draining what is
-//! already in the pipeline is the job of the channels (see `pipeline`).
+//! The two signals that reach running tasks from outside the data flow.
+//!
+//! Shutdown: every long-running task holds a [`Shutdown`] and stops taking new
+//! work once [`Shutdown::recv`] returns; draining what is already in the
+//! pipeline is the job of the channels (see [`crate::pipeline`]).
+//!
+//! Reopen: an output holds a [`ReopenSignal`] and closes and reopens its files
+//! when SIGHUP fires it, after logrotate has moved them away.
 
 use tokio::sync::watch;
 
@@ -44,6 +49,48 @@ impl Shutdown {
     }
 }
 
+/// The controlling side of the reopen signal: `trigger` on SIGHUP, after
+/// logrotate has moved the files away.
+#[derive(Debug)]
+pub struct ReopenTrigger(watch::Sender<()>);
+
+/// An output's handle on the reopen signal.
+#[derive(Debug, Clone)]
+pub struct ReopenSignal(watch::Receiver<()>);
+
+/// A new trigger and its first handle.
+pub fn reopen_channel() -> (ReopenTrigger, ReopenSignal) {
+    let (tx, rx) = watch::channel(());
+    (ReopenTrigger(tx), ReopenSignal(rx))
+}
+
+impl ReopenTrigger {
+    /// Asks every handle to reopen its files.
+    pub fn trigger(&self) {
+        self.0.send_replace(());
+    }
+
+    /// Another handle.
+    pub fn subscribe(&self) -> ReopenSignal {
+        ReopenSignal(self.0.subscribe())
+    }
+}
+
+impl ReopenSignal {
+    /// A handle that never fires.
+    pub fn never() -> Self {
+        reopen_channel().1
+    }
+
+    /// Waits for the next request. Once the trigger is gone this never returns,
+    /// so it can sit in a `select!` without spinning.
+    pub async fn requested(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +112,18 @@ mod tests {
         assert!(!a.is_shutdown());
         drop(t);
         assert!(a.is_shutdown());
+    }
+
+    #[tokio::test]
+    async fn reopen_signal_fires_once_per_trigger_and_never_after_the_trigger_is_gone() {
+        let (t, mut a) = reopen_channel();
+        let mut b = t.subscribe();
+        t.trigger();
+        a.requested().await;
+        b.requested().await;
+        drop(t);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(20), a.requested()).await;
+        assert!(waited.is_err());
     }
 }
