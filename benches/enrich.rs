@@ -29,8 +29,8 @@ use dnsenrich::enrich::value::{encode_value, FeedInfo, IndicatorValue};
 use dnsenrich::enrich::{EnrichConfig, EnrichStage, Enricher, PassThrough};
 use dnsenrich::event::Event;
 use dnsenrich::grammar::GrammarSet;
+use dnsenrich::pipeline::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
 use dnsenrich::pipeline::{EventBatch, FrameBatch, InputKind};
-use dnsenrich::workers::{spawn_enrichers, spawn_parsers, ParseSettings};
 use memcached::Memcached;
 use mix::Rng;
 

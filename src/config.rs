@@ -1,5 +1,10 @@
 //! The configuration file (TOML) and its validation.
 //!
+//! Validation runs once: [`Config::load`] (or [`Config::check`] after `run`'s
+//! flags are applied) returns a [`ValidConfig`], which also holds what checking
+//! produced — the compiled grammars and the time zone — so nothing is compiled
+//! or parsed twice at start. The daemon takes only a [`ValidConfig`].
+//!
 //! Every section has a default, so an empty file — or no file at all — is the
 //! embedded default: syslog on 127.0.0.1:5514 (UDP and TCP), NDJSON on stdout.
 //! Unknown keys are refused (a typo must not silently do nothing), and every
@@ -7,14 +12,16 @@
 //! effective configuration with secrets masked.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::decode::DEFAULT_MAX_LINE;
-use crate::enrich::EnrichConfig;
+use crate::enrich::{EnrichConfig, EnrichError};
+use crate::grammar::{GrammarError, GrammarSet};
 use crate::input::InputsConfig;
 use crate::output::OutputConfig;
-use crate::sync::SyncConfig;
+use crate::sync::{InvalidSyncConfig, SyncConfig};
 use crate::syslog::Zone;
 use crate::telemetry::MetricsConfig;
 
@@ -163,7 +170,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// A configuration that cannot be used, with the key at fault.
+/// A configuration that cannot be used, with the key at fault. The sections'
+/// own errors already name their keys (`enrich.timeout_ms: ...`), so they are
+/// passed through unchanged rather than prefixed a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}: {source}", path.display())]
@@ -176,42 +185,78 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("{key}: {reason}")]
     Invalid { key: String, reason: String },
+    #[error("parse.grammars: {0}")]
+    Grammar(#[source] GrammarError),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
+    #[error(transparent)]
+    Sync(#[from] InvalidSyncConfig),
+}
+
+/// A configuration that passed [`Config::check`], with what checking it
+/// produced. It reads as a [`Config`] (it derefs to one) but can only be made
+/// by checking, so whoever holds one need not check again.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    config: Config,
+    grammars: Arc<GrammarSet>,
+    zone: Zone,
+}
+
+impl ValidConfig {
+    /// The grammars of `[parse] grammars` and the built-in ones, compiled.
+    pub fn grammars(&self) -> &Arc<GrammarSet> {
+        &self.grammars
+    }
+
+    /// The time zone of `[parse] timezone`.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+}
+
+impl std::ops::Deref for ValidConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
 }
 
 impl Config {
-    /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads, parses and checks a configuration file.
+    pub fn load(path: &Path) -> Result<ValidConfig, ConfigError> {
+        Self::read(path)?.check()
+    }
+
+    /// Reads and parses a configuration file without checking it, for a caller
+    /// that changes it before [`Config::check`] (`run` applies its flags).
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let cfg = Self::parse(&text).map_err(|e| match e {
-            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-                path: path.to_owned(),
-                message,
-            },
-            other => other,
-        })?;
-        Ok(cfg)
+        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
-    /// Parses and validates configuration text.
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::from("<config>"),
             message: e.to_string(),
         })?;
-        cfg.validate()?;
-        Ok(cfg)
+        cfg.check()
     }
 
-    /// Checks what the types alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what the types alone cannot, and compiles the grammars.
+    pub fn check(self) -> Result<ValidConfig, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: key.to_owned(),
             reason,
         };
-        self.zone().map_err(|e| invalid("parse.timezone", e))?;
+        let zone = self.zone().map_err(|e| invalid("parse.timezone", e))?;
         if self.parse.max_line_bytes < 64 {
             return Err(invalid(
                 "parse.max_line_bytes",
@@ -230,17 +275,17 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        crate::grammar::GrammarSet::with_files(&self.parse.grammars)
-            .map_err(|e| invalid("parse.grammars", e.to_string()))?;
-        self.enrich
-            .validate()
-            .map_err(|e| invalid("enrich", e.to_string()))?;
+        let grammars =
+            Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
+        self.enrich.validate()?;
         if self.sync_enabled() {
-            self.sync
-                .validate()
-                .map_err(|e| invalid("sync", e.to_string()))?;
+            self.sync.validate()?;
         }
-        Ok(())
+        Ok(ValidConfig {
+            config: self,
+            grammars,
+            zone,
+        })
     }
 
     /// Whether `run` syncs indicators in the background: `[sync]` names a source.
@@ -303,6 +348,12 @@ mod tests {
         assert!(e.to_string().starts_with("parse.grammars:"), "{e}");
         let e = Config::parse("[parse]\nmax_line_bytes = \"big\"\n").unwrap_err();
         assert!(e.to_string().contains("max_line_bytes"), "{e}");
+    }
+
+    #[test]
+    fn section_errors_name_their_key_once() {
+        let e = Config::parse("[enrich]\ntimeout_ms = 0\n").unwrap_err();
+        assert!(e.to_string().starts_with("enrich.timeout_ms:"), "{e}");
     }
 
     #[test]

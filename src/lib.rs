@@ -15,7 +15,7 @@
 //!
 //! Around the flow:
 //!
-//! * `pipeline`: the wiring — builds the stages, the bounded channels and batches
+//! * [`pipeline`]: the wiring — builds the stages, the bounded channels and batches
 //!   between them, the acknowledgements back to the inputs, and shutdown.
 //! * `indicator`: the memcached key/value contract, written by [`sync`] and read
 //!   by [`enrich`]; the one invariant that spans two processes.
@@ -25,7 +25,6 @@
 //! * [`lines`]: length-bounded line reading, for `dnsenrich parse` and sync's lists.
 
 pub mod config;
-pub mod daemon;
 pub mod decode;
 pub mod enrich;
 pub mod event;
@@ -34,8 +33,6 @@ pub mod input;
 pub mod lines;
 pub mod output;
 pub mod pipeline;
-pub mod shutdown;
 pub mod sync;
 pub mod syslog;
 pub mod telemetry;
-pub mod workers;

@@ -9,10 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use dnsenrich::config::Config;
-use dnsenrich::daemon::Daemon;
+use dnsenrich::config::ValidConfig;
 use dnsenrich::decode::{DecodeStats, LineDecoder, DEFAULT_MAX_LINE};
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::lines::BoundedLines;
+use dnsenrich::pipeline::{BuildContext, Daemon};
 use dnsenrich::syslog::Zone;
 
 #[derive(Parser)]
@@ -148,7 +149,7 @@ fn sync(args: dnsenrich::sync::SyncArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         if cfg.every.is_some() {
-            let (trigger, sd) = dnsenrich::shutdown::channel();
+            let (trigger, sd) = dnsenrich::pipeline::shutdown::channel();
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::spawn(async move {
@@ -174,11 +175,12 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configuration file (or the defaults) with the flags applied.
-fn effective_config(a: &RunArgs) -> anyhow::Result<Config> {
+/// The configuration file (or the defaults) with the flags applied, checked
+/// once they are.
+fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     use dnsenrich::output::{ElasticsearchConfig, NdjsonConfig, OutputConfig};
     let mut cfg = match &a.config {
-        Some(p) => Config::load(p)?,
+        Some(p) => Config::read(p)?,
         None => Config::default(),
     };
     if !a.listen_udp.is_empty() {
@@ -244,8 +246,7 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<Config> {
             }
         }
     }
-    cfg.validate()?;
-    Ok(cfg)
+    Ok(cfg.check()?)
 }
 
 fn init_logging(cfg: &dnsenrich::config::LogConfig) {
@@ -301,7 +302,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("dnsenrich-io")
         .build()?;
     rt.block_on(async move {
-        let daemon = Daemon::build(cfg)?;
+        let ctx = BuildContext::new(&cfg);
+        let daemon = Daemon::build(cfg, ctx)?;
         announce(&daemon);
         let report = daemon.run_until(std::future::pending()).await?;
         let p = &report.parse;

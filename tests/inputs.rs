@@ -19,8 +19,8 @@ use tokio_rustls::TlsConnector;
 use dnsenrich::input::{
     FileConfig, InputStats, StartAt, TcpConfig, TcpInput, TlsConfig, UdpConfig, UdpInput,
 };
+use dnsenrich::pipeline::shutdown::{self, ShutdownTrigger};
 use dnsenrich::pipeline::{FrameBatch, InputKind};
-use dnsenrich::shutdown::{self, ShutdownTrigger};
 
 use common::limits::raise_nofile;
 use common::pki::Pki;

@@ -613,7 +613,7 @@ async fn run_every_repeats_until_shutdown() {
         ttl_secs: None,
         ..misp_config(&misp, &mc)
     };
-    let (trigger, shutdown) = dnsenrich::shutdown::channel();
+    let (trigger, shutdown) = dnsenrich::pipeline::shutdown::channel();
     let task = tokio::spawn(dnsenrich::sync::run_every(cfg, shutdown));
     let deadline = Instant::now() + Duration::from_secs(10);
     while misp.requests().len() < 6 {

@@ -38,8 +38,8 @@ use tracing::{debug, error, info, warn};
 use super::framing::{finish_line, DEFAULT_MAX_FRAME};
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, BATCH_MAX_BYTES};
+use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{Ack, FrameBatch, FrameSender, InputKind};
-use crate::shutdown::Shutdown;
 
 /// The state file's name inside `state_dir`.
 pub const STATE_FILE: &str = "file-offsets.json";

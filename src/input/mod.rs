@@ -31,8 +31,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::FrameSender;
-use crate::shutdown::Shutdown;
 
 pub use file::{FileConfig, FileInput, StartAt};
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};

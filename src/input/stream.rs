@@ -33,7 +33,7 @@ use super::framing::{FrameDecoder, DEFAULT_MAX_FRAME};
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, BATCH_MAX_BYTES};
 use crate::pipeline::{FrameBatch, FrameSender, InputKind};
-use crate::shutdown::Shutdown;
+use crate::pipeline::shutdown::Shutdown;
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 16 * 1024;

@@ -11,7 +11,7 @@ use super::stats::InputStats;
 use super::stream::{bind_all, Plain, StreamLimits, StreamServer};
 use super::{InputError, DEFAULT_SYSLOG_PORT};
 use crate::pipeline::{FrameSender, InputKind};
-use crate::shutdown::Shutdown;
+use crate::pipeline::shutdown::Shutdown;
 
 /// `[input.tcp]`.
 ///

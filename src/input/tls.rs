@@ -29,8 +29,8 @@ use tracing::{debug, warn};
 use super::stats::{InputStats, LogThrottle};
 use super::stream::{bind_all, Handshake, StreamLimits, StreamServer};
 use super::InputError;
+use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{FrameSender, InputKind};
-use crate::shutdown::Shutdown;
 
 /// The longest a client may take to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

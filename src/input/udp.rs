@@ -27,8 +27,8 @@ use tracing::{debug, error, info, warn};
 use super::framing::{datagram_frame, DEFAULT_MAX_FRAME};
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, DEFAULT_SYSLOG_PORT};
+use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{FrameBatch, FrameSender, InputKind};
-use crate::shutdown::Shutdown;
 
 /// Large enough for any UDP datagram (IPv4 payloads stop at 65,507 bytes), so
 /// the kernel never cuts one before we can tell it was too long.

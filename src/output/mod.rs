@@ -21,14 +21,16 @@ pub mod ndjson;
 pub mod template;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-
 use crate::pipeline::{Ack, EncodedReceiver};
+use serde::{Deserialize, Serialize};
+
+// The reopen signal is a pipeline signal like shutdown; outputs are its only
+// readers, so it keeps its old path here too.
+pub use crate::pipeline::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger};
 
 pub use self::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput, RetryConfig, Secret};
 pub use self::ndjson::{NdjsonConfig, NdjsonOutput};
@@ -56,15 +58,6 @@ impl Default for OutputConfig {
 }
 
 impl OutputConfig {
-    /// Resolves relative state paths (the dead-letter file) against `dir`;
-    /// absolute paths are kept.
-    pub fn with_state_dir(mut self, dir: &Path) -> Self {
-        if let OutputConfig::Elasticsearch(es) = &mut self {
-            es.dead_letter_path = dir.join(&es.dead_letter_path);
-        }
-        self
-    }
-
     /// Checks the settings and prepares the output.
     pub fn build(&self) -> Result<Output, OutputError> {
         Ok(match self {
@@ -222,51 +215,10 @@ impl fmt::Display for OutputReport {
     }
 }
 
-/// The controlling side of the reopen signal: `trigger` on SIGHUP, after
-/// logrotate has moved the files away.
-#[derive(Debug)]
-pub struct ReopenTrigger(watch::Sender<()>);
-
-/// An output's handle on the reopen signal.
-#[derive(Debug, Clone)]
-pub struct ReopenSignal(watch::Receiver<()>);
-
-/// A new trigger and its first handle.
-pub fn reopen_channel() -> (ReopenTrigger, ReopenSignal) {
-    let (tx, rx) = watch::channel(());
-    (ReopenTrigger(tx), ReopenSignal(rx))
-}
-
-impl ReopenTrigger {
-    /// Asks every handle to reopen its files.
-    pub fn trigger(&self) {
-        self.0.send_replace(());
-    }
-
-    /// Another handle.
-    pub fn subscribe(&self) -> ReopenSignal {
-        ReopenSignal(self.0.subscribe())
-    }
-}
-
-impl ReopenSignal {
-    /// A handle that never fires.
-    pub fn never() -> Self {
-        reopen_channel().1
-    }
-
-    /// Waits for the next request. Once the trigger is gone this never returns,
-    /// so it can sit in a `select!` without spinning.
-    pub async fn requested(&mut self) {
-        if self.0.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn config_is_tagged_by_type_and_refuses_unknown_keys() {
@@ -286,43 +238,6 @@ mod tests {
             .to_string();
         assert!(err.contains("unknown field `urls`"), "{err}");
         assert!(toml::from_str::<OutputConfig>("type = \"kafka\"\n").is_err());
-    }
-
-    #[test]
-    fn state_dir_applies_to_relative_dead_letter_paths_only() {
-        let c = OutputConfig::Elasticsearch(ElasticsearchConfig::default())
-            .with_state_dir(Path::new("/var/lib/dnsenrich"));
-        let OutputConfig::Elasticsearch(es) = c else {
-            unreachable!()
-        };
-        assert_eq!(
-            es.dead_letter_path,
-            Path::new("/var/lib/dnsenrich/dead-letter.ndjson")
-        );
-
-        let es = ElasticsearchConfig {
-            dead_letter_path: "/srv/dl.ndjson".into(),
-            ..Default::default()
-        };
-        let OutputConfig::Elasticsearch(es) =
-            OutputConfig::Elasticsearch(es).with_state_dir(Path::new("/var/lib/dnsenrich"))
-        else {
-            unreachable!()
-        };
-        assert_eq!(es.dead_letter_path, Path::new("/srv/dl.ndjson"));
-    }
-
-    #[tokio::test]
-    async fn reopen_signal_fires_once_per_trigger_and_never_after_the_trigger_is_gone() {
-        let (t, mut a) = reopen_channel();
-        let mut b = t.subscribe();
-        t.trigger();
-        a.requested().await;
-        b.requested().await;
-        drop(t);
-        let waited =
-            tokio::time::timeout(std::time::Duration::from_millis(20), a.requested()).await;
-        assert!(waited.is_err());
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use self::report::SyncReport;
 
 use self::collect::Collector;
 use self::progress::Progress;
-use crate::shutdown::Shutdown;
+use crate::pipeline::shutdown::Shutdown;
 
 /// The interval of [`run_every`] when the configuration sets none.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(600);

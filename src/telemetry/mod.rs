@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::shutdown::Shutdown;
+use crate::pipeline::shutdown::Shutdown;
 
 pub use systemd::{inherited_sockets, sd_notify, watchdog_interval, InheritedSockets};
 

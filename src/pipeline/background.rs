@@ -1,0 +1,183 @@
+//! The background tasks: none of them carries events. Each watches or keeps
+//! something beside the data flow — channel depths, memcached readiness, the
+//! indicator files, a background sync, systemd's watchdog — and each takes a
+//! [`Shutdown`] and ends on it, so a drain never waits on one and a test can
+//! run the daemon twice in one process.
+//!
+//! A new background task is a function here that takes a [`Shutdown`], and one
+//! line in `start_background` (`pipeline/mod.rs`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+
+use super::shutdown::Shutdown;
+use crate::enrich::EnrichStage;
+use crate::sync::SyncConfig;
+use crate::telemetry;
+
+/// Reads how many batches wait in one channel.
+pub type QueueProbe = Box<dyn Fn() -> usize + Send>;
+
+/// How often memcached readiness is judged.
+pub const MEMCACHED_WINDOW: Duration = Duration::from_secs(2);
+
+/// How often the indicator files' modification times are compared.
+const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Samples the channel depths into `dnsenrich_queue_depth{stage}` once a second.
+/// The probes hold receiver clones only to read lengths; they are dropped at
+/// shutdown so the channels can close.
+pub async fn watch_queues(probes: Vec<(&'static str, QueueProbe)>, mut sd: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {
+                for (stage, probe) in &probes {
+                    metrics::gauge!("dnsenrich_queue_depth", "stage" => *stage).set(probe() as f64);
+                }
+            }
+        }
+    }
+}
+
+/// Marks memcached down (`up` false) when, over one `window`, lookups failed
+/// and none was answered; up again as soon as one is. Ends on shutdown.
+pub async fn watch_memcached(
+    stage: Arc<EnrichStage>,
+    up: Arc<AtomicBool>,
+    window: Duration,
+    mut sd: Shutdown,
+) {
+    let mut before = stage.stats();
+    // The first judgement comes one window after the start, not at once.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {
+                let now = stage.stats();
+                let answered = (now.memcached_hits + now.memcached_misses)
+                    > (before.memcached_hits + before.memcached_misses);
+                let failed = (now.memcached_errors + now.memcached_timeouts + now.memcached_down)
+                    > (before.memcached_errors + before.memcached_timeouts + before.memcached_down);
+                if answered {
+                    up.store(true, Ordering::Relaxed);
+                } else if failed {
+                    up.store(false, Ordering::Relaxed);
+                }
+                before = now;
+            }
+        }
+    }
+}
+
+/// Re-reads the indicator files on the blocking pool; on error the previous
+/// indicators stay in use. The one reload, for SIGHUP and for a changed file.
+pub fn reload_indicators(stage: &Arc<EnrichStage>) -> JoinHandle<()> {
+    let stage = stage.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = stage.reload() {
+            tracing::error!(error = %e, "indicator files not reloaded; the previous ones stay in use");
+        }
+    })
+}
+
+/// Reloads the indicator files when one of them changes (a sync job rewrote
+/// it), checking modification times every few seconds. Ends on shutdown.
+pub async fn reload_on_change(files: Vec<PathBuf>, stage: Arc<EnrichStage>, mut sd: Shutdown) {
+    let stamp = |files: &[PathBuf]| -> Vec<Option<SystemTime>> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .collect()
+    };
+    let mut last = stamp(&files);
+    let mut tick = tokio::time::interval(RELOAD_CHECK);
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {
+                let now = stamp(&files);
+                if now != last {
+                    last = now;
+                    let _ = reload_indicators(&stage).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `[sync]` on its schedule until shutdown.
+pub async fn sync_indicators(cfg: SyncConfig, sd: Shutdown) {
+    if let Err(e) = crate::sync::run_every(cfg, sd).await {
+        tracing::error!(error = %e, "background indicator sync stopped");
+    }
+}
+
+/// Tells systemd every `every` that the daemon is alive, until shutdown.
+/// Start it only after READY=1: its first tick fires at once, and systemd
+/// expects readiness first.
+pub async fn watchdog(every: Duration, mut sd: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => telemetry::sd_notify("WATCHDOG=1"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::shutdown;
+
+    #[tokio::test]
+    async fn the_memcached_watcher_ends_on_shutdown() {
+        let (trigger, sd) = shutdown::channel();
+        let up = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(watch_memcached(
+            Arc::new(EnrichStage::off()),
+            up.clone(),
+            Duration::from_millis(10),
+            sd,
+        ));
+        // It keeps running while nothing stops it ...
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished());
+        // ... and ends soon after the trigger, without a lookup ever failing.
+        trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the watcher did not stop on shutdown")
+            .unwrap();
+        assert!(up.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn every_watcher_ends_on_shutdown() {
+        let (trigger, sd) = shutdown::channel();
+        let stage = Arc::new(EnrichStage::off());
+        let tasks = [
+            tokio::spawn(watch_queues(vec![("parse", Box::new(|| 0))], sd.clone())),
+            tokio::spawn(reload_on_change(
+                vec!["/nonexistent/indicators.txt".into()],
+                stage,
+                sd.clone(),
+            )),
+            tokio::spawn(watchdog(Duration::from_secs(3600), sd)),
+        ];
+        trigger.trigger();
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(1), t)
+                .await
+                .expect("a watcher did not stop on shutdown")
+                .unwrap();
+        }
+    }
+}

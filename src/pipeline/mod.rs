@@ -1,0 +1,449 @@
+//! The wiring: builds every stage from a [`ValidConfig`], connects them with
+//! bounded channels, and runs until SIGTERM or SIGINT (the `run` command).
+//!
+//! ```text
+//!  inputs (tokio) ─► parse threads ─► enrich threads ─► output (tokio)
+//!                 background: queue depths, memcached readiness,
+//!                 indicator reload, sync, metrics, watchdog
+//! ```
+//!
+//! [`Daemon::run_until`] is four steps, in this order:
+//!
+//! 1. `start_stages` — the data flow, one channel and one entry per stage in
+//!    flow order (the batch types are in [`batch`], the CPU stages in
+//!    [`stages`]). A new stage, such as a correlation stage between parse and
+//!    enrich, is a new entry there and nothing else; a stage in front of the
+//!    output (a disk buffer) sits between the last channel and `Output::run`.
+//! 2. `start_background` — the tasks beside the data flow ([`background`]),
+//!    each holding a [`Shutdown`]; then READY=1.
+//! 3. `wait_for_stop` — answers SIGHUP (reopen output files, reload indicator
+//!    files) until a stop signal.
+//! 4. `drain` — the shutdown trigger stops the inputs; each drops its sender
+//!    after handing on what it holds; the CPU stages finish their channels and
+//!    exit, joined in flow order; the output settles what it took in and
+//!    returns. The whole drain has `shutdown_timeout_secs`; past that, what is
+//!    still in flight is abandoned without acknowledgement (file offsets are
+//!    not advanced past it, so a restart reads it again).
+
+pub mod background;
+pub mod batch;
+pub mod context;
+pub mod shutdown;
+pub mod stages;
+
+pub use batch::*;
+pub use context::BuildContext;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+
+use self::background::QueueProbe;
+use self::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger, Shutdown};
+use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
+use crate::config::{PipelineConfig, ValidConfig};
+use crate::decode::DecodeStats;
+use crate::enrich::{EnrichError, EnrichStage};
+use crate::input::{InputError, Inputs};
+use crate::input::{TcpInput, UdpInput};
+use crate::output::{Output, OutputError, OutputReport};
+use crate::telemetry::{self, Readiness};
+
+/// Why the daemon could not start. The stages' own errors name their key or
+/// their file already, so they pass through unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("installing the {signal} handler: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
+    #[error("metrics.listen: cannot listen on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a finished run reports.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub parse: DecodeStats,
+    pub output: OutputReport,
+    /// The drain did not finish within the shutdown timeout.
+    pub timed_out: bool,
+}
+
+/// A configuration turned into bound sockets and opened files, not yet running.
+/// Binding first lets `run` fail fast (and tests learn the ports) before any
+/// thread starts.
+pub struct Daemon {
+    cfg: ValidConfig,
+    ctx: BuildContext,
+    inputs: Inputs,
+    output: Output,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    enrich: Arc<EnrichStage>,
+    signals: Signals,
+}
+
+/// The signals the daemon answers, registered when it is built: a SIGTERM
+/// that arrives once the inputs are bound (and announced) is a drain, not
+/// the default of dying on the spot.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        let install = |signal_name, kind| {
+            signal(kind).map_err(|source| DaemonError::Signal {
+                signal: signal_name,
+                source,
+            })
+        };
+        Ok(Signals {
+            hup: install("SIGHUP", SignalKind::hangup())?,
+            term: install("SIGTERM", SignalKind::terminate())?,
+            int: install("SIGINT", SignalKind::interrupt())?,
+        })
+    }
+}
+
+/// A started CPU stage as one join of its threads, which adds what they
+/// counted to the report.
+type StageJoin = Box<dyn FnOnce(&mut RunReport) + Send>;
+
+/// The data flow once started (step 1), held until the drain (step 4).
+struct Running {
+    inputs: JoinHandle<()>,
+    /// The CPU stages in flow order.
+    stages: Vec<StageJoin>,
+    output: JoinHandle<Result<OutputReport, OutputError>>,
+}
+
+/// One bounded channel into the stage `name`, with a probe of its depth for
+/// `dnsenrich_queue_depth{stage=name}`.
+fn queue<T: Send + 'static>(
+    cap: usize,
+    name: &'static str,
+    probes: &mut Vec<(&'static str, QueueProbe)>,
+) -> (flume::Sender<T>, flume::Receiver<T>) {
+    let (tx, rx) = flume::bounded::<T>(cap);
+    let probe = rx.clone();
+    probes.push((name, Box::new(move || probe.len())));
+    (tx, rx)
+}
+
+/// A stage's threads as one join, for [`Running::stages`].
+fn joined<T: Send + 'static>(
+    handles: Vec<std::thread::JoinHandle<T>>,
+    add: impl Fn(&mut RunReport, T) + Send + 'static,
+) -> StageJoin {
+    Box::new(move |report| {
+        for h in handles {
+            if let Ok(counted) = h.join() {
+                add(report, counted);
+            }
+        }
+    })
+}
+
+impl Daemon {
+    /// Prepares the output, loads the indicators and binds the inputs, with
+    /// the daemon-wide settings of `ctx`; the configuration was checked (and
+    /// its grammars compiled) once, by [`crate::config::Config::check`].
+    /// Registers the signal handlers first; call it within the Tokio runtime.
+    pub fn build(cfg: ValidConfig, ctx: BuildContext) -> Result<Daemon, DaemonError> {
+        let signals = Signals::install()?;
+        let output = ctx.output(&cfg.output).build()?;
+        let enrich = Arc::new(cfg.enrich.build()?);
+        if enrich.is_active() {
+            tracing::info!(
+                memcached = ?enrich.memcached_servers(),
+                indicators_in_files = enrich.store_keys(),
+                "threat-intelligence lookups on"
+            );
+        }
+        let inputs = Self::bind_inputs(&cfg, &ctx)?;
+        let metrics_listener = match cfg.metrics.listen {
+            Some(addr) => {
+                let err = |source| DaemonError::Metrics { addr, source };
+                let l = std::net::TcpListener::bind(addr).map_err(err)?;
+                l.set_nonblocking(true).map_err(err)?;
+                Some(tokio::net::TcpListener::from_std(l).map_err(err)?)
+            }
+            None => None,
+        };
+        Ok(Daemon {
+            cfg,
+            ctx,
+            inputs,
+            output,
+            metrics_listener,
+            enrich,
+            signals,
+        })
+    }
+
+    /// Binds the configured inputs, or takes systemd's sockets (socket
+    /// activation): they replace the configured UDP and TCP addresses; TLS and
+    /// files are set up as configured.
+    fn bind_inputs(cfg: &ValidConfig, ctx: &BuildContext) -> Result<Inputs, DaemonError> {
+        let mut wanted = ctx.inputs(&cfg.input);
+        let inherited = telemetry::inherited_sockets();
+        if inherited.udp.is_empty() && inherited.tcp.is_empty() {
+            return Ok(wanted.build()?);
+        }
+        tracing::info!(
+            udp = inherited.udp.len(),
+            tcp = inherited.tcp.len(),
+            "using sockets handed over by systemd"
+        );
+        wanted.udp.listen.clear();
+        wanted.tcp.listen.clear();
+        let mut inputs = wanted.build()?;
+        if !inherited.udp.is_empty() {
+            inputs.udp = Some(UdpInput::from_std(&cfg.input.udp, inherited.udp)?);
+        }
+        if !inherited.tcp.is_empty() {
+            inputs.tcp = Some(TcpInput::from_std(&cfg.input.tcp, inherited.tcp)?);
+        }
+        Ok(inputs)
+    }
+
+    /// Where the metrics listener is, if on.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The inputs, bound (their addresses are known).
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
+    }
+
+    /// Runs until `stop` resolves (or a signal arrives), then drains.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<RunReport, DaemonError> {
+        // Installed before any stage runs, so no count is lost.
+        let prometheus = telemetry::install_recorder();
+        let readiness = Arc::new(Readiness::default());
+        readiness.register_flag("output", self.output.stats().reachable.clone());
+        let (trigger, sd) = shutdown::channel();
+        let (reopen, reopen_rx) = reopen_channel();
+        let mut probes = Vec::new();
+
+        let Daemon {
+            cfg,
+            ctx,
+            inputs,
+            output,
+            metrics_listener,
+            enrich,
+            signals,
+        } = self;
+        let running = start_stages(&cfg, &enrich, inputs, output, reopen_rx, &mut probes, &sd);
+        let background = Background {
+            metrics: metrics_listener.map(|l| (l, prometheus)),
+            readiness,
+            probes,
+        };
+        background.start(&cfg, &enrich, &sd);
+        wait_for_stop(signals, stop, &reopen, &enrich).await;
+        telemetry::sd_notify("STOPPING=1");
+        trigger.trigger();
+        Ok(drain(running, ctx.drain_deadline).await)
+    }
+}
+
+/// Step 1: the data flow. One channel into each stage and one entry per
+/// stage, in flow order; the output starts before the inputs so nothing
+/// waits on a stage that is not there yet.
+fn start_stages(
+    cfg: &ValidConfig,
+    enrich: &Arc<EnrichStage>,
+    inputs: Inputs,
+    output: Output,
+    reopen: ReopenSignal,
+    probes: &mut Vec<(&'static str, QueueProbe)>,
+    sd: &Shutdown,
+) -> Running {
+    let cap = cfg.pipeline.channel_batches;
+    let (to_parse, frames) = queue::<FrameBatch>(cap, "parse", probes);
+    let (to_enrich, events) = queue::<EventBatch>(cap, "enrich", probes);
+    let (to_output, encoded) = queue::<EncodedBatch>(cap, "output", probes);
+
+    let parse = ParseSettings {
+        grammars: cfg.grammars().clone(),
+        zone: cfg.zone().clone(),
+        max_line: cfg.parse.max_line_bytes,
+    };
+    let threads = PipelineConfig::threads;
+    let stages = vec![
+        joined(
+            spawn_parsers(
+                threads(cfg.pipeline.parse_workers),
+                &parse,
+                frames,
+                to_enrich,
+            ),
+            |report, counted: DecodeStats| report.parse.add(&counted),
+        ),
+        joined(
+            spawn_enrichers(
+                threads(cfg.pipeline.enrich_workers),
+                || enrich.enricher(),
+                events,
+                to_output,
+            ),
+            |_, ()| {},
+        ),
+    ];
+    let output = tokio::spawn(output.run(encoded, reopen));
+    let inputs = tokio::spawn(inputs.run(to_parse, sd.clone()));
+    Running {
+        inputs,
+        stages,
+        output,
+    }
+}
+
+/// What step 2 starts beside the data flow.
+struct Background {
+    metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
+    readiness: Arc<Readiness>,
+    probes: Vec<(&'static str, QueueProbe)>,
+}
+
+impl Background {
+    /// Step 2: every background task, each ending on `sd`; then READY=1 and
+    /// the watchdog.
+    fn start(self, cfg: &ValidConfig, enrich: &Arc<EnrichStage>, sd: &Shutdown) {
+        if !enrich.memcached_servers().is_empty() {
+            let up = self.readiness.register("memcached", true);
+            let window = background::MEMCACHED_WINDOW;
+            tokio::spawn(background::watch_memcached(
+                enrich.clone(),
+                up,
+                window,
+                sd.clone(),
+            ));
+        }
+        if let Some((listener, prometheus)) = self.metrics {
+            tokio::spawn(telemetry::serve(
+                listener,
+                prometheus,
+                self.readiness,
+                sd.clone(),
+            ));
+        }
+        tokio::spawn(background::watch_queues(self.probes, sd.clone()));
+        if cfg.sync_enabled() {
+            tokio::spawn(background::sync_indicators(cfg.sync.clone(), sd.clone()));
+        }
+        if !cfg.enrich.ioc_files.is_empty() {
+            let files = cfg.enrich.ioc_files.clone();
+            tokio::spawn(background::reload_on_change(
+                files,
+                enrich.clone(),
+                sd.clone(),
+            ));
+        }
+        telemetry::sd_notify("READY=1");
+        if let Some(every) = telemetry::watchdog_interval() {
+            tokio::spawn(background::watchdog(every, sd.clone()));
+        }
+    }
+}
+
+/// Step 3: answers SIGHUP until `stop` resolves or SIGTERM or SIGINT arrives.
+async fn wait_for_stop(
+    signals: Signals,
+    stop: impl std::future::Future<Output = ()>,
+    reopen: &ReopenTrigger,
+    enrich: &Arc<EnrichStage>,
+) {
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); return }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); return }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reopening output files, reloading indicator files");
+                reopen.trigger();
+                // Not awaited: the signals are answered while the files load.
+                drop(background::reload_indicators(enrich));
+            }
+        }
+    }
+}
+
+/// Step 4: waits, within `deadline`, for the inputs to stop, the CPU stages to
+/// finish in flow order and the output to settle.
+async fn drain(running: Running, deadline: Duration) -> RunReport {
+    let Running {
+        inputs,
+        stages,
+        output,
+    } = running;
+    let work = async {
+        let _ = inputs.await;
+        let mut report = tokio::task::spawn_blocking(move || {
+            let mut report = RunReport::default();
+            for join in stages {
+                join(&mut report);
+            }
+            report
+        })
+        .await
+        .unwrap_or_default();
+        report.output = match output.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the output stopped with an error");
+                OutputReport::default()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the output task failed");
+                OutputReport::default()
+            }
+        };
+        report
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(report) => report,
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = deadline.as_secs(),
+                "shutdown timed out; events still in flight were not acknowledged and will be re-read from files on restart"
+            );
+            RunReport {
+                timed_out: true,
+                ..Default::default()
+            }
+        }
+    }
+}
