@@ -14,11 +14,9 @@
 //! does the work. Dropping the `run` future abandons what is in flight: those
 //! acks are dropped, not fired, so the inputs treat the data as not delivered.
 
-pub mod bulk;
 pub mod dead_letter;
 pub mod elasticsearch;
 pub mod ndjson;
-pub mod template;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -27,6 +27,9 @@
 //! installed before the first bulk request, and retried the same way if the
 //! server is not up yet.
 
+pub mod bulk;
+pub mod template;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,9 +46,8 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::bulk::{self, Backoff, ItemOutcome, RequestVerdict, ResponseError};
+use self::bulk::{Backoff, ItemOutcome, RequestVerdict, ResponseError};
 use super::dead_letter::{self, DeadLetterFile};
-use super::template;
 use super::{OutputError, OutputReport, OutputStats, ReopenSignal};
 use crate::pipeline::{EncodedBatch, EncodedReceiver};
 
