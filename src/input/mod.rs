@@ -20,6 +20,7 @@
 
 pub mod file;
 pub mod framing;
+pub mod relp;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
