@@ -22,6 +22,10 @@ missing=()
 for cmd in "${!NEED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
+# Libraries the key-distribution tests write with (tests/distribution.rs):
+# Dalli for Ruby, and libmemcached through pylibmc for Debian's python3.
+ruby -e 'require "dalli"' 2>/dev/null || missing+=(ruby ruby-dalli)
+/usr/bin/python3 -c 'import pylibmc' 2>/dev/null || missing+=(python3-pylibmc)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     $SUDO apt-get update -qq
@@ -30,6 +34,10 @@ fi
 if ! python3 -c 'import osmem_server' 2>/dev/null; then
     echo "test.sh: installing osmem-server"
     python3 -m pip install -q osmem-server 2>&1 | grep -v -i "warning: running pip as" || true
+fi
+if ! python3 -c 'import pymemcache' 2>/dev/null; then
+    echo "test.sh: installing pymemcache"
+    python3 -m pip install -q pymemcache 2>&1 | grep -v -i "warning: running pip as" || true
 fi
 
 cargo fmt --all -- --check

@@ -20,6 +20,7 @@
 
 pub mod file;
 pub mod framing;
+pub mod relp;
 pub mod stats;
 mod stream;
 pub mod tcp;
