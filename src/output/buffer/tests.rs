@@ -1,0 +1,1 @@
+//! The buffer end to end on real files.
