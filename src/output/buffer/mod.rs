@@ -9,7 +9,7 @@
 //! ```
 //!
 //! * One record per batch, framed with its length and a CRC32C (the format is
-//!   drawn in [`format`]; the directory layout in [`files`]). Segments are only
+//!   drawn in [`format`](mod@format); the directory layout in [`files`]). Segments are only
 //!   appended to; a segment is deleted once every record in it is acknowledged
 //!   and it is no longer written to.
 //! * There is no ledger that can disagree with the data. On open the state is
@@ -38,6 +38,14 @@
 //! `max_bytes` bounds the segment files on disk. When it is reached, `block`
 //! makes [`BufferWriter::append`] wait (asynchronously) until an acknowledged
 //! segment is deleted; `drop_newest` refuses the batch and counts it.
+//!
+//! Wiring, in outline: open it with [`DiskBuffer::open`] (`config.disk_options()`),
+//! log or report the [`OpenReport`], give clones of [`DiskBuffer::writer`] to
+//! the stage that has the `EncodedBatch`es and `append` each one, run
+//! [`BufferReader::forward`] into the channel the output already reads, call
+//! [`metrics::publish`] on the metrics tick, and on shutdown
+//! [`BufferWriter::close`] once the encoders are done — without waiting for
+//! the output, whose unacknowledged records stay on disk for the next start.
 
 pub mod config;
 pub mod files;

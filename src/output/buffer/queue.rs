@@ -348,6 +348,20 @@ impl BufferReader {
         }
     }
 
+    /// Hands every record to `tx`, the channel an output reads (see
+    /// [`crate::output::Output::run`]), until the writers are closed and all is
+    /// read, or the channel is closed. An output then runs unchanged behind
+    /// the buffer: its acks settle the records.
+    pub async fn forward(mut self, tx: flume::Sender<EncodedBatch>) {
+        while let Some(batch) = self.next().await {
+            if tx.send_async(batch).await.is_err() {
+                // The output is gone; its unsent batch's ack is dropped, so
+                // the record stays for the next start.
+                return;
+            }
+        }
+    }
+
     /// Reads and checks the record at `pos` (on the blocking pool).
     async fn read_at(&mut self, pos: Position, len: u64) -> Option<EncodedBatch> {
         let file = match &self.file {

@@ -519,3 +519,22 @@ async fn stats_track_documents_and_the_oldest_record() {
     assert_eq!(got.doc(1), b"{\"a\":1}");
     assert!(format::check_record(&[]).is_none());
 }
+
+#[tokio::test]
+async fn forward_feeds_an_output_channel_whose_acks_settle_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (buf, _) = open(dir.path());
+    let acked = Arc::new(AtomicUsize::new(0));
+    fill(&buf.writer(), 0..12, &acked).await;
+    buf.writer().close().await.unwrap();
+    let (tx, rx) = flume::bounded(2);
+    let fwd = tokio::spawn(buf.reader().forward(tx));
+    let mut n = 0;
+    while let Ok(mut b) = rx.recv_async().await {
+        assert_eq!(b.doc(0), doc(n).as_bytes());
+        b.acks.pop().unwrap().done();
+        n += 1;
+    }
+    fwd.await.unwrap();
+    assert_eq!((n, buf.stats().records), (12, 0));
+}
