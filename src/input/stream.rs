@@ -32,8 +32,8 @@ use tracing::{debug, error, warn};
 use super::framing::{FrameDecoder, DEFAULT_MAX_FRAME};
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, BATCH_MAX_BYTES};
-use crate::pipeline::{FrameBatch, FrameSender, InputKind};
 use crate::pipeline::shutdown::Shutdown;
+use crate::pipeline::{FrameBatch, FrameSender, InputKind};
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 16 * 1024;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::stats::InputStats;
 use super::stream::{bind_all, Plain, StreamLimits, StreamServer};
 use super::{InputError, DEFAULT_SYSLOG_PORT};
-use crate::pipeline::{FrameSender, InputKind};
 use crate::pipeline::shutdown::Shutdown;
+use crate::pipeline::{FrameSender, InputKind};
 
 /// `[input.tcp]`.
 ///

@@ -14,6 +14,7 @@
 //! does the work. Dropping the `run` future abandons what is in flight: those
 //! acks are dropped, not fired, so the inputs treat the data as not delivered.
 
+pub mod buffer;
 pub mod dead_letter;
 pub mod elasticsearch;
 pub mod ndjson;
