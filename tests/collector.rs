@@ -1037,6 +1037,13 @@ fn unknown_config_key_is_refused_naming_the_key() {
     let (_, err) =
         refused(DaemonBuilder::new(state.path()).config("[parse]\ntimezone = \"Mars/Olympus\"\n"));
     assert!(err.contains("parse.timezone"), "{err}");
+
+    // A section's own error names its key once, with no second prefix.
+    let (_, err) = refused(DaemonBuilder::new(state.path()).config("[enrich]\ntimeout_ms = 0\n"));
+    assert!(
+        err.contains("error: enrich.timeout_ms: must be 1 to 10000"),
+        "{err}"
+    );
 }
 
 #[test]

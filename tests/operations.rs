@@ -229,3 +229,110 @@ fn ready_reports_an_unreachable_elasticsearch() {
     }
     assert_eq!(http_get(m, "/health").0, 200);
 }
+
+/// One dnsmasq query line for `name`, sent to the daemon over UDP.
+fn query_over_udp(port: u16, name: &str) {
+    logger(
+        &[
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-d",
+            "-t",
+            "dnsmasq",
+        ],
+        format!("query[A] {name} from 192.0.2.8\n").as_bytes(),
+    );
+}
+
+/// Replaces `path` at once (a rename, as a sync job does) with `text`,
+/// modified at `mtime`, so the file watcher never sees a half-made change.
+fn replace_with_mtime(path: &std::path::Path, text: &[u8], mtime: std::time::SystemTime) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn sighup_and_a_rewritten_indicator_file_both_reload_the_indicators() {
+    let state = tempfile::tempdir().unwrap();
+    let list = state.path().join("Feed-Local.txt");
+    std::fs::write(&list, "old.example\n").unwrap();
+    let written = std::fs::metadata(&list).unwrap().modified().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--ioc-file")
+        .arg(&list)
+        .start();
+    let port = d.udp().port();
+    let reloads =
+        |d: &common::daemon::Daemon| d.stderr().matches("indicator files reloaded").count();
+
+    query_over_udp(port, "new.example");
+    wait_until("the first event", WAIT, || d.events().len() == 1);
+    assert_eq!(d.events()[0]["misp_src"], "none");
+
+    // SIGHUP: the file keeps its modification time, so only the signal can
+    // be what reloads it.
+    replace_with_mtime(&list, b"new.example\n", written);
+    d.signal(libc::SIGHUP);
+    wait_until("the reload after SIGHUP", WAIT, || reloads(&d) == 1);
+    query_over_udp(port, "new.example");
+    wait_until("the second event", WAIT, || d.events().len() == 2);
+    assert_eq!(d.events()[1]["misp_src"], "Feed-Local");
+
+    // A newer modification time, no signal: the file watcher reloads it.
+    replace_with_mtime(&list, b"third.example\n", written + Duration::from_secs(60));
+    wait_until(
+        "the reload after the file changed",
+        Duration::from_secs(20),
+        || reloads(&d) == 2,
+    );
+    query_over_udp(port, "third.example");
+    wait_until("the third event", WAIT, || d.events().len() == 3);
+    assert_eq!(d.events()[2]["misp_src"], "Feed-Local");
+    assert!(d.sigterm().success());
+}
+
+#[test]
+fn ready_follows_memcached_going_away_and_coming_back() {
+    use common::memcached::Memcached;
+    let mut mc = Memcached::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .arg("--memcached")
+        .arg(&mc.addr)
+        .start();
+    let m = d.metrics.expect("the metrics address is announced");
+    let port = d.udp().port();
+    let mut n = 0;
+    // Fresh names each time, so the negative cache does not answer for memcached.
+    let mut ask_and_read_ready = || {
+        n += 1;
+        query_over_udp(port, &format!("q{n}.example"));
+        std::thread::sleep(Duration::from_millis(200));
+        http_get(m, "/ready").0
+    };
+    wait_until("ready with memcached up", WAIT, || {
+        ask_and_read_ready() == 200
+    });
+    mc.stop();
+    wait_until("not ready with memcached gone", WAIT, || {
+        ask_and_read_ready() == 503
+    });
+    let _mc = Memcached::start_on(mc.port);
+    wait_until(
+        "ready again with memcached back",
+        Duration::from_secs(30),
+        || ask_and_read_ready() == 200,
+    );
+    assert!(d.sigterm().success());
+}

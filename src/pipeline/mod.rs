@@ -260,12 +260,8 @@ impl Daemon {
             signals,
         } = self;
         let running = start_stages(&cfg, &enrich, inputs, output, reopen_rx, &mut probes, &sd);
-        let background = Background {
-            metrics: metrics_listener.map(|l| (l, prometheus)),
-            readiness,
-            probes,
-        };
-        background.start(&cfg, &enrich, &sd);
+        let metrics = metrics_listener.map(|l| (l, prometheus));
+        start_background(&cfg, &enrich, metrics, readiness, probes, &sd);
         wait_for_stop(signals, stop, &reopen, &enrich).await;
         telemetry::sd_notify("STOPPING=1");
         trigger.trigger();
@@ -325,51 +321,50 @@ fn start_stages(
     }
 }
 
-/// What step 2 starts beside the data flow.
-struct Background {
+/// Step 2: every background task, each ending on `sd`; then READY=1 and the
+/// watchdog. The probes read the channel depths; `metrics` is the listener
+/// for `/metrics`, `/health` and `/ready`, if on.
+fn start_background(
+    cfg: &ValidConfig,
+    enrich: &Arc<EnrichStage>,
     metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
     readiness: Arc<Readiness>,
     probes: Vec<(&'static str, QueueProbe)>,
-}
-
-impl Background {
-    /// Step 2: every background task, each ending on `sd`; then READY=1 and
-    /// the watchdog.
-    fn start(self, cfg: &ValidConfig, enrich: &Arc<EnrichStage>, sd: &Shutdown) {
-        if !enrich.memcached_servers().is_empty() {
-            let up = self.readiness.register("memcached", true);
-            let window = background::MEMCACHED_WINDOW;
-            tokio::spawn(background::watch_memcached(
-                enrich.clone(),
-                up,
-                window,
-                sd.clone(),
-            ));
-        }
-        if let Some((listener, prometheus)) = self.metrics {
-            tokio::spawn(telemetry::serve(
-                listener,
-                prometheus,
-                self.readiness,
-                sd.clone(),
-            ));
-        }
-        tokio::spawn(background::watch_queues(self.probes, sd.clone()));
-        if cfg.sync_enabled() {
-            tokio::spawn(background::sync_indicators(cfg.sync.clone(), sd.clone()));
-        }
-        if !cfg.enrich.ioc_files.is_empty() {
-            let files = cfg.enrich.ioc_files.clone();
-            tokio::spawn(background::reload_on_change(
-                files,
-                enrich.clone(),
-                sd.clone(),
-            ));
-        }
-        telemetry::sd_notify("READY=1");
-        if let Some(every) = telemetry::watchdog_interval() {
-            tokio::spawn(background::watchdog(every, sd.clone()));
-        }
+    sd: &Shutdown,
+) {
+    if !enrich.memcached_servers().is_empty() {
+        let up = readiness.register("memcached", true);
+        let window = background::MEMCACHED_WINDOW;
+        tokio::spawn(background::watch_memcached(
+            enrich.clone(),
+            up,
+            window,
+            sd.clone(),
+        ));
+    }
+    if let Some((listener, prometheus)) = metrics {
+        tokio::spawn(telemetry::serve(
+            listener,
+            prometheus,
+            readiness,
+            sd.clone(),
+        ));
+    }
+    tokio::spawn(background::watch_queues(probes, sd.clone()));
+    if cfg.sync_enabled() {
+        tokio::spawn(background::sync_indicators(cfg.sync.clone(), sd.clone()));
+    }
+    if !cfg.enrich.ioc_files.is_empty() {
+        let files = cfg.enrich.ioc_files.clone();
+        tokio::spawn(background::reload_on_change(
+            files,
+            enrich.clone(),
+            sd.clone(),
+        ));
+    }
+    telemetry::sd_notify("READY=1");
+    if let Some(every) = telemetry::watchdog_interval() {
+        tokio::spawn(background::watchdog(every, sd.clone()));
     }
 }
 

@@ -3,6 +3,10 @@
 //! documents). They are plain threads, not async tasks, because their work is
 //! pure computation; they block on the bounded channels, which is what carries
 //! back-pressure from the output to the inputs.
+//!
+//! A new CPU stage (a correlation stage between parse and enrich, say) is a
+//! `spawn_*` function here that reads one channel and writes the next, and one
+//! entry in `start_stages` (`pipeline/mod.rs`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
