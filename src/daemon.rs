@@ -279,6 +279,7 @@ impl Daemon {
             grammars,
             zone: cfg.zone().map_err(anyhow::Error::msg)?,
             max_line: cfg.parse.max_line_bytes,
+            keep_original: cfg.parse.keep_original,
         };
         let parsers = spawn_parsers(
             PipelineConfig::threads(cfg.pipeline.parse_workers),

@@ -3,18 +3,23 @@
 //! outcome). This is the whole parse stage; `dnsenrich parse` and the collector's
 //! parse workers both call [`LineDecoder::decode`].
 //!
-//! No line is ever lost here: a line no rule matches still becomes an event,
-//! with `event.original` and the tag [`tag::NO_MATCH`]; bad bytes are replaced
-//! and tagged; an over-long line is cut and tagged. [`DecodeStats`] counts each
-//! case.
+//! No line is ever lost here: a line no rule matches still becomes an event
+//! (`event.kind: pipeline_error`, `error.message`, `event.original` and the tag
+//! [`tag::NO_MATCH`]); bad bytes are replaced and tagged; an over-long line is
+//! cut and tagged. [`DecodeStats`] counts each case.
+//!
+//! Every event carries `ecs.version`, `event.created` (when the line was
+//! received) and `message` (the text after the syslog header); `event.original`,
+//! the whole raw line, only when the decoder keeps originals
+//! ([`LineDecoder::keep_original`]) or the line could not be parsed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog};
-use crate::grammar::{GrammarSet, Matched};
+use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog, ECS_VERSION};
+use crate::grammar::{Constant, Field, GrammarSet, Matched};
 use crate::syslog::{self, Format, Header, SyslogDecoder, Zone};
 
 /// The default maximum line length, in bytes (matches the TCP frame limit).
@@ -65,6 +70,7 @@ pub struct LineDecoder {
     syslog: SyslogDecoder,
     grammars: Arc<GrammarSet>,
     max_line: usize,
+    keep_original: bool,
     pub stats: DecodeStats,
     /// The rule that matched the last decoded line, if any.
     pub last_match: Option<Matched>,
@@ -77,9 +83,19 @@ impl LineDecoder {
             syslog: SyslogDecoder::new(zone),
             grammars,
             max_line: max_line.max(1),
+            keep_original: false,
             stats: DecodeStats::default(),
             last_match: None,
         }
+    }
+
+    /// Whether every event keeps the raw line in `event.original` (Elastic
+    /// integrations' `preserve_original_event`). Off by default: `message`
+    /// already holds the searchable text, and the raw line roughly doubles a
+    /// document. Lines that could not be parsed keep it regardless.
+    pub fn keep_original(mut self, on: bool) -> Self {
+        self.keep_original = on;
+        self
     }
 
     /// Decodes one line (without its line terminator; a trailing `\r` is dropped).
@@ -93,6 +109,8 @@ impl LineDecoder {
         self.stats.lines += 1;
         self.last_match = None;
         let mut ev = Event::default();
+        ev.ecs.version = Some(ECS_VERSION);
+        ev.event.created = Some(now);
         let mut raw = raw;
         let mut cut = truncated;
         if raw.len() > self.max_line {
@@ -126,7 +144,7 @@ impl LineDecoder {
             self.stats.empty += 1;
             ev.tag(tag::EMPTY);
             ev.timestamp = Some(now);
-            ev.event.kind = Some("event");
+            self.pipeline_error(&mut ev, None, "empty line");
             ev.event.original = text.into_owned();
             return ev;
         }
@@ -156,16 +174,42 @@ impl LineDecoder {
         }
         let matched = self.grammars.apply(app, message, &mut ev);
         self.last_match = matched;
+        ev.message = message.to_owned();
         if matched.is_some() {
             self.stats.parsed += 1;
         } else {
             self.stats.no_match += 1;
             ev.tag(tag::NO_MATCH);
-            ev.event.kind = Some("event");
+            self.pipeline_error(&mut ev, app, "no grammar rule matched the message");
         }
         derive_fields(&mut ev);
-        ev.event.original = text.into_owned();
+        if self.keep_original || matched.is_none() {
+            ev.event.original = text.into_owned();
+        }
         ev
+    }
+
+    /// Marks an event as a line that could not be read: ECS's `pipeline_error`
+    /// with the reason, in the dataset of the grammar that reads `app` (the
+    /// first grammar when no grammar claims it), so it lands beside the lines
+    /// of its kind that could be read.
+    fn pipeline_error(&self, ev: &mut Event, app: Option<&str>, why: &'static str) {
+        ev.event.kind = Some("pipeline_error");
+        ev.error.message = Some(Str::from(why));
+        let grammars = self.grammars.grammars();
+        let by_app = app.and_then(|a| grammars.iter().find(|g| g.apps.iter().any(|x| x == a)));
+        let defaults = by_app
+            .into_iter()
+            .chain(grammars)
+            .map(|g| &g.defaults)
+            .find(|d| d.iter().any(|(f, _)| *f == Field::EventDataset));
+        for (f, c) in defaults.into_iter().flatten() {
+            match (f, c) {
+                (Field::EventDataset, Constant::Static(s)) => ev.event.dataset = Some(s),
+                (Field::EventModule, Constant::Static(s)) => ev.event.module = Some(s),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -185,6 +229,7 @@ fn looks_like_file_line(m: &str) -> bool {
 fn fill_header(ev: &mut Event, h: &Header<'_>, now: DateTime<Utc>) {
     ev.timestamp = Some(h.timestamp.unwrap_or(now));
     if let Some(host) = h.hostname {
+        ev.host.name = Some(Str::from(host));
         ev.host.hostname = Some(Str::from(host));
         ev.observer.hostname = Some(Str::from(host));
     }
@@ -334,7 +379,30 @@ mod tests {
         let ev = d.decode(b"something no grammar knows");
         assert!(ev.tags.contains(&tag::NO_MATCH));
         assert_eq!(ev.event.original, "something no grammar knows");
+        assert_eq!(ev.event.kind, Some("pipeline_error"));
+        assert!(ev.error.message.is_some());
+        assert_eq!(ev.event.dataset, Some("pihole.dns"));
         assert_eq!(d.stats.no_match, 1);
+        let ev = d.decode(b"<30>Nov 28 01:02:03 pihole dnsmasq-dhcp[9]: nothing known");
+        assert_eq!(ev.event.kind, Some("pipeline_error"));
+        assert_eq!(ev.event.dataset, Some("pihole.dhcp"));
+        assert_eq!(ev.event.module, Some("pihole"));
+    }
+
+    #[test]
+    fn every_event_has_version_message_and_receive_time() {
+        let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let line = b"<30>Nov 28 01:02:03 pihole dnsmasq[812]: query[A] a.example from 192.0.2.10";
+        let mut d = decoder();
+        let ev = d.decode_at(line, false, now);
+        assert_eq!(ev.ecs.version, Some(ECS_VERSION));
+        assert_eq!(ev.event.created, Some(now));
+        assert_eq!(ev.message, "query[A] a.example from 192.0.2.10");
+        assert_eq!(ev.host.name.as_deref(), Some("pihole"));
+        assert!(ev.event.original.is_empty(), "kept without keep_original");
+        let mut d = decoder().keep_original(true);
+        let ev = d.decode_at(line, false, now);
+        assert_eq!(ev.event.original.as_bytes(), line);
     }
 
     #[test]
@@ -342,7 +410,7 @@ mod tests {
         let mut d = decoder();
         let ev = d.decode(b"query[A] caf\xe9.example from 10.0.0.1");
         assert!(ev.tags.contains(&tag::INVALID_UTF8));
-        assert!(ev.event.original.contains('\u{FFFD}'));
+        assert!(ev.message.contains('\u{FFFD}'));
         assert_eq!(d.stats.invalid_utf8, 1);
     }
 
@@ -351,7 +419,7 @@ mod tests {
         let mut d = LineDecoder::new(Arc::new(GrammarSet::builtin().unwrap()), Zone::Local, 16);
         let ev = d.decode("query[A] ééééééééééé.example from 10.0.0.1".as_bytes());
         assert!(ev.tags.contains(&tag::TRUNCATED));
-        assert!(ev.event.original.len() <= 16);
+        assert!(ev.message.len() <= 16);
         assert!(
             !ev.tags.contains(&tag::INVALID_UTF8),
             "a cut inside a character is not bad input"
