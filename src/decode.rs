@@ -14,11 +14,12 @@
 //! ([`LineDecoder::keep_original`]) or the line could not be parsed.
 
 use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{tag, CodeName, Event, SdElement, Str, Syslog, ECS_VERSION};
+use crate::event::{tag, Answer, CodeName, Event, SdElement, Str, Syslog, ECS_VERSION};
 use crate::grammar::{Constant, Field, GrammarSet, Matched};
 use crate::syslog::{self, Format, Header, SyslogDecoder, Zone};
 
@@ -71,6 +72,7 @@ pub struct LineDecoder {
     grammars: Arc<GrammarSet>,
     max_line: usize,
     keep_original: bool,
+    queries: QueryContext,
     pub stats: DecodeStats,
     /// The rule that matched the last decoded line, if any.
     pub last_match: Option<Matched>,
@@ -84,6 +86,7 @@ impl LineDecoder {
             grammars,
             max_line: max_line.max(1),
             keep_original: false,
+            queries: QueryContext::default(),
             stats: DecodeStats::default(),
             last_match: None,
         }
@@ -182,6 +185,7 @@ impl LineDecoder {
             ev.tag(tag::NO_MATCH);
             self.pipeline_error(&mut ev, app, "no grammar rule matched the message");
         }
+        self.queries.apply(&mut ev);
         derive_fields(&mut ev);
         if self.keep_original || matched.is_none() {
             ev.event.original = text.into_owned();
@@ -302,8 +306,23 @@ pub fn derive_fields(ev: &mut Event) {
             }
         }
     }
-    if ev.dns.question.type_.is_some() && ev.dns.question.class.is_none() {
-        ev.dns.question.class = Some("IN");
+    // ECS: every answer has `data`. dnsmasq logs some records by type only
+    // (`is <CNAME>`, `is <HTTPS>`); their type is kept in `dnsmasq.answer_type`.
+    if let Some(a) = ev.dns.answers.iter().find(|a| a.data.is_none()) {
+        ev.dnsmasq.answer_type = a.type_.clone();
+    }
+    ev.dns.answers.retain(|a| a.data.is_some());
+    normalise_codes(ev);
+    let owners: Vec<Str> = ev
+        .dns
+        .answers
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    for n in owners {
+        if n != "." {
+            ev.related.add_host(&n);
+        }
     }
     let ptr_names: Vec<Str> = ev
         .dns
@@ -331,6 +350,256 @@ pub fn derive_fields(ev: &mut Event) {
             });
         }
     }
+}
+
+/// RCODE mnemonics of the IANA "DNS RCODEs" registry (16 is BADVERS in an
+/// OPT record and BADSIG in a TSIG one; dnsmasq logs header RCODEs, which
+/// stop at 15, so the 4-bit codes are what it can write).
+const RCODES: [&str; 24] = [
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+    "DSOTYPENI",
+    "",
+    "",
+    "",
+    "",
+    "BADVERS",
+    "BADKEY",
+    "BADTIME",
+    "BADMODE",
+    "BADNAME",
+    "BADALG",
+    "BADTRUNC",
+    "BADCOOKIE",
+];
+
+/// Opcode mnemonics of the IANA "DNS OpCodes" registry (3 is unassigned).
+const OPCODES: [&str; 7] = ["QUERY", "IQUERY", "STATUS", "", "NOTIFY", "UPDATE", "DSO"];
+
+/// Replaces the numbers dnsmasq writes for RCODEs (`reply error is 6`) and
+/// opcodes (`non-query opcode 4`) by their registry mnemonics; an unassigned
+/// number stays a number.
+fn normalise_codes(ev: &mut Event) {
+    fn name(table: &[&'static str], v: &str) -> Option<&'static str> {
+        let n: usize = v.parse().ok()?;
+        table.get(n).copied().filter(|m| !m.is_empty())
+    }
+    if let Some(m) = ev
+        .dns
+        .response_code
+        .as_deref()
+        .and_then(|v| name(&RCODES, v))
+    {
+        ev.dns.response_code = Some(Str::from(m));
+    }
+    if let Some(m) = ev.dns.op_code.as_deref().and_then(|v| name(&OPCODES, v)) {
+        ev.dns.op_code = Some(Str::from(m));
+    }
+}
+
+/// What a query line said was asked, so the answer lines that follow can be
+/// read against it.
+#[derive(Debug, Clone)]
+struct Asked {
+    name: Str,
+    qtype: Option<Str>,
+    /// Set by a `<CNAME>` answer: the lines after it are chain members.
+    chain: bool,
+}
+
+/// The recent questions, by dnsmasq's `extra` serial, and for lines without a
+/// serial the exchange the previous line belonged to.
+///
+/// dnsmasq writes one line per record: on `reply a is <CNAME>` /
+/// `reply b is 192.0.2.1` the second line's name is the chain member `b`,
+/// and dnsmasq's authoritative and config answers to A/AAAA queries are
+/// written `ADDR is NAME`, the shape of a PTR answer. With the serial the
+/// question is known exactly; without it only the adjacent lines of one
+/// exchange are trusted (a `<CNAME>` line and the lines right after it, a
+/// query and the answer right after it), since replies from upstream arrive
+/// in any order. Lines of one query split between two parse workers are read
+/// on their own.
+#[derive(Debug, Default)]
+struct QueryContext {
+    by_serial: Vec<(u64, Asked)>,
+    previous: Option<Asked>,
+}
+
+/// How many questions are remembered by serial; dnsmasq answers a query
+/// within a few lines of it.
+const REMEMBERED: usize = 64;
+
+impl QueryContext {
+    fn get(&mut self, serial: Option<u64>) -> Option<&mut Asked> {
+        match serial {
+            Some(s) => self
+                .by_serial
+                .iter_mut()
+                .find(|(k, _)| *k == s)
+                .map(|(_, a)| a),
+            None => self.previous.as_mut(),
+        }
+    }
+
+    fn put(&mut self, serial: Option<u64>, asked: Asked) {
+        match serial {
+            Some(s) => {
+                self.by_serial.retain(|(k, _)| *k != s);
+                if self.by_serial.len() >= REMEMBERED {
+                    self.by_serial.remove(0);
+                }
+                self.by_serial.push((s, asked));
+            }
+            None => self.previous = Some(asked),
+        }
+    }
+
+    fn apply(&mut self, ev: &mut Event) {
+        let serial = ev.dnsmasq.serial;
+        let is_query = ev.dns.type_ == Some("query")
+            && matches!(ev.event.action, Some("dns-query" | "dns-query-auth"));
+        if is_query {
+            if let Some(name) = ev.dns.question.name.clone() {
+                let qtype = ev.dns.question.type_.clone();
+                self.put(
+                    serial,
+                    Asked {
+                        name,
+                        qtype,
+                        chain: false,
+                    },
+                );
+            }
+            return;
+        }
+        if ev.dns.type_ != Some("answer") || ev.dns.answers.is_empty() {
+            if serial.is_none() {
+                self.previous = None;
+            }
+            return;
+        }
+        let exact = serial.is_some();
+        let asked = self.get(serial).cloned();
+        if serial.is_none() {
+            self.previous = None;
+        }
+        if let Some(a) = &asked {
+            reread_address_answer(ev, a, exact);
+        }
+        let is_cname = ev
+            .dns
+            .answers
+            .iter()
+            .any(|a| a.type_.as_deref() == Some("CNAME"));
+        let owner = ev.dns.question.name.clone();
+        match asked {
+            Some(a) if (exact || a.chain) && owner.as_ref() != Some(&a.name) => {
+                // A chain member or record owner: it goes with the answers,
+                // the question stays what was asked.
+                for ans in ev.dns.answers.iter_mut() {
+                    if ans.name.is_none() {
+                        ans.name = owner.clone();
+                    }
+                }
+                ev.dns.question = Default::default();
+                ev.dns.question.name = Some(a.name.clone());
+                let chain = a.chain || is_cname;
+                self.put(serial, Asked { chain, ..a });
+            }
+            Some(a) => {
+                let chain = a.chain || is_cname;
+                self.put(serial, Asked { chain, ..a });
+            }
+            None => {
+                if let Some(name) = owner {
+                    let qtype = ev.dns.question.type_.clone();
+                    self.put(
+                        serial,
+                        Asked {
+                            name,
+                            qtype,
+                            chain: is_cname,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A line read as a PTR answer (`ADDR is NAME`) for a question that asked for
+/// A or AAAA is an address answer: `NAME` owns the address.
+fn reread_address_answer(ev: &mut Event, asked: &Asked, exact: bool) {
+    let want_v4 = match asked.qtype.as_deref() {
+        Some("A") => true,
+        Some("AAAA") => false,
+        _ => return,
+    };
+    if ev.dns.question.type_.as_deref() != Some("PTR") || ev.dns.answers.len() != 1 {
+        return;
+    }
+    let Some(ip) = ev.dns.question.name.as_deref().and_then(ip_from_arpa) else {
+        return;
+    };
+    if ip.is_ipv4() != want_v4 {
+        return;
+    }
+    let Some(owner) = ev.dns.answers[0].data.clone() else {
+        return;
+    };
+    // Without a serial, only an answer naming the question itself is taken
+    // (a chain member could be any name).
+    if !exact && !asked.chain && owner != asked.name {
+        return;
+    }
+    ev.dns.answers[0] = Answer {
+        name: Some(owner.clone()),
+        type_: Some(Str::from(if want_v4 { "A" } else { "AAAA" })),
+        data: Some(Str::from(ip.to_string())),
+    };
+    if !ev.dns.resolved_ip.contains(&ip) {
+        ev.dns.resolved_ip.push(ip);
+    }
+    ev.dns.question = Default::default();
+    ev.dns.question.name = Some(owner);
+}
+
+/// The address of an `in-addr.arpa` or `ip6.arpa` name.
+fn ip_from_arpa(name: &str) -> Option<IpAddr> {
+    if let Some(v4) = name.strip_suffix(".in-addr.arpa") {
+        let mut o = [0u8; 4];
+        let parts: Vec<&str> = v4.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        for (i, p) in parts.iter().rev().enumerate() {
+            o[i] = p.parse().ok()?;
+        }
+        return Some(IpAddr::V4(Ipv4Addr::from(o)));
+    }
+    let v6 = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u8> = v6
+        .split('.')
+        .map(|n| u8::from_str_radix(n, 16).ok().filter(|_| n.len() == 1))
+        .collect::<Option<_>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut o = [0u8; 16];
+    for (i, pair) in nibbles.rchunks(2).enumerate() {
+        // Reversed: the last two labels are the first byte, high nibble last.
+        o[i] = (pair[1] << 4) | pair[0];
+    }
+    Some(IpAddr::V6(Ipv6Addr::from(o)))
 }
 
 /// Fills `dns.question.{registered_domain, subdomain, top_level_domain}` from
@@ -446,6 +715,58 @@ mod tests {
         assert_eq!(ev.process.pid, Some(812));
         let ts = ev.timestamp.unwrap().to_rfc3339();
         assert!(ts.ends_with("01:02:03+00:00"), "{ts}");
+    }
+
+    #[test]
+    fn codes_become_mnemonics() {
+        let mut d = decoder();
+        let ev = d.decode(b"reply error is 6");
+        assert_eq!(ev.dns.response_code.as_deref(), Some("YXDOMAIN"));
+        let ev = d.decode(b"non-query opcode 4 from 192.0.2.1");
+        assert_eq!(ev.dns.op_code.as_deref(), Some("NOTIFY"));
+        let ev = d.decode(b"non-query opcode 3 from 192.0.2.1");
+        assert_eq!(
+            ev.dns.op_code.as_deref(),
+            Some("3"),
+            "unassigned stays a number"
+        );
+        let ev = d.decode(b"query[TXT] version.bind from 192.0.2.1");
+        assert_eq!(ev.dns.question.class, None);
+    }
+
+    #[test]
+    fn arpa_names_give_their_address() {
+        for ip in ["192.0.2.20", "2001:db8::20", "::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_from_arpa(&crate::grammar::arpa_name(ip)), Some(ip));
+        }
+        assert_eq!(ip_from_arpa("2.0.192.in-addr.arpa"), None);
+        assert_eq!(ip_from_arpa("example.com"), None);
+    }
+
+    #[test]
+    fn chain_members_and_address_answers_keep_the_question() {
+        let mut d = decoder();
+        d.decode(b"9 192.0.2.1/5000 query[AAAA] www.auth.test from 192.0.2.1");
+        let ev = d.decode(b"9 192.0.2.1/5000 config www.auth.test is <CNAME>");
+        assert!(ev.dns.answers.is_empty(), "an answer without data");
+        assert_eq!(ev.dnsmasq.answer_type.as_deref(), Some("CNAME"));
+        let ev = d.decode(b"9 192.0.2.1/5000 config 2001:db8::20 is host.auth.test");
+        assert_eq!(ev.dns.question.name.as_deref(), Some("www.auth.test"));
+        let a = &ev.dns.answers[0];
+        assert_eq!(a.name.as_deref(), Some("host.auth.test"));
+        assert_eq!(a.type_.as_deref(), Some("AAAA"));
+        assert_eq!(a.data.as_deref(), Some("2001:db8::20"));
+        assert_eq!(ev.dnsmasq.serial, Some(9));
+        assert!(ev.dns.id.is_none());
+        // A real PTR query keeps its PTR answer.
+        d.decode(b"10 192.0.2.1/5001 query[PTR] 20.2.0.192.in-addr.arpa from 192.0.2.1");
+        let ev = d.decode(b"10 192.0.2.1/5001 config 192.0.2.20 is host.auth.test");
+        assert_eq!(ev.dns.answers[0].type_.as_deref(), Some("PTR"));
+        assert_eq!(
+            ev.dns.question.name.as_deref(),
+            Some("20.2.0.192.in-addr.arpa")
+        );
     }
 
     #[test]

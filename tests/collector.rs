@@ -198,7 +198,7 @@ fn logger_to_elasticsearch(index: &str, via: Via, format: Format) {
     assert_eq!(text(query, "dns.question.type"), "AAAA");
     assert_eq!(text(query, "source.ip"), "10.0.78.42");
     assert_eq!(field(query, "source.port"), 60678);
-    assert_eq!(text(query, "dns.id"), "1712");
+    assert_eq!(field(query, "dnsmasq.serial"), 1712);
     assert_eq!(text(query, "message"), DNSMASQ_BODIES[0]);
 
     let blocked = by_action("dns-blocked");
@@ -210,7 +210,7 @@ fn logger_to_elasticsearch(index: &str, via: Via, format: Format) {
 
     let reply = by_action("dns-reply");
     assert_eq!(text(reply, "dns.question.name"), "registry.example.com");
-    assert_eq!(text(reply, "dns.id"), "1713");
+    assert_eq!(field(reply, "dnsmasq.serial"), 1713);
     assert_eq!(text(reply, "source.ip"), "10.0.78.43");
     assert_eq!(field(reply, "dns.resolved_ip"), &json!(["2001:db8::1"]));
     assert_eq!(text(reply, "message"), DNSMASQ_BODIES[2]);

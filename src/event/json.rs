@@ -123,6 +123,16 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         e.opt_str(k!("message"), ev.error.message.as_deref());
         e.close();
     }
+    if !ev.dnsmasq.is_empty() {
+        o.key(k!("dnsmasq"));
+        let mut d = Obj::open(o.out);
+        if let Some(n) = ev.dnsmasq.serial {
+            d.key(k!("serial"));
+            uint(d.out, n);
+        }
+        d.opt_str(k!("answer_type"), ev.dnsmasq.answer_type.as_deref());
+        d.close();
+    }
     if !ev.labels.is_empty() {
         o.key(k!("labels"));
         let mut l = Obj::open(o.out);
@@ -583,6 +593,8 @@ mod tests {
         ev.ecs.version = Some(ECS_VERSION);
         ev.event.created = Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 6).unwrap());
         ev.error.message = Some("no \"rule\"".into());
+        ev.dnsmasq.serial = Some(u64::MAX);
+        ev.dnsmasq.answer_type = Some("CNAME".into());
         ev.event.kind = Some("event");
         ev.event.category.push("network");
         ev.event.type_.extend(["denied", "protocol"]);

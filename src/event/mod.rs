@@ -90,6 +90,8 @@ pub struct Event {
     pub log: Log,
     #[serde(skip_serializing_if = "ErrorInfo::is_empty")]
     pub error: ErrorInfo,
+    #[serde(skip_serializing_if = "Dnsmasq::is_empty")]
+    pub dnsmasq: Dnsmasq,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
     /// The classic dashboards' field: the feed name(s) of the indicators the
@@ -145,6 +147,27 @@ pub struct Ecs {
 impl Ecs {
     pub fn is_empty(&self) -> bool {
         self.version.is_none()
+    }
+}
+
+/// `dnsmasq.*`: dnsmasq's own values that ECS has no field for.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Dnsmasq {
+    /// The `log-queries=extra` serial that ties the lines of one query
+    /// together. Not the DNS message id (`dns.id`): dnsmasq counts its own
+    /// queries, and forked TCP children count on their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+    /// The record type of an answer dnsmasq logs without its data
+    /// (`is <CNAME>`, `is <HTTPS>`); ECS requires `data` in every answer, so
+    /// such an answer is not in `dns.answers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_type: Option<Str>,
+}
+
+impl Dnsmasq {
+    pub fn is_empty(&self) -> bool {
+        self.serial.is_none() && self.answer_type.is_none()
     }
 }
 

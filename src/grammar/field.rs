@@ -90,6 +90,7 @@ pub enum Field {
     RuleRuleset,
     RuleCategory,
     Tags,
+    DnsmasqSerial,
     Label(&'static str),
 }
 
@@ -145,6 +146,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "rule.ruleset",
     "rule.category",
     "tags",
+    "dnsmasq.serial",
     "labels.<name>",
 ];
 
@@ -217,6 +219,7 @@ impl Field {
             "rule.ruleset" => RuleRuleset,
             "rule.category" => RuleCategory,
             "tags" => Tags,
+            "dnsmasq.serial" => DnsmasqSerial,
             _ => return None,
         })
     }
@@ -231,7 +234,7 @@ impl Field {
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial => Accepts::Uint,
             _ => Accepts::Text,
         }
     }
@@ -317,6 +320,7 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         }
         (EndpointPort(s), Value::Uint(n)) => endpoint(ev, s).port = u16::try_from(*n).ok(),
         (ProcessPid, Value::Uint(n)) => ev.process.pid = u32::try_from(*n).ok(),
+        (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
         (DnsResolvedIp, Value::Ip(ip)) => {
             if !ev.dns.resolved_ip.contains(ip) {
                 ev.dns.resolved_ip.push(*ip)

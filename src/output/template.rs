@@ -217,6 +217,10 @@ pub fn mappings() -> Value {
             "error": object(Map::from_iter([
                 ("message".to_string(), typed("match_only_text")),
             ])),
+            "dnsmasq": object(with(
+                all(keyword, &["answer_type"]),
+                &[("serial", typed("long"))],
+            )),
             "labels": { "type": "object" },
             "tags": keyword(),
             "misp_src": keyword(),
@@ -277,6 +281,8 @@ mod tests {
             ("event.created", "date"),
             ("host.name", "keyword"),
             ("error.message", "match_only_text"),
+            ("dnsmasq.serial", "long"),
+            ("dnsmasq.answer_type", "keyword"),
             ("source.ip", "ip"),
             ("source.port", "long"),
             ("destination.ip", "ip"),
@@ -334,6 +340,8 @@ mod tests {
         ev.message = "query[A] a.example.com from 10.0.0.1".into();
         ev.ecs.version = Some(ECS_VERSION);
         ev.error.message = Some("e".into());
+        ev.dnsmasq.serial = Some(7);
+        ev.dnsmasq.answer_type = Some("CNAME".into());
         ev.dns.type_ = Some("answer");
         ev.dns.id = Some("1".into());
         ev.dns.op_code = Some("QUERY".into());
