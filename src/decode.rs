@@ -313,6 +313,7 @@ pub fn derive_fields(ev: &mut Event) {
     }
     ev.dns.answers.retain(|a| a.data.is_some());
     normalise_codes(ev);
+    set_roles(ev);
     let owners: Vec<Str> = ev
         .dns
         .answers
@@ -334,7 +335,10 @@ pub fn derive_fields(ev: &mut Event) {
     for n in ptr_names {
         ev.related.add_host(&n);
     }
-    for ip in [ev.source.ip, ev.destination.ip].into_iter().flatten() {
+    for ip in [ev.client.ip, ev.source.ip, ev.destination.ip, ev.server.ip]
+        .into_iter()
+        .flatten()
+    {
         ev.related.add_ip(ip);
     }
     for i in 0..ev.dns.resolved_ip.len() {
@@ -349,6 +353,24 @@ pub fn derive_fields(ev: &mut Event) {
                 "failure"
             });
         }
+    }
+}
+
+/// `source`/`destination` by the direction of the line: a query goes from the
+/// client to the resolver (`source` is the client); a forward goes from the
+/// resolver to the upstream (`destination`/`server`; the resolver's own
+/// address is not in the line, so there is no `source`). Lines that are not
+/// network traffic (start-up, configuration, cache dumps) name no protocol.
+fn set_roles(ev: &mut Event) {
+    if matches!(
+        ev.event.action,
+        Some("dns-query" | "dns-query-auth" | "dns-non-query")
+    ) && ev.source.is_empty()
+    {
+        ev.source = ev.client.clone();
+    }
+    if !ev.event.category.is_empty() && !ev.event.category.contains(&"network") {
+        ev.network.protocol = None;
     }
 }
 
@@ -502,7 +524,10 @@ impl QueryContext {
             .any(|a| a.type_.as_deref() == Some("CNAME"));
         let owner = ev.dns.question.name.clone();
         match asked {
-            Some(a) if (exact || a.chain) && owner.as_ref() != Some(&a.name) => {
+            // Only after a `<CNAME>`: a serial is not unique (forked TCP
+            // children count on their own), a CNAME chain is what makes
+            // another name answer the question.
+            Some(a) if a.chain && owner.as_ref() != Some(&a.name) => {
                 // A chain member or record owner: it goes with the answers,
                 // the question stays what was asked.
                 for ans in ev.dns.answers.iter_mut() {

@@ -205,13 +205,13 @@ fn logger_to_elasticsearch(index: &str, via: Via, format: Format) {
     assert_eq!(text(blocked, "rule.name"), "gravity blocked");
     assert_eq!(text(blocked, "dns.question.name"), "ads.example.com");
     assert_eq!(field(blocked, "dns.resolved_ip"), &json!(["0.0.0.0"]));
-    assert_eq!(text(blocked, "source.ip"), "10.0.78.42");
+    assert_eq!(text(blocked, "client.ip"), "10.0.78.42");
     assert_eq!(text(blocked, "message"), DNSMASQ_BODIES[1]);
 
     let reply = by_action("dns-reply");
     assert_eq!(text(reply, "dns.question.name"), "registry.example.com");
     assert_eq!(field(reply, "dnsmasq.serial"), 1713);
-    assert_eq!(text(reply, "source.ip"), "10.0.78.43");
+    assert_eq!(text(reply, "client.ip"), "10.0.78.43");
     assert_eq!(field(reply, "dns.resolved_ip"), &json!(["2001:db8::1"]));
     assert_eq!(text(reply, "message"), DNSMASQ_BODIES[2]);
 

@@ -48,6 +48,7 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         dns(o.out, &ev.dns);
     }
     for (k, e) in [
+        (k!("client"), &ev.client),
         (k!("source"), &ev.source),
         (k!("destination"), &ev.destination),
         (k!("server"), &ev.server),
@@ -631,6 +632,8 @@ mod tests {
             domain: Some("d".into()),
         };
         ev.destination.ip = Some(ip4);
+        ev.client.ip = Some(ip4);
+        ev.client.port = Some(1);
         ev.server.port = Some(53);
         ev.network.transport = Some("udp");
         ev.network.protocol = Some("dns");

@@ -68,6 +68,9 @@ pub struct Event {
     pub event: EventMeta,
     #[serde(skip_serializing_if = "Dns::is_empty")]
     pub dns: Dns,
+    /// The host that asked the resolver.
+    #[serde(skip_serializing_if = "Endpoint::is_empty")]
+    pub client: Endpoint,
     #[serde(skip_serializing_if = "Endpoint::is_empty")]
     pub source: Endpoint,
     #[serde(skip_serializing_if = "Endpoint::is_empty")]
@@ -252,7 +255,7 @@ pub struct Answer {
     pub data: Option<Str>,
 }
 
-/// `source.*`, `destination.*`, `server.*`
+/// `client.*`, `source.*`, `destination.*`, `server.*`
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Endpoint {
     #[serde(skip_serializing_if = "Option::is_none")]

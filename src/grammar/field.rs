@@ -41,6 +41,7 @@ pub enum Accepts {
 /// Which endpoint object of the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    Client,
     Source,
     Destination,
     Server,
@@ -118,6 +119,10 @@ pub const FIELD_NAMES: &[&str] = &[
     "dns.resolved_ip",
     "dns.response_code",
     "dns.header_flags",
+    "client",
+    "client.ip",
+    "client.port",
+    "client.domain",
     "source",
     "source.ip",
     "source.port",
@@ -156,6 +161,7 @@ impl Field {
     pub fn parse(name: &str) -> Option<Field> {
         use Field::*;
         let side = |s: &str| match s {
+            "client" => Some(Side::Client),
             "source" => Some(Side::Source),
             "destination" => Some(Side::Destination),
             "server" => Some(Side::Server),
@@ -279,6 +285,7 @@ pub enum Constant {
 
 fn endpoint(ev: &mut Event, side: Side) -> &mut Endpoint {
     match side {
+        Side::Client => &mut ev.client,
         Side::Source => &mut ev.source,
         Side::Destination => &mut ev.destination,
         Side::Server => &mut ev.server,

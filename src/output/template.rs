@@ -204,6 +204,7 @@ pub fn mappings() -> Value {
             "ecs": object(all(keyword, &["version"])),
             "event": object(event),
             "dns": object(dns),
+            "client": endpoint(),
             "source": endpoint(),
             "destination": endpoint(),
             "server": endpoint(),
@@ -285,6 +286,8 @@ mod tests {
             ("dnsmasq.answer_type", "keyword"),
             ("source.ip", "ip"),
             ("source.port", "long"),
+            ("client.ip", "ip"),
+            ("client.port", "long"),
             ("destination.ip", "ip"),
             ("server.ip", "ip"),
             ("dns.resolved_ip", "ip"),
@@ -367,6 +370,7 @@ mod tests {
             domain: Some("d".into()),
         };
         ev.source = ep.clone();
+        ev.client = ep.clone();
         ev.destination = ep.clone();
         ev.server = ep;
         ev.network.transport = Some("udp");
