@@ -91,6 +91,7 @@ pub enum Field {
     RuleRuleset,
     RuleCategory,
     Tags,
+    ErrorMessage,
     DnsmasqSerial,
     Label(&'static str),
 }
@@ -151,6 +152,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "rule.ruleset",
     "rule.category",
     "tags",
+    "error.message",
     "dnsmasq.serial",
     "labels.<name>",
 ];
@@ -226,6 +228,7 @@ impl Field {
             "rule.category" => RuleCategory,
             "tags" => Tags,
             "dnsmasq.serial" => DnsmasqSerial,
+            "error.message" => ErrorMessage,
             _ => return None,
         })
     }
@@ -357,6 +360,7 @@ fn set_text(ev: &mut Event, field: Field, s: Str) {
         ObserverVersion => ev.observer.version = Some(s),
         ProcessName => ev.process.name = Some(s),
         RuleName => ev.rule.name = Some(s),
+        ErrorMessage => ev.error.message = Some(s),
         Label(key) => ev.labels.set(key, &s),
         _ => {}
     }
