@@ -213,6 +213,7 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
         grammars: Arc::new(GrammarSet::builtin().unwrap()),
         zone: "UTC".parse().unwrap(),
         max_line: DEFAULT_MAX_LINE,
+        keep_original: false,
     };
     let frames: Vec<FrameBatch> = lines
         .chunks(BATCH)

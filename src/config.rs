@@ -79,6 +79,9 @@ pub struct ParseConfig {
     pub grammars: Vec<PathBuf>,
     /// Longer lines are cut to this many bytes and tagged.
     pub max_line_bytes: usize,
+    /// Keep the raw line in `event.original` on every event (lines that could
+    /// not be parsed always keep it).
+    pub keep_original: bool,
 }
 
 impl Default for ParseConfig {
@@ -87,6 +90,7 @@ impl Default for ParseConfig {
             timezone: "local".into(),
             grammars: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE,
+            keep_original: false,
         }
     }
 }

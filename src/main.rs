@@ -112,6 +112,10 @@ struct ParseArgs {
     /// Longer lines are cut to this many bytes and tagged `_dnsenrich_truncated`.
     #[arg(long, default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
     max_line_bytes: usize,
+    /// Keep the raw line in `event.original` on every event (lines no rule
+    /// matches always keep it).
+    #[arg(long)]
+    keep_original: bool,
     /// Read the lines as if received at this instant (RFC 3339), for reproducible
     /// output: it sets the year of RFC 3164 stamps and the time of lines without one.
     #[arg(long, value_name = "TIME")]
@@ -360,7 +364,8 @@ fn announce(d: &Daemon) {
 
 fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let grammars = Arc::new(GrammarSet::with_files(&args.grammars)?);
-    let mut decoder = LineDecoder::new(grammars, args.timezone, args.max_line_bytes);
+    let mut decoder = LineDecoder::new(grammars, args.timezone, args.max_line_bytes)
+        .keep_original(args.keep_original);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = Vec::with_capacity(1024);

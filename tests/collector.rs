@@ -198,22 +198,22 @@ fn logger_to_elasticsearch(index: &str, via: Via, format: Format) {
     assert_eq!(text(query, "dns.question.type"), "AAAA");
     assert_eq!(text(query, "source.ip"), "10.0.78.42");
     assert_eq!(field(query, "source.port"), 60678);
-    assert_eq!(text(query, "dns.id"), "1712");
-    assert!(text(query, "event.original").ends_with(DNSMASQ_BODIES[0]));
+    assert_eq!(field(query, "dnsmasq.serial"), 1712);
+    assert_eq!(text(query, "message"), DNSMASQ_BODIES[0]);
 
     let blocked = by_action("dns-blocked");
     assert_eq!(text(blocked, "rule.name"), "gravity blocked");
     assert_eq!(text(blocked, "dns.question.name"), "ads.example.com");
     assert_eq!(field(blocked, "dns.resolved_ip"), &json!(["0.0.0.0"]));
-    assert_eq!(text(blocked, "source.ip"), "10.0.78.42");
-    assert!(text(blocked, "event.original").ends_with(DNSMASQ_BODIES[1]));
+    assert_eq!(text(blocked, "client.ip"), "10.0.78.42");
+    assert_eq!(text(blocked, "message"), DNSMASQ_BODIES[1]);
 
     let reply = by_action("dns-reply");
     assert_eq!(text(reply, "dns.question.name"), "registry.example.com");
-    assert_eq!(text(reply, "dns.id"), "1713");
-    assert_eq!(text(reply, "source.ip"), "10.0.78.43");
+    assert_eq!(field(reply, "dnsmasq.serial"), 1713);
+    assert_eq!(text(reply, "client.ip"), "10.0.78.43");
     assert_eq!(field(reply, "dns.resolved_ip"), &json!(["2001:db8::1"]));
-    assert!(text(reply, "event.original").ends_with(DNSMASQ_BODIES[2]));
+    assert_eq!(text(reply, "message"), DNSMASQ_BODIES[2]);
 
     // Both logger formats carry the sender's host name (RFC 3164 its first
     // label only).
@@ -639,7 +639,7 @@ fn documents_the_server_refuses_go_to_the_dead_letter_file() {
         assert_eq!(text(l, "error.type"), "mapper_parsing_exception", "{l}");
         assert!(text(l, "error.reason").contains("dns.question.name"), "{l}");
         assert!(
-            text(l, "document.event.original").contains(text(l, "document.dns.question.name")),
+            text(l, "document.message").contains(text(l, "document.dns.question.name")),
             "{l}"
         );
     }
@@ -663,7 +663,7 @@ fn documents_the_server_refuses_go_to_the_dead_letter_file() {
 fn oversized_tcp_frame_is_truncated_and_tagged_and_the_next_is_intact() {
     let state = tempfile::tempdir().unwrap();
     let mut d = DaemonBuilder::new(state.path())
-        .config("[input.tcp]\nmax_frame = 1024\n")
+        .config("[parse]\nkeep_original = true\n[input.tcp]\nmax_frame = 1024\n")
         .start();
     let long = format!("{}.example.com", "x".repeat(5000));
     for (transport, after) in [

@@ -91,7 +91,15 @@ fn fresh_dnsmasq_capture_parses_completely() {
         );
         if variant == "extra" {
             // The serial ties the lines of one query together.
-            assert!(action("dns-query").all(|e| e["dns"]["id"].is_string()));
+            // It is dnsmasq's counter, not the DNS message id.
+            assert!(action("dns-query").all(|e| e["dnsmasq"]["serial"].is_u64()));
+            assert!(events.iter().all(|e| e["dns"]["id"].is_null()));
+            // Every answer has data, as ECS requires.
+            assert!(events
+                .iter()
+                .filter_map(|e| e["dns"]["answers"].as_array())
+                .flatten()
+                .all(|a| a["data"].is_string()));
             assert!(action("dns-query").all(|e| e["source"]["port"].is_u64()));
         }
     }

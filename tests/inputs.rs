@@ -1037,15 +1037,18 @@ async fn file_appended_lines_are_delivered_with_offsets() {
     let h = start_file(&file_config(&dir.path().join("state"), &log));
     let got = h.collect(2, WAIT).await;
     assert_eq!(texts(&got), ["first", "second"]);
-    assert_eq!(got[0].offset, Some(6));
-    assert_eq!(got[1].offset, Some(13));
+    // log.offset is where each line starts, as Beats writes it.
+    assert_eq!(got[0].offset, Some(0));
+    assert_eq!(got[1].offset, Some(6));
     assert_eq!(got[0].file.as_deref(), Some(log.to_str().unwrap()));
     assert_eq!(got[0].input, InputKind::File);
     // A partial line waits for its newline.
     append(&log, "third, in two");
     h.assert_quiet(Duration::from_millis(150)).await;
     append(&log, " writes\r\n");
-    assert_eq!(texts(&h.collect(1, WAIT).await), ["third, in two writes"]);
+    let third = h.collect(1, WAIT).await;
+    assert_eq!(texts(&third), ["third, in two writes"]);
+    assert_eq!(third[0].offset, Some(13), "a line read in two parts");
     h.stop().await;
 }
 
@@ -1062,7 +1065,8 @@ async fn file_long_line_is_cut_and_the_next_is_intact() {
     let got = h.collect(2, WAIT).await;
     assert_eq!(texts(&got), ["yyyyyyyy", "short"]);
     assert!(got[0].truncated && !got[1].truncated);
-    assert_eq!(got[0].offset, Some(101));
+    assert_eq!(got[0].offset, Some(0));
+    assert_eq!(got[1].offset, Some(101));
     h.stop().await;
 }
 

@@ -49,7 +49,7 @@ proptest! {
         line.push(' ');
         line.push_str(&name);
         line.push_str(&tail);
-        let mut d = decoder(64 * 1024);
+        let mut d = decoder(64 * 1024).keep_original(true);
         let ev = d.decode(line.as_bytes());
         prop_assert_eq!(ev.event.original.as_str(), line.trim_end_matches(['\r', '\n', '\0']));
     }

@@ -31,6 +31,16 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         o.key(k!("@timestamp"));
         timestamp(o.out, ts);
     }
+    if !ev.message.is_empty() {
+        o.key(k!("message"));
+        string(o.out, &ev.message);
+    }
+    if !ev.ecs.is_empty() {
+        o.key(k!("ecs"));
+        let mut e = Obj::open(o.out);
+        e.opt_str(k!("version"), ev.ecs.version);
+        e.close();
+    }
     o.key(k!("event"));
     event_meta(o.out, &ev.event);
     if !ev.dns.is_empty() {
@@ -38,6 +48,7 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         dns(o.out, &ev.dns);
     }
     for (k, e) in [
+        (k!("client"), &ev.client),
         (k!("source"), &ev.source),
         (k!("destination"), &ev.destination),
         (k!("server"), &ev.server),
@@ -70,6 +81,7 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     if !ev.host.is_empty() {
         o.key(k!("host"));
         let mut h = Obj::open(o.out);
+        h.opt_str(k!("name"), ev.host.name.as_deref());
         h.opt_str(k!("hostname"), ev.host.hostname.as_deref());
         h.close();
     }
@@ -105,6 +117,22 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     if !ev.log.is_empty() {
         o.key(k!("log"));
         log(o.out, &ev.log);
+    }
+    if !ev.error.is_empty() {
+        o.key(k!("error"));
+        let mut e = Obj::open(o.out);
+        e.opt_str(k!("message"), ev.error.message.as_deref());
+        e.close();
+    }
+    if !ev.dnsmasq.is_empty() {
+        o.key(k!("dnsmasq"));
+        let mut d = Obj::open(o.out);
+        if let Some(n) = ev.dnsmasq.serial {
+            d.key(k!("serial"));
+            uint(d.out, n);
+        }
+        d.opt_str(k!("answer_type"), ev.dnsmasq.answer_type.as_deref());
+        d.close();
     }
     if !ev.labels.is_empty() {
         o.key(k!("labels"));
@@ -147,6 +175,10 @@ fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
     o.opt_str(k!("dataset"), m.dataset);
     o.opt_str(k!("module"), m.module);
     o.opt_str(k!("provider"), m.provider);
+    if let Some(ts) = &m.created {
+        o.key(k!("created"));
+        timestamp(o.out, ts);
+    }
     if !m.original.is_empty() {
         o.key(k!("original"));
         string(o.out, &m.original);
@@ -558,6 +590,12 @@ mod tests {
             timestamp: Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 5).unwrap()),
             ..Default::default()
         };
+        ev.message = "query[A] \"x\" from 192.0.2.1".into();
+        ev.ecs.version = Some(ECS_VERSION);
+        ev.event.created = Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 6).unwrap());
+        ev.error.message = Some("no \"rule\"".into());
+        ev.dnsmasq.serial = Some(u64::MAX);
+        ev.dnsmasq.answer_type = Some("CNAME".into());
         ev.event.kind = Some("event");
         ev.event.category.push("network");
         ev.event.type_.extend(["denied", "protocol"]);
@@ -594,12 +632,15 @@ mod tests {
             domain: Some("d".into()),
         };
         ev.destination.ip = Some(ip4);
+        ev.client.ip = Some(ip4);
+        ev.client.port = Some(1);
         ev.server.port = Some(53);
         ev.network.transport = Some("udp");
         ev.network.protocol = Some("dns");
         ev.related.ip.extend([ip4, ip6]);
         ev.related.hosts.push("h".into());
         ev.host.hostname = Some("pihole".into());
+        ev.host.name = Some("pihole.lan".into());
         ev.observer = Observer {
             hostname: Some("o".into()),
             product: Some("dnsmasq"),

@@ -24,6 +24,15 @@ use smallvec::SmallVec;
 /// An owned string that stores up to 24 bytes inline.
 pub type Str = compact_str::CompactString;
 
+/// The ECS release every document conforms to, written as `ecs.version`.
+///
+/// 8.17.0 is the last 8.x release and the one the template's types are
+/// checked against. Every field dnsenrich writes is defined the same way in
+/// 8.17.0 and in the 9.x releases, so the documents are read correctly by an
+/// 8.x stack (still the usual home install) and by a 9.x one; pinning a 9.x
+/// release would claim conformance an 8.x `ecs@mappings` does not know of.
+pub const ECS_VERSION: &str = "8.17.0";
+
 /// Tags dnsenrich itself puts on events; documented in the README.
 pub mod tag {
     /// No grammar rule matched the message; `event.original` holds the line.
@@ -51,9 +60,17 @@ pub struct Event {
         skip_serializing_if = "Option::is_none"
     )]
     pub timestamp: Option<DateTime<Utc>>,
+    /// The syslog MSG text: the line without its syslog header(s).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Ecs::is_empty")]
+    pub ecs: Ecs,
     pub event: EventMeta,
     #[serde(skip_serializing_if = "Dns::is_empty")]
     pub dns: Dns,
+    /// The host that asked the resolver.
+    #[serde(skip_serializing_if = "Endpoint::is_empty")]
+    pub client: Endpoint,
     #[serde(skip_serializing_if = "Endpoint::is_empty")]
     pub source: Endpoint,
     #[serde(skip_serializing_if = "Endpoint::is_empty")]
@@ -74,6 +91,10 @@ pub struct Event {
     pub rule: Rule,
     #[serde(skip_serializing_if = "Log::is_empty")]
     pub log: Log,
+    #[serde(skip_serializing_if = "ErrorInfo::is_empty")]
+    pub error: ErrorInfo,
+    #[serde(skip_serializing_if = "Dnsmasq::is_empty")]
+    pub dnsmasq: Dnsmasq,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
     /// The classic dashboards' field: the feed name(s) of the indicators the
@@ -107,8 +128,63 @@ pub struct EventMeta {
     pub module: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<&'static str>,
+    /// When dnsenrich received the line.
+    #[serde(
+        serialize_with = "ser_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created: Option<DateTime<Utc>>,
+    /// The whole raw line; only with `keep_original` (and on lines that could
+    /// not be parsed, so they can be read and replayed).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub original: String,
+}
+
+/// `ecs.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Ecs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'static str>,
+}
+
+impl Ecs {
+    pub fn is_empty(&self) -> bool {
+        self.version.is_none()
+    }
+}
+
+/// `dnsmasq.*`: dnsmasq's own values that ECS has no field for.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Dnsmasq {
+    /// The `log-queries=extra` serial that ties the lines of one query
+    /// together. Not the DNS message id (`dns.id`): dnsmasq counts its own
+    /// queries, and forked TCP children count on their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+    /// The record type of an answer dnsmasq logs without its data
+    /// (`is <CNAME>`, `is <HTTPS>`); ECS requires `data` in every answer, so
+    /// such an answer is not in `dns.answers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_type: Option<Str>,
+}
+
+impl Dnsmasq {
+    pub fn is_empty(&self) -> bool {
+        self.serial.is_none() && self.answer_type.is_none()
+    }
+}
+
+/// `error.*`: why a line could not be read into an event.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ErrorInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Str>,
+}
+
+impl ErrorInfo {
+    pub fn is_empty(&self) -> bool {
+        self.message.is_none()
+    }
 }
 
 /// `dns.*`
@@ -179,7 +255,7 @@ pub struct Answer {
     pub data: Option<Str>,
 }
 
-/// `source.*`, `destination.*`, `server.*`
+/// `client.*`, `source.*`, `destination.*`, `server.*`
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Endpoint {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,12 +316,14 @@ impl Related {
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<Str>,
 }
 
 impl Host {
     pub fn is_empty(&self) -> bool {
-        self.hostname.is_none()
+        self.name.is_none() && self.hostname.is_none()
     }
 }
 

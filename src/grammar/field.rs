@@ -41,6 +41,7 @@ pub enum Accepts {
 /// Which endpoint object of the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    Client,
     Source,
     Destination,
     Server,
@@ -90,6 +91,8 @@ pub enum Field {
     RuleRuleset,
     RuleCategory,
     Tags,
+    ErrorMessage,
+    DnsmasqSerial,
     Label(&'static str),
 }
 
@@ -117,6 +120,10 @@ pub const FIELD_NAMES: &[&str] = &[
     "dns.resolved_ip",
     "dns.response_code",
     "dns.header_flags",
+    "client",
+    "client.ip",
+    "client.port",
+    "client.domain",
     "source",
     "source.ip",
     "source.port",
@@ -145,6 +152,8 @@ pub const FIELD_NAMES: &[&str] = &[
     "rule.ruleset",
     "rule.category",
     "tags",
+    "error.message",
+    "dnsmasq.serial",
     "labels.<name>",
 ];
 
@@ -154,6 +163,7 @@ impl Field {
     pub fn parse(name: &str) -> Option<Field> {
         use Field::*;
         let side = |s: &str| match s {
+            "client" => Some(Side::Client),
             "source" => Some(Side::Source),
             "destination" => Some(Side::Destination),
             "server" => Some(Side::Server),
@@ -217,6 +227,8 @@ impl Field {
             "rule.ruleset" => RuleRuleset,
             "rule.category" => RuleCategory,
             "tags" => Tags,
+            "dnsmasq.serial" => DnsmasqSerial,
+            "error.message" => ErrorMessage,
             _ => return None,
         })
     }
@@ -231,7 +243,7 @@ impl Field {
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial => Accepts::Uint,
             _ => Accepts::Text,
         }
     }
@@ -276,6 +288,7 @@ pub enum Constant {
 
 fn endpoint(ev: &mut Event, side: Side) -> &mut Endpoint {
     match side {
+        Side::Client => &mut ev.client,
         Side::Source => &mut ev.source,
         Side::Destination => &mut ev.destination,
         Side::Server => &mut ev.server,
@@ -317,6 +330,7 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         }
         (EndpointPort(s), Value::Uint(n)) => endpoint(ev, s).port = u16::try_from(*n).ok(),
         (ProcessPid, Value::Uint(n)) => ev.process.pid = u32::try_from(*n).ok(),
+        (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
         (DnsResolvedIp, Value::Ip(ip)) => {
             if !ev.dns.resolved_ip.contains(ip) {
                 ev.dns.resolved_ip.push(*ip)
@@ -346,6 +360,7 @@ fn set_text(ev: &mut Event, field: Field, s: Str) {
         ObserverVersion => ev.observer.version = Some(s),
         ProcessName => ev.process.name = Some(s),
         RuleName => ev.rule.name = Some(s),
+        ErrorMessage => ev.error.message = Some(s),
         Label(key) => ev.labels.set(key, &s),
         _ => {}
     }

@@ -467,6 +467,9 @@ struct Tailer {
     line: Vec<u8>,
     /// Bytes of the current line were dropped (it is over `max_line`).
     line_overflow: bool,
+    /// Where the current partial line starts in the file (`log.offset`, as
+    /// Beats writes it: the line's first byte, not the byte after it).
+    line_start: u64,
     read_buf: Vec<u8>,
     batch: FrameBatch,
     /// The offset just past the last line of `batch`.
@@ -506,6 +509,7 @@ impl Tailer {
             io_log: LogThrottle::new(Duration::from_secs(60)),
             line: Vec::new(),
             line_overflow: false,
+            line_start: 0,
             read_buf: vec![0u8; READ_CHUNK],
             batch: FrameBatch::new(InputKind::File),
             batch_end: 0,
@@ -715,7 +719,7 @@ impl Tailer {
     fn end_file(&mut self) -> Result<(), Stop> {
         let pos = self.file.as_ref().map_or(0, |t| t.pos);
         if let Some((frame, cut)) = finish_line(&self.line, self.line_overflow, self.max_line) {
-            self.batch.push(frame, cut, None, Some(pos));
+            self.batch.push(frame, cut, None, Some(self.line_start));
             self.batch_end = pos;
         }
         self.line.clear();
@@ -767,14 +771,14 @@ impl Tailer {
             let piece = &chunk[start..end];
             if self.line.is_empty() && !self.line_overflow {
                 if let Some((frame, cut)) = finish_line(piece, false, self.max_line) {
-                    self.batch.push(frame, cut, None, Some(offset));
+                    self.batch.push(frame, cut, None, Some(base + start as u64));
                 }
             } else {
                 self.append(piece);
                 if let Some((frame, cut)) =
                     finish_line(&self.line, self.line_overflow, self.max_line)
                 {
-                    self.batch.push(frame, cut, None, Some(offset));
+                    self.batch.push(frame, cut, None, Some(self.line_start));
                 }
                 self.line.clear();
                 self.line_overflow = false;
@@ -784,6 +788,9 @@ impl Tailer {
             if self.batch.len() >= self.batch_size || self.batch.buf.len() >= BATCH_MAX_BYTES {
                 self.flush()?;
             }
+        }
+        if self.line.is_empty() && !self.line_overflow && start < chunk.len() {
+            self.line_start = base + start as u64;
         }
         self.append(&chunk[start..]);
         Ok(())

@@ -50,7 +50,7 @@ pub struct Frame {
     pub truncated: bool,
     /// The network peer that sent it.
     pub peer: Option<SocketAddr>,
-    /// For file input: the byte offset just past this line.
+    /// For file input: the byte offset where this line starts (`log.offset`).
     pub offset: Option<u64>,
 }
 

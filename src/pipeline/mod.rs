@@ -290,6 +290,7 @@ fn start_stages(
         grammars: cfg.grammars().clone(),
         zone: cfg.zone().clone(),
         max_line: cfg.parse.max_line_bytes,
+        keep_original: cfg.parse.keep_original,
     };
     let threads = PipelineConfig::threads;
     let stages = vec![

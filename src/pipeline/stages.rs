@@ -27,6 +27,8 @@ pub struct ParseSettings {
     pub grammars: Arc<GrammarSet>,
     pub zone: Zone,
     pub max_line: usize,
+    /// Keep the raw line in `event.original` on every event.
+    pub keep_original: bool,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -44,7 +46,8 @@ pub fn spawn_parsers(
                 settings.grammars.clone(),
                 settings.zone.clone(),
                 settings.max_line,
-            );
+            )
+            .keep_original(settings.keep_original);
             std::thread::Builder::new()
                 .name(format!("parse-{i}"))
                 .spawn(move || {
@@ -171,6 +174,7 @@ mod tests {
             grammars: g,
             zone: Zone::Local,
             max_line: 1024,
+            keep_original: false,
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);

@@ -200,8 +200,11 @@ pub fn mappings() -> Value {
         ],
         "properties": {
             "@timestamp": typed("date"),
+            "message": typed("match_only_text"),
+            "ecs": object(all(keyword, &["version"])),
             "event": object(event),
             "dns": object(dns),
+            "client": endpoint(),
             "source": endpoint(),
             "destination": endpoint(),
             "server": endpoint(),
@@ -212,6 +215,13 @@ pub fn mappings() -> Value {
             "process": object(with(all(keyword, &["name"]), &[("pid", typed("long"))])),
             "rule": object(all(keyword, &["name", "ruleset", "category"])),
             "log": object(log),
+            "error": object(Map::from_iter([
+                ("message".to_string(), typed("match_only_text")),
+            ])),
+            "dnsmasq": object(with(
+                all(keyword, &["answer_type"]),
+                &[("serial", typed("long"))],
+            )),
             "labels": { "type": "object" },
             "tags": keyword(),
             "misp_src": keyword(),
@@ -267,8 +277,17 @@ mod tests {
         let m = mappings();
         for (path, ty) in [
             ("@timestamp", "date"),
+            ("message", "match_only_text"),
+            ("ecs.version", "keyword"),
+            ("event.created", "date"),
+            ("host.name", "keyword"),
+            ("error.message", "match_only_text"),
+            ("dnsmasq.serial", "long"),
+            ("dnsmasq.answer_type", "keyword"),
             ("source.ip", "ip"),
             ("source.port", "long"),
+            ("client.ip", "ip"),
+            ("client.port", "long"),
             ("destination.ip", "ip"),
             ("server.ip", "ip"),
             ("dns.resolved_ip", "ip"),
@@ -320,6 +339,12 @@ mod tests {
         ev.event.module = Some("pihole");
         ev.event.provider = Some("dnsmasq");
         ev.event.original = "line".into();
+        ev.event.created = Some(chrono::Utc::now());
+        ev.message = "query[A] a.example.com from 10.0.0.1".into();
+        ev.ecs.version = Some(ECS_VERSION);
+        ev.error.message = Some("e".into());
+        ev.dnsmasq.serial = Some(7);
+        ev.dnsmasq.answer_type = Some("CNAME".into());
         ev.dns.type_ = Some("answer");
         ev.dns.id = Some("1".into());
         ev.dns.op_code = Some("QUERY".into());
@@ -345,6 +370,7 @@ mod tests {
             domain: Some("d".into()),
         };
         ev.source = ep.clone();
+        ev.client = ep.clone();
         ev.destination = ep.clone();
         ev.server = ep;
         ev.network.transport = Some("udp");
@@ -352,6 +378,7 @@ mod tests {
         ev.related.add_ip("10.0.0.1".parse().unwrap());
         ev.related.add_host("a.example.com");
         ev.host.hostname = Some("h".into());
+        ev.host.name = Some("h".into());
         ev.observer = Observer {
             hostname: Some("o".into()),
             product: Some("p"),
