@@ -11,6 +11,7 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod grammar;
+pub mod indicator;
 pub mod input;
 pub mod lines;
 pub mod mix;

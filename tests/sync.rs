@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::memcached::Memcached;
 use common::misp::{fixtures, MispServer, Mode};
 use common::pki::Pki;
-use dnsenrich::enrich::key::safe_key;
-use dnsenrich::enrich::value::{parse_value, IndicatorValue, ValueForm};
+use dnsenrich::indicator::key::safe_key;
+use dnsenrich::indicator::value::{parse_value, IndicatorValue, ValueForm};
 use dnsenrich::sync::indicator::SkipReason;
 use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig, ValueFormat};
 

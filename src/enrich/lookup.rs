@@ -24,13 +24,13 @@ use smallvec::SmallVec;
 
 use super::cache::{Cached, PreHashedBuild};
 use super::inflight::{Claim, Outcome, OwnerGuard, Pending};
-use super::key::{is_safe, normalize_name, safe_key};
 use super::memcached::FetchError;
 use super::rules::{parents, Atom, Target};
 use super::stats::BatchCounts;
-use super::value::{parse_value, Indicator, ValueForm};
 use super::{Enricher, Shared};
 use crate::event::{tag, Enrichment, Event, IndicatorUrl, Matched, Str, ThreatIndicator};
+use crate::indicator::key::{compose, is_safe, normalize_name, safe_key};
+use crate::indicator::value::{parse_value, Indicator, ValueForm};
 use crate::pipeline::EventBatch;
 
 /// What is known about one distinct key of the batch.
@@ -48,6 +48,9 @@ struct Slot {
     key: (u32, u32),
     /// The value inside the key.
     value: (u32, u32),
+    /// The first rule that asked for the key (any rule that rendered the same
+    /// key composes the same wire key).
+    rule: u16,
     answer: Answer,
 }
 
@@ -130,6 +133,7 @@ impl BatchEnricher {
             hash,
             key: (start as u32, self.arena.len() as u32),
             value: (vstart as u32, (vstart + value.len()) as u32),
+            rule: rule as u16,
             answer: Answer::Pending,
         });
         self.index.insert(hash, id);
@@ -138,6 +142,10 @@ impl BatchEnricher {
 
     fn key(&self, s: &Slot) -> &str {
         &self.arena[s.key.0 as usize..s.key.1 as usize]
+    }
+
+    fn value(&self, s: &Slot) -> &str {
+        &self.arena[s.value.0 as usize..s.value.1 as usize]
     }
 
     /// Pass 1: the keys of every event.
@@ -268,11 +276,9 @@ impl BatchEnricher {
             let wire: Vec<String> = owned
                 .iter()
                 .map(|(id, _)| {
-                    let key = self.key(&self.slots[*id as usize]);
-                    let sk = match &shared.namespace {
-                        Some(ns) => safe_key(&format!("{ns}:{key}")),
-                        None => safe_key(key),
-                    };
+                    let slot = &self.slots[*id as usize];
+                    let template = &shared.rules[slot.rule as usize].template;
+                    let sk = compose(shared.namespace.as_deref(), template, self.value(slot));
                     c.unsafe_keys_hashed += u64::from(sk.is_hashed());
                     sk.into_string()
                 })

@@ -16,7 +16,7 @@
 //! In every format but NDJSON, `#` starts a comment, a domain becomes the key
 //! `domain-<name>` (normalised) and an IP address both `ip-dst-<ip>` and
 //! `ip-src-<ip>`; hosts files' own names (`localhost`, `broadcasthost`, …) are
-//! skipped. Keys are made safe with [`super::key::safe_key`]. Lines that cannot
+//! skipped. Keys are made safe with [`crate::indicator::key::compose`]. Lines that cannot
 //! be read are skipped and counted; the first few are logged with file and
 //! line number. A key listed in several places gets the union of its feeds.
 //! A file that cannot be read fails the load; a reload that fails keeps the
@@ -29,8 +29,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use super::key::{normalize_name, safe_key, KeyTemplate};
-use super::value::{parse_value, Indicator};
+use crate::indicator::key::{compose, normalize_name, safe_key, KeyKind, SafeKey};
+use crate::indicator::value::{parse_value, Indicator};
 
 /// A file's detected format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,8 +139,8 @@ impl StoreMap {
         report
     }
 
-    fn insert(&mut self, key: &str, ind: &Arc<Indicator>, report: &mut FileReport) {
-        let key = safe_key(key).into_string().into_boxed_str();
+    fn insert(&mut self, key: SafeKey, ind: &Arc<Indicator>, report: &mut FileReport) {
+        let key = key.into_string().into_boxed_str();
         match self.entries.get_mut(&key) {
             Some(existing) if !Arc::ptr_eq(existing, ind) => {
                 let mut merged = (**existing).clone();
@@ -158,16 +158,16 @@ impl StoreMap {
     /// Adds a domain or an IP address; false if `v` is neither.
     fn insert_value(&mut self, v: &str, ind: &Arc<Indicator>, report: &mut FileReport) -> bool {
         if let Ok(ip) = v.parse::<IpAddr>() {
-            self.insert(&format!("ip-dst-{ip}"), ind, report);
-            self.insert(&format!("ip-src-{ip}"), ind, report);
+            let ip = ip.to_string();
+            self.insert(compose(None, &KeyKind::IpDst, &ip), ind, report);
+            self.insert(compose(None, &KeyKind::IpSrc, &ip), ind, report);
             return true;
         }
         if !looks_like_domain(v) {
             return false;
         }
-        let mut key = String::new();
-        KeyTemplate::domain().render(&normalize_name(v), &mut key);
-        self.insert(&key, ind, report);
+        let key = compose(None, &KeyKind::Domain, &normalize_name(v));
+        self.insert(key, ind, report);
         true
     }
 
@@ -192,7 +192,7 @@ impl StoreMap {
             v => serde_json::to_vec(v).unwrap_or_default(),
         };
         let ind = Arc::new(parse_value(&bytes));
-        self.insert(&l.key, &ind, report);
+        self.insert(safe_key(&l.key), &ind, report);
         true
     }
 
@@ -344,7 +344,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::value::ValueForm;
+    use crate::indicator::value::ValueForm;
 
     fn load(name: &str, text: &str) -> StoreMap {
         let mut m = StoreMap::default();

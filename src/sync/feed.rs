@@ -12,8 +12,8 @@ use super::collect::Collector;
 use super::http::{Fetcher, Location, ParseFailure};
 use super::misp::{take_attribute, EventContext, Filters, RawAttribute, RawEvent};
 use super::progress::Progress;
-use super::value::parse_time;
 use super::SyncError;
+use crate::indicator::value::parse_time;
 
 /// Event files fetched at the same time from a feed URL.
 const PARALLEL_FETCHES: usize = 4;

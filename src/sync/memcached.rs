@@ -15,7 +15,7 @@
 //! classic text protocol, so any memcached version works.
 //!
 //! With several servers, a key goes to the server the enricher looks it up
-//! on ([`crate::enrich::memcached::pick_server`], rendezvous hashing over the
+//! on ([`crate::indicator::placement::pick_server`], rendezvous hashing over the
 //! normalised `host:port` names).
 
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ use super::http::io_reason;
 use super::indicator::SkipReason;
 use super::progress::Progress;
 use super::SyncError;
-use crate::enrich::memcached::pick_server;
+use crate::indicator::placement::pick_server;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);

@@ -23,7 +23,6 @@ pub mod memcached;
 mod misp;
 mod progress;
 pub mod report;
-pub mod value;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
