@@ -11,11 +11,16 @@
 //! * **Values** ([`value`]): the JSON `{"v":1,"type":…,"value":…,"feeds":[…]}`
 //!   sync writes, and every older form the reader still accepts (a plain feed
 //!   name, a Python list of feed names).
+//! * **Entries** ([`normalize`], [`list`]): how a MISP attribute or a
+//!   blocklist line becomes a kind and a normalised value, the same for
+//!   `sync --list` and `--ioc-file`.
 //! * **Placement** ([`placement`]): which of several servers holds a key
 //!   (rendezvous hashing over `host:port`).
 //!
 //! Nothing in here does I/O.
 
 pub mod key;
+pub mod list;
+pub mod normalize;
 pub mod placement;
 pub mod value;

@@ -17,7 +17,6 @@ pub mod config;
 mod feed;
 mod file;
 mod http;
-pub mod indicator;
 mod list;
 pub mod memcached;
 mod misp;
@@ -32,6 +31,8 @@ pub use self::config::{
     DurationSpec, InvalidSyncConfig, ListFormat, ListSource, SyncConfig, ValueFormat,
 };
 pub use self::report::SyncReport;
+/// Entry mapping moved to [`crate::indicator::normalize`]; the old path still works.
+pub use crate::indicator::normalize as indicator;
 
 use self::collect::Collector;
 use self::progress::Progress;

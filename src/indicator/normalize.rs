@@ -1,6 +1,8 @@
 //! Indicators as the enricher looks them up: a [`KeyKind`] (`domain-`,
 //! `ip-dst-`, `ip-src-`) and a normalised value. Turns MISP attribute types and
-//! free-form list entries into those, and says why when it cannot.
+//! free-form list entries into those, and says why when it cannot. Both
+//! `dnsenrich sync` and the in-process store (`--ioc-file`) map entries here,
+//! so a list gives the same keys through either.
 
 use std::fmt;
 use std::net::IpAddr;
