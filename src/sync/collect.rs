@@ -19,10 +19,7 @@ use super::report::SyncReport;
 use crate::indicator::key::{compose_into, SafeKey};
 use crate::indicator::value::{rfc3339, threat_level_name, FeedRefJson, ValueRef, VALUE_VERSION};
 
-/// The most feeds one key lists; beyond it further ones are dropped and
-/// counted (an address such as a public resolver can sit in thousands of
-/// events, and a memcached item is limited in size).
-pub const MAX_FEEDS_PER_KEY: usize = 100;
+pub use super::report::MAX_FEEDS_PER_KEY;
 
 /// Where an indicator was seen: a feed, or a MISP event under a feed name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
