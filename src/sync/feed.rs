@@ -44,7 +44,7 @@ impl FeedSource {
 
 /// `NAME=rest` when NAME looks like a name (letters, digits, `-_.` and
 /// spaces, no `/` or `:`), else no name.
-pub(crate) fn split_name(spec: &str) -> (Option<&str>, &str) {
+pub fn split_name(spec: &str) -> (Option<&str>, &str) {
     if let Some((n, rest)) = spec.split_once('=') {
         let is_name = !n.is_empty()
             && n.chars()

@@ -11,7 +11,6 @@
 //! good run live on until their TTL. [`run_every`] repeats it, for
 //! `dnsenrich sync --every` and for the `[sync]` section of `run`.
 
-pub mod args;
 pub mod collect;
 pub mod config;
 mod feed;
@@ -27,10 +26,10 @@ mod target;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use self::args::SyncArgs;
 pub use self::config::{
     DurationSpec, InvalidSyncConfig, ListFormat, ListSource, SyncConfig, ValueFormat,
 };
+pub use self::feed::split_name;
 pub use self::report::SyncReport;
 /// Entry mapping moved to [`crate::indicator::normalize`]; the old path still works.
 pub use crate::indicator::normalize as indicator;
