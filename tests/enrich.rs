@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::memcached::{free_port, Memcached};
 use dnsenrich::decode::LineDecoder;
-use dnsenrich::enrich::key::{lookup_key, safe_key, KeyTemplate};
-use dnsenrich::enrich::memcached::pick_server;
-use dnsenrich::enrich::value::{encode_value, FeedInfo, IndicatorValue};
 use dnsenrich::enrich::{CacheConfig, EnrichConfig, EnrichStage};
 use dnsenrich::event::{tag, Event};
 use dnsenrich::grammar::GrammarSet;
+use dnsenrich::indicator::key::{compose, safe_key, KeyTemplate};
+use dnsenrich::indicator::placement::pick_server;
+use dnsenrich::indicator::value::{encode_value, FeedInfo, IndicatorValue};
 use dnsenrich::input::framing::FrameDecoder;
 use dnsenrich::pipeline::EventBatch;
 use dnsenrich::syslog::Zone;
@@ -168,7 +168,7 @@ fn values_written_by_our_sync_are_read_back() {
         ],
         ..Default::default()
     };
-    let key = lookup_key(None, &KeyTemplate::domain(), "sync.example");
+    let key = compose(None, &KeyTemplate::domain(), "sync.example");
     mc.set(key.as_str(), &encode_value(&value));
     let stage = memcached_config(&[&mc]).build().unwrap();
     let q = query("sync.example");
@@ -188,7 +188,7 @@ fn values_written_by_our_sync_are_read_back() {
 fn namespace_and_long_names_use_the_shared_key_rule() {
     let mc = Memcached::start();
     let long = format!("{}.long.example", "a".repeat(240));
-    let long_key = lookup_key(Some("misp"), &KeyTemplate::domain(), &long);
+    let long_key = compose(Some("misp"), &KeyTemplate::domain(), &long);
     assert!(long_key.is_hashed());
     mc.set(long_key.as_str(), b"Feed-Long");
     mc.set("misp:domain-ns.example", b"Feed-NS");

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::memcached::Memcached;
 use common::misp::{fixtures, MispServer, Mode};
 use common::pki::Pki;
-use dnsenrich::enrich::key::safe_key;
-use dnsenrich::enrich::value::{parse_value, IndicatorValue, ValueForm};
+use dnsenrich::indicator::key::safe_key;
+use dnsenrich::indicator::value::{parse_value, IndicatorValue, ValueForm};
 use dnsenrich::sync::indicator::SkipReason;
 use dnsenrich::sync::{run_once, ListFormat, ListSource, SyncConfig, ValueFormat};
 
@@ -657,6 +657,8 @@ fn fixtures_are_where_the_readme_says() {
         "lists/ads.hosts",
         "lists/plain.txt",
         "lists/urlhaus.csv",
+        "lists/both-ways/blocklist.txt",
+        "lists/both-ways/iocs.csv",
     ] {
         let p: PathBuf = fixtures().join(f);
         assert!(p.is_file(), "{}", p.display());
@@ -771,6 +773,84 @@ fn sync_then_run_enriches_a_live_query_for_a_synced_indicator() {
     assert_eq!(miss["misp_src"], "none", "{miss}");
     assert!(miss["threat"]["enrichments"].is_null(), "{miss}");
     assert!(d.sigterm().success());
+}
+
+/// Every key of a store and its feeds, sorted.
+fn store_keys(files: &[PathBuf]) -> Vec<(String, Vec<String>)> {
+    let m = dnsenrich::enrich::store::StoreMap::load(files).unwrap();
+    let mut v: Vec<(String, Vec<String>)> = m
+        .keys()
+        .map(|k| {
+            let feeds = m.get(k).unwrap().feeds.iter().map(|f| f.name.clone());
+            (k.to_string(), feeds.collect())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_list_gives_the_same_keys_as_ioc_file_and_through_sync() {
+    let dir = fixtures().join("lists/both-ways");
+    let (txt, csv) = (dir.join("blocklist.txt"), dir.join("iocs.csv"));
+    let direct = store_keys(&[txt.clone(), csv.clone()]);
+
+    let out = tempfile::tempdir().unwrap();
+    let (txt_out, csv_out) = (out.path().join("txt.ndjson"), out.path().join("csv.ndjson"));
+    let (status, err) = sync_cli(&[
+        "--list",
+        txt.to_str().unwrap(),
+        "--to-file",
+        txt_out.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    // The CSV names the feed in its second column.
+    let (status, err) = sync_cli(&[
+        "--list",
+        csv.to_str().unwrap(),
+        "--csv-feed-column",
+        "2",
+        "--to-file",
+        csv_out.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    let synced = store_keys(&[txt_out, csv_out]);
+
+    // The store also files each address under ip-src; sync writes ip-dst only.
+    let direct_dst: Vec<_> = direct
+        .iter()
+        .filter(|(k, _)| !k.starts_with("ip-src-"))
+        .cloned()
+        .collect();
+    assert_eq!(direct_dst, synced);
+    for (k, feeds) in direct.iter().filter(|(k, _)| k.starts_with("ip-src-")) {
+        let dst = format!("ip-dst-{}", &k["ip-src-".len()..]);
+        assert!(synced.contains(&(dst, feeds.clone())), "{k}");
+    }
+    let keys: Vec<&str> = synced.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "domain-ads.tracker.example",
+            "domain-c2.example",
+            "domain-malware-drop.example",
+            "domain-metrics.tracker.example",
+            "domain-nofeed.example",
+            "domain-payload.example",
+            "domain-phish.landing.example",
+            "domain-pixel.tracker.example",
+            "domain-www.malware-drop.example",
+            "ip-dst-198.51.100.200",
+            "ip-dst-198.51.100.23",
+            "ip-dst-2001:db8::bad",
+            "ip-dst-203.0.113.99",
+        ]
+    );
+    let feeds = |k: &str| synced.iter().find(|(x, _)| x == k).unwrap().1.clone();
+    assert_eq!(feeds("domain-ads.tracker.example"), ["blocklist"]);
+    assert_eq!(feeds("domain-c2.example"), ["Feed-CSV"]);
+    assert_eq!(feeds("ip-dst-198.51.100.200"), ["Feed-Other"]);
+    assert_eq!(feeds("domain-nofeed.example"), ["iocs"]);
 }
 
 #[test]

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use super::value::Indicator;
+use crate::indicator::value::Indicator;
 
 /// What the cache remembers about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

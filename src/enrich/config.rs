@@ -24,13 +24,13 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::{KeyHasher, NegativeCache};
 use super::inflight::InFlight;
-use super::key::KeyTemplate;
 use super::memcached::{parse_server, Memcached, MemcachedSettings};
 use super::rules::{default_rules, LookupRule, SourceField, Target};
 use super::stats::EnrichStats;
 use super::store::Store;
 use super::{CompiledRule, EnrichStage, Shared};
 use crate::event::Str;
+use crate::indicator::key::KeyTemplate;
 
 /// `[enrich]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::cache::PreHashedBuild;
-use super::value::Indicator;
+use crate::indicator::value::Indicator;
 
 /// What became of a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]

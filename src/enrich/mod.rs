@@ -38,17 +38,17 @@
 pub mod cache;
 pub mod config;
 pub mod inflight;
-pub mod key;
 mod lookup;
 pub mod memcached;
 pub mod rules;
 pub mod stats;
 pub mod store;
-pub mod value;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Keys and values moved to [`crate::indicator`]; the old paths still work.
+pub use crate::indicator::{key, value};
 pub use config::{CacheConfig, EnrichConfig, EnrichError};
 pub use rules::LookupRule;
 pub use stats::EnrichStatsSnapshot;

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::indicator::key::KeyKind;
 
 /// One lookup rule, as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +54,8 @@ impl LookupRule {
 /// `domain-<dns.question.name>` and `ip-dst-<each answer IP>`.
 pub fn default_rules() -> Vec<LookupRule> {
     vec![
-        LookupRule::new("dns.question.name", "domain-{}"),
-        LookupRule::new("dns.resolved_ip", "ip-dst-{}"),
+        LookupRule::new("dns.question.name", &KeyKind::Domain.template()),
+        LookupRule::new("dns.resolved_ip", &KeyKind::IpDst.template()),
     ]
 }
 

@@ -13,12 +13,16 @@
 //! | holds a `,` | CSV `value,feed[,…]`; a first line `value,feed` (any case) is a header | the second column, else the stem |
 //! | anything else | plain list, one domain or IP per line | the file's stem |
 //!
-//! In every format but NDJSON, `#` starts a comment, a domain becomes the key
-//! `domain-<name>` (normalised) and an IP address both `ip-dst-<ip>` and
-//! `ip-src-<ip>`; hosts files' own names (`localhost`, `broadcasthost`, …) are
-//! skipped. Keys are made safe with [`super::key::safe_key`]. Lines that cannot
-//! be read are skipped and counted; the first few are logged with file and
-//! line number. A key listed in several places gets the union of its feeds.
+//! Every format but NDJSON is read by [`crate::indicator::list`], the reader
+//! `dnsenrich sync --list` uses, so a list gives the same keys either way: a
+//! name becomes `domain-<name>` (normalised), a URL its host, an IP address
+//! `ip-dst-<ip>`; hosts files' own names (`localhost`, `broadcasthost`, …, any
+//! case) are skipped. Hosts and plain lines may be mixed in one file. The store
+//! also files every address under `ip-src-<ip>`, so rules on `source.ip` find
+//! list entries too. Keys are composed by [`crate::indicator::key::compose`].
+//! Entries that cannot be read are skipped and counted; the first few are
+//! logged with the file. A key listed in several places gets the union of its
+//! feeds.
 //! A file that cannot be read fails the load; a reload that fails keeps the
 //! indicators that were loaded before.
 
@@ -29,8 +33,10 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use super::key::{normalize_name, safe_key, KeyTemplate};
-use super::value::{parse_value, Indicator};
+use crate::indicator::key::{compose, safe_key, KeyKind, SafeKey};
+use crate::indicator::list::{self, Column, Entry, LineFormat};
+use crate::indicator::normalize::SkipReason;
+use crate::indicator::value::{parse_value, Indicator};
 
 /// A file's detected format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,11 @@ impl StoreMap {
         self.entries.len()
     }
 
+    /// Every key held, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(|k| &**k)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -120,27 +131,69 @@ impl StoreMap {
         };
         let stem_feed = Arc::new(Indicator::in_feed(&stem));
         let mut feeds: HashMap<String, Arc<Indicator>> = HashMap::new();
-        for (n, raw) in text.lines().enumerate() {
-            let ok = match format {
-                FileFormat::Ndjson => self.ndjson_line(raw, &mut report),
-                FileFormat::Hosts => self.hosts_line(raw, &stem_feed, &mut report),
-                FileFormat::Csv => self.csv_line(raw, &stem_feed, &mut feeds, &mut report),
-                FileFormat::List | FileFormat::Empty => {
-                    self.list_line(raw, &stem_feed, &mut report)
+        let bad = |report: &mut FileReport, what: &dyn std::fmt::Display| {
+            report.bad_lines += 1;
+            if report.bad_lines <= 5 {
+                tracing::warn!(file = %path.display(), entry = %what, "indicator entry not understood; skipped");
+            }
+        };
+        let mut take = |this: &mut Self, report: &mut FileReport, e: Entry<'_>| match e {
+            Entry::Value {
+                raw, mapped, feed, ..
+            } => {
+                if mapped.atoms.is_empty() {
+                    bad(report, &raw);
                 }
-            };
-            if !ok {
-                report.bad_lines += 1;
-                if report.bad_lines <= 5 {
-                    tracing::warn!(file = %path.display(), line = n + 1, "indicator line not understood; skipped");
+                let ind = match feed {
+                    Some(f) => feeds
+                        .entry(f.to_owned())
+                        .or_insert_with(|| Arc::new(parse_value(f.as_bytes())))
+                        .clone(),
+                    None => stem_feed.clone(),
+                };
+                for (kind, value) in mapped.atoms {
+                    this.insert(compose(None, &kind, &value), &ind, report);
+                    if kind == KeyKind::IpDst {
+                        this.insert(compose(None, &KeyKind::IpSrc, &value), &ind, report);
+                    }
                 }
             }
+            Entry::Skip { reason, line } => {
+                if reason != SkipReason::HostsBoilerplate {
+                    bad(report, &line);
+                }
+            }
+        };
+        let mut input = text.as_bytes();
+        // Reading from memory cannot fail underneath; bad CSV ends the file
+        // there, like any line that cannot be read.
+        let read = match format {
+            FileFormat::Ndjson => {
+                for raw in text.lines() {
+                    if !self.ndjson_line(raw, &mut report) {
+                        bad(&mut report, &"a line that is not {\"key\":…,\"value\":…}");
+                    }
+                }
+                Ok(())
+            }
+            FileFormat::Csv => list::read_csv(
+                &mut input,
+                &Column::Index(0),
+                Some(&Column::Index(1)),
+                |e| take(self, &mut report, e),
+            ),
+            FileFormat::Hosts | FileFormat::List | FileFormat::Empty => {
+                list::read_lines(&mut input, LineFormat::Auto, |e| take(self, &mut report, e))
+            }
+        };
+        if let Err(e) = read {
+            bad(&mut report, &e);
         }
         report
     }
 
-    fn insert(&mut self, key: &str, ind: &Arc<Indicator>, report: &mut FileReport) {
-        let key = safe_key(key).into_string().into_boxed_str();
+    fn insert(&mut self, key: SafeKey, ind: &Arc<Indicator>, report: &mut FileReport) {
+        let key = key.into_string().into_boxed_str();
         match self.entries.get_mut(&key) {
             Some(existing) if !Arc::ptr_eq(existing, ind) => {
                 let mut merged = (**existing).clone();
@@ -153,22 +206,6 @@ impl StoreMap {
                 report.keys += 1;
             }
         }
-    }
-
-    /// Adds a domain or an IP address; false if `v` is neither.
-    fn insert_value(&mut self, v: &str, ind: &Arc<Indicator>, report: &mut FileReport) -> bool {
-        if let Ok(ip) = v.parse::<IpAddr>() {
-            self.insert(&format!("ip-dst-{ip}"), ind, report);
-            self.insert(&format!("ip-src-{ip}"), ind, report);
-            return true;
-        }
-        if !looks_like_domain(v) {
-            return false;
-        }
-        let mut key = String::new();
-        KeyTemplate::domain().render(&normalize_name(v), &mut key);
-        self.insert(&key, ind, report);
-        true
     }
 
     fn ndjson_line(&mut self, raw: &str, report: &mut FileReport) -> bool {
@@ -192,99 +229,16 @@ impl StoreMap {
             v => serde_json::to_vec(v).unwrap_or_default(),
         };
         let ind = Arc::new(parse_value(&bytes));
-        self.insert(&l.key, &ind, report);
+        self.insert(safe_key(&l.key), &ind, report);
         true
-    }
-
-    fn hosts_line(&mut self, raw: &str, feed: &Arc<Indicator>, report: &mut FileReport) -> bool {
-        let line = strip_comment(raw);
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else {
-            return true;
-        };
-        if first.parse::<IpAddr>().is_err() {
-            return false;
-        }
-        let mut ok = true;
-        for name in words {
-            if HOSTS_OWN_NAMES.contains(&name) || name.parse::<IpAddr>().is_ok() {
-                continue;
-            }
-            ok &= self.insert_value(name, feed, report);
-        }
-        ok
-    }
-
-    fn csv_line(
-        &mut self,
-        raw: &str,
-        stem: &Arc<Indicator>,
-        feeds: &mut HashMap<String, Arc<Indicator>>,
-        report: &mut FileReport,
-    ) -> bool {
-        let line = strip_comment(raw);
-        if line.is_empty() {
-            return true;
-        }
-        let mut cols = line.split(',').map(|c| c.trim().trim_matches('"').trim());
-        let value = cols.next().unwrap_or("");
-        let feed = cols.next().unwrap_or("");
-        let first = report.keys == 0 && report.bad_lines == 0;
-        if first && value.eq_ignore_ascii_case("value") && feed.eq_ignore_ascii_case("feed") {
-            return true;
-        }
-        let ind = if feed.is_empty() {
-            stem.clone()
-        } else {
-            feeds
-                .entry(feed.to_owned())
-                .or_insert_with(|| Arc::new(parse_value(feed.as_bytes())))
-                .clone()
-        };
-        self.insert_value(value, &ind, report)
-    }
-
-    fn list_line(&mut self, raw: &str, feed: &Arc<Indicator>, report: &mut FileReport) -> bool {
-        let line = strip_comment(raw);
-        if line.is_empty() {
-            return true;
-        }
-        if line.split_whitespace().count() != 1 {
-            return false;
-        }
-        self.insert_value(line, feed, report)
     }
 }
 
-/// Names every hosts file carries for the machine itself (also skipped by
-/// `dnsenrich sync` when it reads hosts-format lists).
-pub(crate) const HOSTS_OWN_NAMES: &[&str] = &[
-    "localhost",
-    "localhost.localdomain",
-    "local",
-    "broadcasthost",
-    "ip6-localhost",
-    "ip6-loopback",
-    "ip6-localnet",
-    "ip6-mcastprefix",
-    "ip6-allnodes",
-    "ip6-allrouters",
-    "ip6-allhosts",
-    "0.0.0.0",
-];
+/// Kept at its old path for callers outside the contract.
+pub use crate::indicator::list::HOSTS_OWN_NAMES;
 
 fn strip_comment(raw: &str) -> &str {
     raw.split('#').next().unwrap_or("").trim()
-}
-
-fn looks_like_domain(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 253 + 1
-        && !v.starts_with('.')
-        && !v.contains("..")
-        && v.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*') || b >= 0x80
-        })
 }
 
 /// The format of a file, from its first line with content.
@@ -344,7 +298,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::value::ValueForm;
+    use crate::indicator::value::ValueForm;
 
     fn load(name: &str, text: &str) -> StoreMap {
         let mut m = StoreMap::default();
@@ -394,6 +348,23 @@ mod tests {
         assert_eq!(feeds(&m, "domain-track.example"), ["blocklist"]);
         assert!(m.get("domain-localhost").is_none());
         assert_eq!(m.len(), 2);
+        assert_eq!(m.files[0].bad_lines, 0);
+    }
+
+    #[test]
+    fn lists_read_like_sync_reads_them() {
+        // Boilerplate in any case, URL entries, and hosts lines mixed into a
+        // plain list, as `dnsenrich sync --list` reads them.
+        let m = load(
+            "mixed.txt",
+            "127.0.0.1 LocalHost\n::1 IP6-Localhost\nhttps://Drop.Example/x.exe\n0.0.0.0 ads.example\nplain.example\n",
+        );
+        assert!(m.get("domain-localhost").is_none());
+        assert!(m.get("domain-ip6-localhost").is_none());
+        assert_eq!(feeds(&m, "domain-drop.example"), ["mixed"]);
+        assert_eq!(feeds(&m, "domain-ads.example"), ["mixed"]);
+        assert_eq!(feeds(&m, "domain-plain.example"), ["mixed"]);
+        assert_eq!(m.len(), 3);
         assert_eq!(m.files[0].bad_lines, 0);
     }
 

@@ -16,14 +16,10 @@ use smallvec::SmallVec;
 use super::config::ValueFormat;
 use super::indicator::{KeyKind, Mapped, SkipReason};
 use super::report::SyncReport;
-use super::value::{rfc3339, threat_level_name, FeedRefJson, ValueRef};
-use crate::enrich::key::{safe_key, SafeKey};
-use crate::enrich::value::VALUE_VERSION;
+use crate::indicator::key::{compose_into, SafeKey};
+use crate::indicator::value::{rfc3339, threat_level_name, FeedRefJson, ValueRef, VALUE_VERSION};
 
-/// The most feeds one key lists; beyond it further ones are dropped and
-/// counted (an address such as a public resolver can sit in thousands of
-/// events, and a memcached item is limited in size).
-pub const MAX_FEEDS_PER_KEY: usize = 100;
+pub use super::report::MAX_FEEDS_PER_KEY;
 
 /// Where an indicator was seen: a feed, or a MISP event under a feed name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -165,14 +161,7 @@ impl Collector {
         let mut raw = String::with_capacity(128);
         let parts = parts.max(1);
         for ((kind, value), sightings) in self.entries.iter().skip(part).step_by(parts) {
-            raw.clear();
-            if let Some(ns) = namespace {
-                raw.push_str(ns);
-                raw.push(':');
-            }
-            raw.push_str(kind.prefix());
-            raw.push_str(value);
-            let key = safe_key(&raw);
+            let key = compose_into(namespace, kind, value, &mut raw);
             buf.clear();
             self.render(*kind, value, sightings, format, &mut buf);
             f(Item {
@@ -301,7 +290,8 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::value::{parse_value, IndicatorValue, ValueForm};
+    use crate::indicator::key::safe_key;
+    use crate::indicator::value::{parse_value, IndicatorValue, ValueForm};
     use crate::sync::indicator::map_misp;
 
     fn event(c: &mut Collector, name: &str, id: &str) -> FeedId {

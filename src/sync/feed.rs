@@ -12,8 +12,8 @@ use super::collect::Collector;
 use super::http::{Fetcher, Location, ParseFailure};
 use super::misp::{take_attribute, EventContext, Filters, RawAttribute, RawEvent};
 use super::progress::Progress;
-use super::value::parse_time;
 use super::SyncError;
+use crate::indicator::value::parse_time;
 
 /// Event files fetched at the same time from a feed URL.
 const PARALLEL_FETCHES: usize = 4;
@@ -44,7 +44,7 @@ impl FeedSource {
 
 /// `NAME=rest` when NAME looks like a name (letters, digits, `-_.` and
 /// spaces, no `/` or `:`), else no name.
-pub(crate) fn split_name(spec: &str) -> (Option<&str>, &str) {
+pub fn split_name(spec: &str) -> (Option<&str>, &str) {
     if let Some((n, rest)) = spec.split_once('=') {
         let is_name = !n.is_empty()
             && n.chars()

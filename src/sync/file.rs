@@ -13,6 +13,7 @@ use std::path::Path;
 use super::collect::Collector;
 use super::config::ValueFormat;
 use super::http::io_reason;
+use super::target::WriteOutcome;
 use super::SyncError;
 
 /// Writes the file; returns the keys written by kind, and the hashed count.
@@ -20,7 +21,7 @@ pub(crate) fn write(
     path: &Path,
     c: &Collector,
     format: ValueFormat,
-) -> Result<super::memcached::WriteOutcome, SyncError> {
+) -> Result<WriteOutcome, SyncError> {
     let err = |e: std::io::Error| SyncError::WriteFile {
         path: path.to_owned(),
         reason: io_reason(&e),
@@ -34,7 +35,7 @@ pub(crate) fn write(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut out = super::memcached::WriteOutcome::default();
+    let mut out = WriteOutcome::default();
     let result = (|| {
         let f = std::fs::File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 18, f);

@@ -15,7 +15,7 @@
 //! classic text protocol, so any memcached version works.
 //!
 //! With several servers, a key goes to the server the enricher looks it up
-//! on ([`crate::enrich::memcached::pick_server`], rendezvous hashing over the
+//! on ([`crate::indicator::placement::pick_server`], rendezvous hashing over the
 //! normalised `host:port` names).
 
 use std::collections::HashMap;
@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use super::collect::Collector;
 use super::config::ValueFormat;
 use super::http::io_reason;
-use super::indicator::SkipReason;
 use super::progress::Progress;
+use super::target::WriteOutcome;
 use super::SyncError;
-use crate::enrich::memcached::pick_server;
+use crate::indicator::placement::pick_server;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,16 +145,6 @@ fn stats(
         addr: addr.to_string(),
         reason: format!("endless answer to `{cmd}`"),
     })
-}
-
-/// Keys written, by kind, and what was refused.
-#[derive(Debug, Default)]
-pub(crate) struct WriteOutcome {
-    pub keys: HashMap<&'static str, u64>,
-    pub written: u64,
-    pub hashed: u64,
-    pub too_large: Vec<String>,
-    pub rejected: Vec<String>,
 }
 
 /// The `exptime` memcached is sent for a TTL.
@@ -368,21 +358,6 @@ pub(crate) fn evictions(addr: &str) -> Option<u64> {
     let mut w = stream;
     let s = stats(addr, &mut w, &mut r, "stats").ok()?;
     s.get("evictions").and_then(|v| v.parse().ok())
-}
-
-/// Adds the outcome to the report.
-pub(crate) fn account(out: WriteOutcome, report: &mut super::report::SyncReport) {
-    for (k, n) in out.keys {
-        *report.keys.entry(k.to_string()).or_default() += n;
-    }
-    report.written += out.written;
-    report.hashed += out.hashed;
-    for k in out.too_large {
-        report.skip(SkipReason::TooLarge, || k.clone());
-    }
-    for e in out.rejected {
-        report.skip(SkipReason::Rejected, || e.clone());
-    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use super::config::SyncConfig;
 use super::http::{error_body, reqwest_reason, Fetcher, ParseFailure};
 use super::indicator::{map_misp, tags_selected, wildcard_match, SkipReason};
 use super::progress::Progress;
-use super::value::parse_time;
 use super::SyncError;
+use crate::indicator::value::parse_time;
 
 /// No sync asks for more pages than this (a server that ignores `page`
 /// must not keep it busy forever).

@@ -11,28 +11,28 @@
 //! good run live on until their TTL. [`run_every`] repeats it, for
 //! `dnsenrich sync --every` and for the `[sync]` section of `run`.
 
-pub mod args;
 pub mod collect;
 pub mod config;
 mod feed;
 mod file;
 mod http;
-pub mod indicator;
 mod list;
 pub mod memcached;
 mod misp;
 mod progress;
 pub mod report;
-pub mod value;
+mod target;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use self::args::SyncArgs;
 pub use self::config::{
     DurationSpec, InvalidSyncConfig, ListFormat, ListSource, SyncConfig, ValueFormat,
 };
+pub use self::feed::split_name;
 pub use self::report::SyncReport;
+/// Entry mapping moved to [`crate::indicator::normalize`]; the old path still works.
+pub use crate::indicator::normalize as indicator;
 
 use self::collect::Collector;
 use self::progress::Progress;
@@ -101,26 +101,9 @@ pub async fn run_once(cfg: &SyncConfig, progress: bool) -> Result<SyncReport, Sy
 
 async fn sync(cfg: &SyncConfig, bar: &Progress, started: Instant) -> Result<SyncReport, SyncError> {
     let ttl = cfg.effective_ttl_secs();
-    // The target is checked first: a run that cannot write should fail
+    // The target is opened first: a run that cannot write should fail
     // before it spends minutes reading MISP.
-    let servers = match &cfg.to_file {
-        Some(_) => Vec::new(),
-        None => {
-            bar.message("connecting to memcached");
-            let addrs: Vec<String> = cfg
-                .memcached
-                .iter()
-                .filter_map(|m| crate::enrich::memcached::parse_server(m).ok())
-                .collect();
-            blocking(move || {
-                addrs
-                    .iter()
-                    .map(|a| memcached::probe(a))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await??
-        }
-    };
+    let target = target::Target::open(cfg, bar).await?;
     let key = match &cfg.misp_url {
         Some(_) => Some(misp_key(cfg)?),
         None => None,
@@ -141,58 +124,22 @@ async fn sync(cfg: &SyncConfig, bar: &Progress, started: Instant) -> Result<Sync
     }
     bar.bar(c.len() as u64, "writing keys");
     let write_started = Instant::now();
-    let ns = cfg.namespace.clone();
-    let format = cfg.value_format;
-    let (mut c, outcome, target, ttl_shown, evictions) = match cfg.to_file.clone() {
-        Some(path) => {
-            let (c, out) = blocking(move || {
-                let out = file::write(&path, &c, format);
-                (c, out)
-            })
-            .await?;
-            let target = format!(
-                "file {}",
-                cfg.to_file
-                    .as_ref()
-                    .map_or(String::new(), |p| p.display().to_string())
-            );
-            (c, out?, target, 0, None)
-        }
-        None => {
-            let b = bar.clone();
-            let infos = servers.clone();
-            let (c, out) = blocking(move || {
-                let out = memcached::write(&infos, &c, ns.as_deref(), format, ttl, &b);
-                (c, out)
-            })
-            .await?;
-            let out = out?;
-            let infos = servers.clone();
-            let evictions = blocking(move || {
-                infos
-                    .iter()
-                    .map(|s| {
-                        memcached::evictions(&s.addr).map(|now| now.saturating_sub(s.evictions))
-                    })
-                    .sum::<Option<u64>>()
-            })
-            .await?;
-            let addrs: Vec<&str> = servers.iter().map(|s| s.addr.as_str()).collect();
-            (
-                c,
-                out,
-                format!("memcached {}", addrs.join(", ")),
-                ttl,
-                evictions,
-            )
-        }
-    };
+    let (ns, format, b, t) = (
+        cfg.namespace.clone(),
+        cfg.value_format,
+        bar.clone(),
+        target.clone(),
+    );
+    let (mut c, outcome) = blocking(move || {
+        let out = t.write(&c, ns.as_deref(), format, ttl, &b);
+        (c, out)
+    })
+    .await?;
+    let outcome = outcome?;
     let write_elapsed = write_started.elapsed();
-    memcached::account(outcome, &mut c.report);
+    outcome.account(&mut c.report);
     let mut report = std::mem::take(&mut c.report);
-    report.target = target;
-    report.ttl_secs = ttl_shown;
-    report.evictions = evictions;
+    target.report(ttl, &mut report).await?;
     report.elapsed = started.elapsed();
     report.write_elapsed = write_elapsed;
     Ok(report)

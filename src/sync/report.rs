@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use super::indicator::SkipReason;
 
+/// The most feeds one key lists; beyond it further ones are dropped and
+/// counted (an address such as a public resolver can sit in thousands of
+/// events, and a memcached item is limited in size). Here because the report
+/// says so; the collector applies it.
+pub const MAX_FEEDS_PER_KEY: usize = 100;
+
 /// Examples kept per skip reason, for an actionable summary.
 const EXAMPLES_PER_REASON: usize = 3;
 
@@ -130,8 +136,7 @@ impl fmt::Display for SyncReport {
             writeln!(
                 f,
                 "  {} feed references dropped: a key lists at most {} feeds",
-                self.feeds_truncated,
-                super::collect::MAX_FEEDS_PER_KEY
+                self.feeds_truncated, MAX_FEEDS_PER_KEY
             )?;
         }
         if let Some(e) = self.evictions.filter(|&e| e > 0) {

@@ -1,37 +1,13 @@
 //! Indicators as the enricher looks them up: a [`KeyKind`] (`domain-`,
 //! `ip-dst-`, `ip-src-`) and a normalised value. Turns MISP attribute types and
-//! free-form list entries into those, and says why when it cannot.
+//! free-form list entries into those, and says why when it cannot. Both
+//! `dnsenrich sync` and the in-process store (`--ioc-file`) map entries here,
+//! so a list gives the same keys through either.
 
 use std::fmt;
 use std::net::IpAddr;
 
-/// The kinds of key the enricher reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KeyKind {
-    Domain,
-    IpDst,
-    IpSrc,
-}
-
-impl KeyKind {
-    /// The key prefix, e.g. `domain-`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            KeyKind::Domain => "domain-",
-            KeyKind::IpDst => "ip-dst-",
-            KeyKind::IpSrc => "ip-src-",
-        }
-    }
-
-    /// The `type` of the value JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyKind::Domain => "domain",
-            KeyKind::IpDst => "ip-dst",
-            KeyKind::IpSrc => "ip-src",
-        }
-    }
-}
+pub use crate::indicator::key::KeyKind;
 
 /// Why an indicator was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,14 +1,19 @@
-//! Lookup keys: how a value from an event becomes a memcached key, and the one
-//! rule that makes every key safe to send.
+//! Keys: how an indicator becomes a memcached key, and the one rule that makes
+//! every key safe to send.
 //!
 //! Keys follow the MISP convention of the classic setup, `<misp type>-<value>`
 //! (`domain-evil.example`, `ip-dst-192.0.2.1`, `ip-src-…`), optionally behind a
-//! `<namespace>:` prefix as Dalli writes it. Names are normalised first
-//! ([`normalize_name`]: lower case, no trailing dot) and addresses are written
-//! in Rust's canonical form (`2001:db8::1`), so `dnsenrich sync` and the lookups
-//! agree on every key.
+//! `<namespace>:` prefix as Dalli writes it. The built-in prefixes are the
+//! [`KeyKind`]s; a lookup rule may configure its own [`KeyTemplate`]. Names are
+//! normalised first ([`normalize_name`]: lower case, no trailing dot) and
+//! addresses are written in Rust's canonical form (`2001:db8::1`).
 //!
-//! # Key safety (stable: `dnsenrich sync` writes keys with [`safe_key`] too)
+//! [`compose`] is the one place a key is put together: `dnsenrich sync` calls
+//! it for every key it writes, the lookups for every key they send, and the
+//! in-process store for every key it loads. That is how the two processes agree
+//! on every key.
+//!
+//! # Key safety (stable: every key written or sent goes through [`safe_key`])
 //!
 //! memcached's text protocol ends a key at a space and a command at `\r\n`, and
 //! refuses keys over 250 bytes. A name in a log line is attacker-controlled, so
@@ -136,18 +141,82 @@ pub fn normalize_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// The key for `value` under `template` (e.g. `domain-{}`) and an optional
-/// namespace, made safe. What `dnsenrich sync` calls to write a key; `value`
-/// must already be normalised ([`normalize_name`], or an address's canonical
-/// text).
-pub fn lookup_key(namespace: Option<&str>, template: &KeyTemplate, value: &str) -> SafeKey {
-    let mut raw = String::new();
+/// The built-in kinds of key: what `dnsenrich sync` writes and the default
+/// lookup rules read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    Domain,
+    IpDst,
+    IpSrc,
+}
+
+impl KeyKind {
+    /// The key prefix, e.g. `domain-`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Domain => "domain-",
+            KeyKind::IpDst => "ip-dst-",
+            KeyKind::IpSrc => "ip-src-",
+        }
+    }
+
+    /// The `type` of the value JSON (the MISP attribute type).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Domain => "domain",
+            KeyKind::IpDst => "ip-dst",
+            KeyKind::IpSrc => "ip-src",
+        }
+    }
+
+    /// The lookup-rule template for this kind, e.g. `domain-{}`.
+    pub fn template(self) -> String {
+        format!("{}{{}}", self.prefix())
+    }
+}
+
+/// What goes around the value in a key: a built-in [`KeyKind`] or a
+/// configured [`KeyTemplate`].
+pub trait KeyShape {
+    /// Appends the key for `value` (without namespace) to `out`.
+    fn render(&self, value: &str, out: &mut String);
+}
+
+impl KeyShape for KeyKind {
+    fn render(&self, value: &str, out: &mut String) {
+        out.push_str(self.prefix());
+        out.push_str(value);
+    }
+}
+
+impl KeyShape for KeyTemplate {
+    fn render(&self, value: &str, out: &mut String) {
+        KeyTemplate::render(self, value, out)
+    }
+}
+
+/// The key for `value` of `kind`, behind an optional namespace
+/// (`<namespace>:`), made safe. `value` must already be normalised
+/// ([`normalize_name`], or an address's canonical text).
+pub fn compose(namespace: Option<&str>, kind: &impl KeyShape, value: &str) -> SafeKey {
+    compose_into(namespace, kind, value, &mut String::new())
+}
+
+/// [`compose`], leaving the key before it was made safe in `raw` (cleared
+/// first), so a caller writing many keys reuses one buffer.
+pub fn compose_into(
+    namespace: Option<&str>,
+    kind: &impl KeyShape,
+    value: &str,
+    raw: &mut String,
+) -> SafeKey {
+    raw.clear();
     if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
         raw.push_str(ns);
         raw.push(':');
     }
-    template.render(value, &mut raw);
-    safe_key(&raw)
+    kind.render(value, raw);
+    safe_key(raw)
 }
 
 /// A key template such as `domain-{}`: fixed text around exactly one `{}`.
@@ -182,9 +251,17 @@ impl KeyTemplate {
         })
     }
 
+    /// The template of a built-in kind (`domain-{}` for [`KeyKind::Domain`]).
+    pub fn of(kind: KeyKind) -> KeyTemplate {
+        KeyTemplate {
+            prefix: kind.prefix().to_owned(),
+            suffix: String::new(),
+        }
+    }
+
     /// The `domain-{}` template.
     pub fn domain() -> KeyTemplate {
-        KeyTemplate::parse("domain-{}").expect("a valid built-in template")
+        KeyTemplate::of(KeyKind::Domain)
     }
 
     /// Appends the key for `value` to `out`.
@@ -296,9 +373,30 @@ mod tests {
         assert!(KeyTemplate::parse("domain-").is_err());
         assert!(KeyTemplate::parse("{}-{}").is_err());
         assert!(KeyTemplate::parse("dom ain-{}").is_err());
-        let k = lookup_key(Some("misp"), &KeyTemplate::domain(), "evil.example");
+        let k = compose(Some("misp"), &KeyTemplate::domain(), "evil.example");
         assert_eq!(k, SafeKey::AsIs("misp:domain-evil.example".into()));
-        let k = lookup_key(None, &KeyTemplate::domain(), "evil.example");
+        let k = compose(None, &KeyTemplate::domain(), "evil.example");
         assert_eq!(k.as_str(), "domain-evil.example");
+    }
+
+    #[test]
+    fn kinds_and_their_templates_give_the_same_keys() {
+        for kind in [KeyKind::Domain, KeyKind::IpDst, KeyKind::IpSrc] {
+            let t = KeyTemplate::parse(&kind.template()).unwrap();
+            assert_eq!(t, KeyTemplate::of(kind));
+            for ns in [None, Some("misp")] {
+                for v in ["evil.example", "192.0.2.1", "a b", &"x".repeat(300)] {
+                    assert_eq!(compose(ns, &kind, v), compose(ns, &t, v), "{kind:?} {v}");
+                }
+            }
+        }
+        let mut raw = String::from("left over");
+        let k = compose_into(Some("ns"), &KeyKind::IpSrc, "2001:db8::1", &mut raw);
+        assert_eq!(raw, "ns:ip-src-2001:db8::1");
+        assert_eq!(k.as_str(), raw);
+        assert_eq!(
+            compose(Some(""), &KeyKind::Domain, "a").as_str(),
+            "domain-a"
+        );
     }
 }

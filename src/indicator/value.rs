@@ -16,6 +16,11 @@
 //! matches it. `first_seen`/`last_seen` are kept only when they are RFC 3339
 //! timestamps (they are mapped as dates; a bad one would get the document
 //! rejected).
+//!
+//! Both sides live here: the read side ([`parse_value`], [`Indicator`]) that
+//! the enricher applies to every hit, and the write side ([`ValueRef`],
+//! [`rfc3339`], [`threat_level_name`]) that `dnsenrich sync` renders from
+//! borrowed data without copying strings.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -263,6 +268,75 @@ fn is_rfc3339(t: &str) -> bool {
     chrono::DateTime::parse_from_rfc3339(t).is_ok()
 }
 
+// ---- The write side: rendering from borrowed data, and MISP's times and
+// threat levels in the form the read side keeps.
+
+/// The value JSON of [`IndicatorValue`], serialised on the write path
+/// without copying strings (what `dnsenrich sync` renders for each key).
+#[derive(Serialize)]
+pub struct ValueRef<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub value: &'a str,
+    pub feeds: Vec<FeedRefJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct FeedRefJson<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_info: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threat_level: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+/// MISP's `threat_level_id` (1–4) as a word.
+pub fn threat_level_name(id: u8) -> Option<&'static str> {
+    match id {
+        1 => Some("high"),
+        2 => Some("medium"),
+        3 => Some("low"),
+        4 => Some("undefined"),
+        _ => None,
+    }
+}
+
+/// Seconds since the epoch as `2026-01-02T00:00:00Z`.
+pub fn rfc3339(secs: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Parses MISP's `first_seen`/`last_seen` (`2026-01-02T00:00:00.000000+00:00`),
+/// a date, or epoch seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +452,19 @@ mod tests {
         let mut a = Indicator::in_feed("A");
         a.merge(&parse_value(b"['A','B']"));
         assert_eq!(names(&a), ["A", "B"]);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_time("2026-01-02T00:00:00.000000+00:00").and_then(rfc3339),
+            Some("2026-01-02T00:00:00Z".into())
+        );
+        assert_eq!(
+            parse_time("2026-01-02").and_then(rfc3339),
+            Some("2026-01-02T00:00:00Z".into())
+        );
+        assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_time("soon"), None);
     }
 }
