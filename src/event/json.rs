@@ -24,6 +24,18 @@ macro_rules! k {
     };
 }
 
+/// Writes the field set `$v` under `$key` with `$write` unless it is empty:
+/// a document leaves out what its line does not say rather than carrying
+/// empty objects.
+macro_rules! part {
+    ($o:ident, $key:literal, $v:expr, $write:expr) => {
+        if !$v.is_empty() {
+            $o.key(k!($key));
+            $write($o.out, &$v);
+        }
+    };
+}
+
 /// Writes `ev` as one JSON object.
 pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     let mut o = Obj::open(out);
@@ -31,10 +43,7 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         o.key(k!("@timestamp"));
         timestamp(o.out, ts);
     }
-    if !ev.message.is_empty() {
-        o.key(k!("message"));
-        string(o.out, &ev.message);
-    }
+    part!(o, "message", ev.message, string);
     if !ev.ecs.is_empty() {
         o.key(k!("ecs"));
         let mut e = Obj::open(o.out);
@@ -43,10 +52,7 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     }
     o.key(k!("event"));
     event_meta(o.out, &ev.event);
-    if !ev.dns.is_empty() {
-        o.key(k!("dns"));
-        dns(o.out, &ev.dns);
-    }
+    part!(o, "dns", ev.dns, dns);
     for (k, e) in [
         (k!("client"), &ev.client),
         (k!("source"), &ev.source),
@@ -58,104 +64,103 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
             endpoint(o.out, e);
         }
     }
-    if !ev.network.is_empty() {
-        o.key(k!("network"));
-        let mut n = Obj::open(o.out);
-        n.opt_str(k!("transport"), ev.network.transport);
-        n.opt_str(k!("protocol"), ev.network.protocol);
-        n.close();
-    }
-    if !ev.related.is_empty() {
-        o.key(k!("related"));
-        let mut r = Obj::open(o.out);
-        if !ev.related.ip.is_empty() {
-            r.key(k!("ip"));
-            ip_list(r.out, &ev.related.ip);
-        }
-        if !ev.related.hosts.is_empty() {
-            r.key(k!("hosts"));
-            str_list(r.out, ev.related.hosts.iter().map(|s| s.as_str()));
-        }
-        r.close();
-    }
-    if !ev.host.is_empty() {
-        o.key(k!("host"));
-        let mut h = Obj::open(o.out);
-        h.opt_str(k!("name"), ev.host.name.as_deref());
-        h.opt_str(k!("hostname"), ev.host.hostname.as_deref());
-        h.close();
-    }
-    if !ev.observer.is_empty() {
-        o.key(k!("observer"));
-        let ob = &ev.observer;
-        let mut w = Obj::open(o.out);
-        w.opt_str(k!("hostname"), ob.hostname.as_deref());
-        w.opt_str(k!("product"), ob.product);
-        w.opt_str(k!("vendor"), ob.vendor);
-        w.opt_str(k!("type"), ob.type_);
-        w.opt_str(k!("version"), ob.version.as_deref());
-        w.close();
-    }
-    if !ev.process.is_empty() {
-        o.key(k!("process"));
-        let mut p = Obj::open(o.out);
-        p.opt_str(k!("name"), ev.process.name.as_deref());
-        if let Some(pid) = ev.process.pid {
-            p.key(k!("pid"));
-            uint(p.out, u64::from(pid));
-        }
-        p.close();
-    }
-    if !ev.rule.is_empty() {
-        o.key(k!("rule"));
-        let mut r = Obj::open(o.out);
-        r.opt_str(k!("name"), ev.rule.name.as_deref());
-        r.opt_str(k!("ruleset"), ev.rule.ruleset);
-        r.opt_str(k!("category"), ev.rule.category);
-        r.close();
-    }
-    if !ev.log.is_empty() {
-        o.key(k!("log"));
-        log(o.out, &ev.log);
-    }
-    if !ev.error.is_empty() {
-        o.key(k!("error"));
-        let mut e = Obj::open(o.out);
-        e.opt_str(k!("message"), ev.error.message.as_deref());
-        e.close();
-    }
-    if !ev.dnsmasq.is_empty() {
-        o.key(k!("dnsmasq"));
-        let mut d = Obj::open(o.out);
-        if let Some(n) = ev.dnsmasq.serial {
-            d.key(k!("serial"));
-            uint(d.out, n);
-        }
-        d.opt_str(k!("answer_type"), ev.dnsmasq.answer_type.as_deref());
-        d.close();
-    }
-    if !ev.labels.is_empty() {
-        o.key(k!("labels"));
-        let mut l = Obj::open(o.out);
-        for (k, v) in &ev.labels.0 {
-            l.key_escaped(k);
-            string(l.out, v);
-        }
-        l.close();
-    }
-    if !ev.misp_src.is_empty() {
-        o.key(k!("misp_src"));
-        keywords(o.out, &ev.misp_src);
-    }
-    if !ev.threat.is_empty() {
-        o.key(k!("threat"));
-        threat(o.out, &ev.threat);
-    }
+    part!(o, "network", ev.network, network);
+    part!(o, "related", ev.related, related);
+    part!(o, "host", ev.host, host);
+    part!(o, "observer", ev.observer, observer);
+    part!(o, "process", ev.process, process);
+    part!(o, "rule", ev.rule, rule);
+    part!(o, "log", ev.log, log);
+    part!(o, "error", ev.error, error_info);
+    part!(o, "dnsmasq", ev.dnsmasq, dnsmasq);
+    part!(o, "labels", ev.labels, labels);
+    part!(o, "misp_src", ev.misp_src, keywords);
+    part!(o, "threat", ev.threat, threat);
     if !ev.tags.is_empty() {
         o.key(k!("tags"));
         str_list(o.out, ev.tags.iter().copied());
     }
     o.close();
+}
+
+fn network(out: &mut Vec<u8>, x: &Network) {
+    let mut n = Obj::open(out);
+    n.opt_str(k!("transport"), x.transport);
+    n.opt_str(k!("protocol"), x.protocol);
+    n.close();
+}
+
+fn related(out: &mut Vec<u8>, x: &Related) {
+    let mut r = Obj::open(out);
+    if !x.ip.is_empty() {
+        r.key(k!("ip"));
+        ip_list(r.out, &x.ip);
+    }
+    if !x.hosts.is_empty() {
+        r.key(k!("hosts"));
+        str_list(r.out, x.hosts.iter().map(|s| s.as_str()));
+    }
+    r.close();
+}
+
+fn host(out: &mut Vec<u8>, x: &Host) {
+    let mut h = Obj::open(out);
+    h.opt_str(k!("name"), x.name.as_deref());
+    h.opt_str(k!("hostname"), x.hostname.as_deref());
+    h.close();
+}
+
+fn observer(out: &mut Vec<u8>, x: &Observer) {
+    let mut w = Obj::open(out);
+    w.opt_str(k!("hostname"), x.hostname.as_deref());
+    w.opt_str(k!("product"), x.product);
+    w.opt_str(k!("vendor"), x.vendor);
+    w.opt_str(k!("type"), x.type_);
+    w.opt_str(k!("version"), x.version.as_deref());
+    w.close();
+}
+
+fn process(out: &mut Vec<u8>, x: &Process) {
+    let mut p = Obj::open(out);
+    p.opt_str(k!("name"), x.name.as_deref());
+    if let Some(pid) = x.pid {
+        p.key(k!("pid"));
+        uint(p.out, u64::from(pid));
+    }
+    p.close();
+}
+
+fn rule(out: &mut Vec<u8>, x: &Rule) {
+    let mut r = Obj::open(out);
+    r.opt_str(k!("name"), x.name.as_deref());
+    r.opt_str(k!("ruleset"), x.ruleset);
+    r.opt_str(k!("category"), x.category);
+    r.close();
+}
+
+fn error_info(out: &mut Vec<u8>, x: &ErrorInfo) {
+    let mut e = Obj::open(out);
+    e.opt_str(k!("message"), x.message.as_deref());
+    e.close();
+}
+
+fn dnsmasq(out: &mut Vec<u8>, x: &Dnsmasq) {
+    let mut d = Obj::open(out);
+    if let Some(n) = x.serial {
+        d.key(k!("serial"));
+        uint(d.out, n);
+    }
+    d.opt_str(k!("answer_type"), x.answer_type.as_deref());
+    d.close();
+}
+
+fn labels(out: &mut Vec<u8>, x: &Labels) {
+    let mut l = Obj::open(out);
+    for (k, v) in &x.0 {
+        l.key_escaped(k);
+        string(l.out, v);
+    }
+    l.close();
 }
 
 fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
