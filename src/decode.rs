@@ -74,8 +74,7 @@ pub struct LineDecoder {
     keep_original: bool,
     queries: QueryContext,
     pub stats: DecodeStats,
-    /// The rule that matched the last decoded line, if any.
-    pub last_match: Option<Matched>,
+    last_match: Option<Matched>,
 }
 
 impl LineDecoder {
@@ -114,35 +113,7 @@ impl LineDecoder {
         let mut ev = Event::default();
         ev.ecs.version = Some(ECS_VERSION);
         ev.event.created = Some(now);
-        let mut raw = raw;
-        let mut cut = truncated;
-        if raw.len() > self.max_line {
-            raw = &raw[..self.max_line];
-            cut = true;
-        }
-        while let Some((&last, rest)) = raw.split_last() {
-            if last == b'\r' || last == b'\n' || last == 0 {
-                raw = rest;
-            } else {
-                break;
-            }
-        }
-        let text: Cow<'_, str> = match std::str::from_utf8(raw) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(e) if cut && e.error_len().is_none() => {
-                // The cut fell inside a multi-byte character: drop the partial one.
-                Cow::Borrowed(std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or_default())
-            }
-            Err(_) => {
-                self.stats.invalid_utf8 += 1;
-                ev.tag(tag::INVALID_UTF8);
-                String::from_utf8_lossy(raw)
-            }
-        };
-        if cut {
-            self.stats.truncated += 1;
-            ev.tag(tag::TRUNCATED);
-        }
+        let text = self.line_text(raw, truncated, &mut ev);
         if text.trim().is_empty() {
             self.stats.empty += 1;
             ev.tag(tag::EMPTY);
@@ -157,24 +128,8 @@ impl LineDecoder {
             ev.tag(tag::SYSLOG_HEADER_INVALID);
         }
         fill_header(&mut ev, &header, now);
-        let mut message = header.message;
-        let mut app = header.appname;
-        // A relay that forwards pihole.log lines as they are (rsyslog imfile,
-        // syslog-ng file(), Filebeat) wraps dnsmasq's own file line in its
-        // header: read the inner `Mmm dd HH:MM:SS dnsmasq[PID]: ` too, and
-        // take the program and time dnsmasq wrote.
-        if header.format != Format::Bare && looks_like_file_line(message) {
-            let inner = self.syslog.decode_at(message, now);
-            if inner.format == Format::Rfc3164 && inner.appname.is_some() {
-                message = inner.message;
-                app = inner.appname;
-                if let Some(ts) = inner.timestamp {
-                    ev.timestamp = Some(ts);
-                }
-                ev.process.name = inner.appname.map(Str::from);
-                ev.process.pid = inner.procid.and_then(|p| p.parse().ok());
-            }
-        }
+        let (app, message) =
+            self.unwrap_relay(header.appname, header.message, &header, now, &mut ev);
         let matched = self.grammars.apply(app, message, &mut ev);
         self.last_match = matched;
         ev.message = message.to_owned();
@@ -191,6 +146,74 @@ impl LineDecoder {
             ev.event.original = text.into_owned();
         }
         ev
+    }
+
+    /// The rule that matched the line decoded last, if any (for tests and for
+    /// explaining a parse).
+    pub fn last_match(&self) -> Option<Matched> {
+        self.last_match
+    }
+
+    /// The line as text: cut at `max_line`, its terminators dropped, invalid
+    /// UTF-8 replaced. Tags and counts what needed care.
+    fn line_text<'r>(&mut self, raw: &'r [u8], truncated: bool, ev: &mut Event) -> Cow<'r, str> {
+        let mut raw = raw;
+        let mut cut = truncated;
+        if raw.len() > self.max_line {
+            raw = &raw[..self.max_line];
+            cut = true;
+        }
+        while let Some((&last, rest)) = raw.split_last() {
+            if last == b'\r' || last == b'\n' || last == 0 {
+                raw = rest;
+            } else {
+                break;
+            }
+        }
+        let text = match std::str::from_utf8(raw) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(e) if cut && e.error_len().is_none() => {
+                // The cut fell inside a multi-byte character: drop the partial one.
+                Cow::Borrowed(std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or_default())
+            }
+            Err(_) => {
+                self.stats.invalid_utf8 += 1;
+                ev.tag(tag::INVALID_UTF8);
+                String::from_utf8_lossy(raw)
+            }
+        };
+        if cut {
+            self.stats.truncated += 1;
+            ev.tag(tag::TRUNCATED);
+        }
+        text
+    }
+
+    /// A relay that forwards pihole.log lines as they are (rsyslog imfile,
+    /// syslog-ng file(), Filebeat) wraps dnsmasq's own file line in its
+    /// header: read the inner `Mmm dd HH:MM:SS dnsmasq[PID]: ` too, and take
+    /// the program and time dnsmasq wrote. Returns the program and message.
+    fn unwrap_relay<'m>(
+        &mut self,
+        app: Option<&'m str>,
+        message: &'m str,
+        header: &Header<'_>,
+        now: DateTime<Utc>,
+        ev: &mut Event,
+    ) -> (Option<&'m str>, &'m str) {
+        if header.format == Format::Bare || !looks_like_file_line(message) {
+            return (app, message);
+        }
+        let inner = self.syslog.decode_at(message, now);
+        if inner.format != Format::Rfc3164 || inner.appname.is_none() {
+            return (app, message);
+        }
+        if let Some(ts) = inner.timestamp {
+            ev.timestamp = Some(ts);
+        }
+        ev.process.name = inner.appname.map(Str::from);
+        ev.process.pid = inner.procid.and_then(|p| p.parse().ok());
+        (inner.appname, inner.message)
     }
 
     /// Marks an event as a line that could not be read: ECS's `pipeline_error`

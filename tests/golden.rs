@@ -137,7 +137,7 @@ fn every_grammar_rule_has_a_fixture_line() {
     for raw in raw_files() {
         for l in lines(&raw) {
             d.decode_at(&l, false, now);
-            if let Some(m) = d.last_match {
+            if let Some(m) = d.last_match() {
                 seen.insert((m.grammar, m.rule));
             }
         }
