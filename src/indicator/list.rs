@@ -181,6 +181,43 @@ fn free<'a>(value: &'a str, feed: Option<&'a str>, f: &mut impl FnMut(Entry<'_>)
     });
 }
 
+/// Finds the columns named in `value_col` and `feed_col` in the header: a `#`
+/// comment row just before the first row when it names them all, else the
+/// first row itself. Returns the value and feed indexes and whether the header
+/// came from the comment (then the first row is data).
+fn header_columns(
+    comment: Option<&[String]>,
+    first: &[String],
+    value_col: &Column,
+    feed_col: Option<&Column>,
+) -> Result<(Option<usize>, Option<usize>, bool), ListError> {
+    let resolve = |h: &[String], col: &Column| match col {
+        Column::Name(n) => h.iter().position(|x| x.eq_ignore_ascii_case(n)),
+        Column::Index(i) => Some(*i),
+    };
+    let from_comment = comment.is_some_and(|h| {
+        resolve(h, value_col).is_some() && feed_col.map_or(true, |fc| resolve(h, fc).is_some())
+    });
+    let header = match comment {
+        Some(h) if from_comment => h,
+        _ => first,
+    };
+    let value_idx = resolve(header, value_col);
+    let feed_idx = feed_col.and_then(|fc| resolve(header, fc));
+    let missing = match (value_col, feed_col) {
+        (Column::Name(n), _) if value_idx.is_none() => Some(n),
+        (_, Some(Column::Name(n))) if feed_idx.is_none() => Some(n),
+        _ => None,
+    };
+    if let Some(n) = missing {
+        return Err(ListError::Malformed(format!(
+            "no column `{n}` in the header ({})",
+            header.join(", ")
+        )));
+    }
+    Ok((value_idx, feed_idx, from_comment))
+}
+
 /// Reads a CSV list, the value from `value_col` and the feed (when given and
 /// not empty) from `feed_col`. A column named by header is found in the first
 /// row, or in a `#` comment row just before it. Without named columns, a
@@ -237,32 +274,9 @@ pub fn read_csv(
         if !header_done {
             header_done = true;
             if needs_header {
-                let resolve = |h: &[String], col: &Column| match col {
-                    Column::Name(n) => h.iter().position(|x| x.eq_ignore_ascii_case(n)),
-                    Column::Index(i) => Some(*i),
-                };
-                let from_comment = last_comment.as_deref().is_some_and(|h| {
-                    resolve(h, value_col).is_some()
-                        && feed_col.map_or(true, |fc| resolve(h, fc).is_some())
-                });
-                let header: &[String] = if from_comment {
-                    last_comment.as_deref().unwrap_or(&[])
-                } else {
-                    &fields
-                };
-                value_idx = resolve(header, value_col);
-                feed_idx = feed_col.and_then(|fc| resolve(header, fc));
-                let missing = match (value_col, feed_col) {
-                    (Column::Name(n), _) if value_idx.is_none() => Some(n.clone()),
-                    (_, Some(Column::Name(n))) if feed_idx.is_none() => Some(n.clone()),
-                    _ => None,
-                };
-                if let Some(n) = missing {
-                    return Err(ListError::Malformed(format!(
-                        "no column `{n}` in the header ({})",
-                        header.join(", ")
-                    )));
-                }
+                let (v, fc, from_comment) =
+                    header_columns(last_comment.as_deref(), &fields, value_col, feed_col)?;
+                (value_idx, feed_idx) = (v, fc);
                 if !from_comment {
                     continue;
                 }
