@@ -146,6 +146,14 @@ enum State {
     Failed,
 }
 
+impl State {
+    /// Where the next frame starts.
+    const NEXT_FRAME: State = State::Txnr {
+        value: 0,
+        digits: 0,
+    };
+}
+
 /// Splits one connection's bytes into RELP frames. Feed it chunks as they are
 /// read; a frame may be split across any number of reads.
 #[derive(Debug)]
@@ -216,85 +224,11 @@ impl RelpDecoder {
         out: &mut impl FnMut(Frame<'_>) -> Result<(), RelpError>,
     ) -> Result<(), RelpError> {
         while let Some(&b) = chunk.first() {
-            match self.state {
+            self.state = match self.state {
                 State::Failed => return Err(RelpError::Failed),
-                State::Txnr { value, digits } => {
-                    self.state = match b {
-                        b'0'..=b'9' if digits == MAX_DIGITS => return Err(RelpError::TxnrTooLong),
-                        b'0'..=b'9' => State::Txnr {
-                            value: value * 10 + u32::from(b - b'0'),
-                            digits: digits + 1,
-                        },
-                        b' ' if digits > 0 => {
-                            if value == 0 {
-                                return Err(RelpError::TxnrZero);
-                            }
-                            self.txnr = value;
-                            self.name.clear();
-                            State::Command
-                        }
-                        _ => return Err(RelpError::BadTxnr(char::from(b))),
-                    };
-                }
-                State::Command => {
-                    self.state = match b {
-                        b'a'..=b'z' | b'A'..=b'Z' if self.name.len() == MAX_COMMAND => {
-                            return Err(RelpError::CommandTooLong)
-                        }
-                        b'a'..=b'z' | b'A'..=b'Z' => {
-                            self.name.push(b);
-                            State::Command
-                        }
-                        b' ' if !self.name.is_empty() => {
-                            // Refused now, before its data is read.
-                            self.command = Some(Command::parse(&self.name)?);
-                            State::Datalen {
-                                value: 0,
-                                digits: 0,
-                            }
-                        }
-                        _ => return Err(RelpError::BadCommand(char::from(b))),
-                    };
-                }
-                State::Datalen { value, digits } => {
-                    self.state = match b {
-                        b'0'..=b'9' if digits == MAX_DIGITS => {
-                            return Err(RelpError::DatalenTooLong)
-                        }
-                        b'0'..=b'9' => {
-                            let value = value * 10 + usize::from(b - b'0');
-                            // Refused as soon as it is known to be too large.
-                            if value > self.max_data {
-                                return Err(RelpError::DataTooLarge {
-                                    len: value,
-                                    max: self.max_data,
-                                });
-                            }
-                            State::Datalen {
-                                value,
-                                digits: digits + 1,
-                            }
-                        }
-                        b' ' if digits > 0 && value == 0 => {
-                            return Err(RelpError::SpaceWithoutData)
-                        }
-                        b' ' if digits > 0 => {
-                            self.data.clear();
-                            self.data.reserve(value);
-                            State::Data { left: value }
-                        }
-                        b'\n' if digits > 0 && value == 0 => {
-                            self.data.clear();
-                            self.emit(out)?;
-                            State::Txnr {
-                                value: 0,
-                                digits: 0,
-                            }
-                        }
-                        b'\n' if digits > 0 => return Err(RelpError::MissingData(value)),
-                        _ => return Err(RelpError::BadDatalen(char::from(b))),
-                    };
-                }
+                State::Txnr { value, digits } => self.txnr_byte(b, value, digits)?,
+                State::Command => self.command_byte(b)?,
+                State::Datalen { value, digits } => self.datalen_byte(b, value, digits, out)?,
                 State::Data { left } => {
                     let take = left.min(chunk.len());
                     self.data.extend_from_slice(&chunk[..take]);
@@ -310,15 +244,95 @@ impl RelpDecoder {
                         return Err(RelpError::MissingTrailer(char::from(b)));
                     }
                     self.emit(out)?;
-                    self.state = State::Txnr {
-                        value: 0,
-                        digits: 0,
-                    };
+                    State::NEXT_FRAME
                 }
-            }
+            };
             chunk = &chunk[1..];
         }
         Ok(())
+    }
+
+    /// One byte of `TXNR SP`.
+    fn txnr_byte(&mut self, b: u8, value: u32, digits: u8) -> Result<State, RelpError> {
+        Ok(match b {
+            b'0'..=b'9' if digits == MAX_DIGITS => return Err(RelpError::TxnrTooLong),
+            b'0'..=b'9' => State::Txnr {
+                value: value * 10 + u32::from(b - b'0'),
+                digits: digits + 1,
+            },
+            b' ' if digits > 0 => {
+                if value == 0 {
+                    return Err(RelpError::TxnrZero);
+                }
+                self.txnr = value;
+                self.name.clear();
+                State::Command
+            }
+            _ => return Err(RelpError::BadTxnr(char::from(b))),
+        })
+    }
+
+    /// One byte of `COMMAND SP`.
+    fn command_byte(&mut self, b: u8) -> Result<State, RelpError> {
+        Ok(match b {
+            b'a'..=b'z' | b'A'..=b'Z' if self.name.len() == MAX_COMMAND => {
+                return Err(RelpError::CommandTooLong)
+            }
+            b'a'..=b'z' | b'A'..=b'Z' => {
+                self.name.push(b);
+                State::Command
+            }
+            b' ' if !self.name.is_empty() => {
+                // Refused now, before its data is read.
+                self.command = Some(Command::parse(&self.name)?);
+                State::Datalen {
+                    value: 0,
+                    digits: 0,
+                }
+            }
+            _ => return Err(RelpError::BadCommand(char::from(b))),
+        })
+    }
+
+    /// One byte of `DATALEN` and what follows it: `SP` before data, or the
+    /// trailer of a frame without data.
+    fn datalen_byte(
+        &mut self,
+        b: u8,
+        value: usize,
+        digits: u8,
+        out: &mut impl FnMut(Frame<'_>) -> Result<(), RelpError>,
+    ) -> Result<State, RelpError> {
+        Ok(match b {
+            b'0'..=b'9' if digits == MAX_DIGITS => return Err(RelpError::DatalenTooLong),
+            b'0'..=b'9' => {
+                let value = value * 10 + usize::from(b - b'0');
+                // Refused as soon as it is known to be too large.
+                if value > self.max_data {
+                    return Err(RelpError::DataTooLarge {
+                        len: value,
+                        max: self.max_data,
+                    });
+                }
+                State::Datalen {
+                    value,
+                    digits: digits + 1,
+                }
+            }
+            b' ' if digits > 0 && value == 0 => return Err(RelpError::SpaceWithoutData),
+            b' ' if digits > 0 => {
+                self.data.clear();
+                self.data.reserve(value);
+                State::Data { left: value }
+            }
+            b'\n' if digits > 0 && value == 0 => {
+                self.data.clear();
+                self.emit(out)?;
+                State::NEXT_FRAME
+            }
+            b'\n' if digits > 0 => return Err(RelpError::MissingData(value)),
+            _ => return Err(RelpError::BadDatalen(char::from(b))),
+        })
     }
 
     fn emit(
