@@ -11,13 +11,14 @@
 //!   * [`grammar`]: the message text to ECS fields, by grammars kept as data.
 //! * [`event`]: the typed ECS event every stage passes along, and its JSON.
 //! * [`enrich`]: threat intelligence from memcached added to each event.
-//! * [`output`]: where encoded events go — NDJSON or Elasticsearch `_bulk`.
+//! * [`output`]: where encoded events go — NDJSON or Elasticsearch `_bulk`,
+//!   optionally through a crash-safe disk buffer.
 //!
 //! Around the flow:
 //!
 //! * [`pipeline`]: the wiring — builds the stages, the bounded channels and batches
 //!   between them, the acknowledgements back to the inputs, and shutdown.
-//! * `indicator`: the memcached key/value contract, written by [`sync`] and read
+//! * [`indicator`]: the memcached key/value contract, written by [`sync`] and read
 //!   by [`enrich`]; the one invariant that spans two processes.
 //! * [`sync`]: the side job that loads indicators from MISP and blocklists.
 //! * [`telemetry`]: Prometheus metrics, `/health`, `/ready`, and systemd.
