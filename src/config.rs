@@ -20,6 +20,7 @@ use crate::decode::DEFAULT_MAX_LINE;
 use crate::enrich::{EnrichConfig, EnrichError};
 use crate::grammar::{GrammarError, GrammarSet};
 use crate::input::InputsConfig;
+use crate::output::buffer::{BufferConfig, InvalidBufferConfig};
 use crate::output::OutputConfig;
 use crate::sync::{InvalidSyncConfig, SyncConfig};
 use crate::syslog::Zone;
@@ -39,6 +40,9 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub input: InputsConfig,
     pub output: OutputConfig,
+    /// Where encoded batches wait for the output (`[buffer]`): in memory (the
+    /// default) or in a disk buffer under the state directory.
+    pub buffer: BufferConfig,
     /// Threat-intelligence lookups (`[enrich]`); off until memcached servers or
     /// indicator files are set.
     pub enrich: EnrichConfig,
@@ -60,6 +64,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             input: InputsConfig::default(),
             output: OutputConfig::default(),
+            buffer: BufferConfig::default(),
             enrich: EnrichConfig::default(),
             sync: SyncConfig::default(),
             metrics: MetricsConfig::default(),
@@ -195,6 +200,8 @@ pub enum ConfigError {
     Enrich(#[from] EnrichError),
     #[error(transparent)]
     Sync(#[from] InvalidSyncConfig),
+    #[error(transparent)]
+    Buffer(#[from] InvalidBufferConfig),
 }
 
 /// A configuration that passed [`Config::check`], with what checking it
@@ -282,6 +289,7 @@ impl Config {
         let grammars =
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
         self.enrich.validate()?;
+        self.buffer.validate()?;
         if self.sync_enabled() {
             self.sync.validate()?;
         }
@@ -358,6 +366,19 @@ mod tests {
     fn section_errors_name_their_key_once() {
         let e = Config::parse("[enrich]\ntimeout_ms = 0\n").unwrap_err();
         assert!(e.to_string().starts_with("enrich.timeout_ms:"), "{e}");
+        let e = Config::parse("[buffer]\ntype = \"disk\"\nmax_bytes = 1\n").unwrap_err();
+        assert!(e.to_string().starts_with("buffer.max_bytes:"), "{e}");
+    }
+
+    #[test]
+    fn buffer_defaults_to_memory_and_shows_in_the_effective_config() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.buffer.kind, crate::output::buffer::BufferType::Memory);
+        let c = Config::parse("[buffer]\ntype = \"disk\"\nsync = \"always\"\n").unwrap();
+        let shown = c.to_toml();
+        assert!(shown.contains("[buffer]"), "{shown}");
+        assert!(shown.contains("type = \"disk\""), "{shown}");
+        assert!(shown.contains("sync = \"always\""), "{shown}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::shutdown::Shutdown;
 use crate::enrich::EnrichStage;
+use crate::output::buffer::{self, DiskBuffer};
 use crate::sync::SyncConfig;
 use crate::telemetry;
 
@@ -28,17 +29,27 @@ pub const MEMCACHED_WINDOW: Duration = Duration::from_secs(2);
 /// How often the indicator files' modification times are compared.
 const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
-/// Samples the channel depths into `dnsenrich_queue_depth{stage}` once a second.
-/// The probes hold receiver clones only to read lengths; they are dropped at
-/// shutdown so the channels can close.
-pub async fn watch_queues(probes: Vec<(&'static str, QueueProbe)>, mut sd: Shutdown) {
+/// Samples the channel depths into `dnsenrich_queue_depth{stage}` once a second,
+/// and the disk buffer's levels into `dnsenrich_buffer_*` when there is one.
+/// The probes hold receiver clones only to read lengths, and the buffer handle
+/// only to read its counters; both are dropped at shutdown so the channels can
+/// close and the buffer's lock is released.
+pub async fn watch_queues(
+    probes: Vec<(&'static str, QueueProbe)>,
+    buffer: Option<DiskBuffer>,
+    mut sd: Shutdown,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut corrupt_seen = 0;
     loop {
         tokio::select! {
             _ = sd.recv() => return,
             _ = tick.tick() => {
                 for (stage, probe) in &probes {
                     metrics::gauge!("dnsenrich_queue_depth", "stage" => *stage).set(probe() as f64);
+                }
+                if let Some(b) = &buffer {
+                    buffer::metrics::publish(&b.stats(), &mut corrupt_seen);
                 }
             }
         }
@@ -164,7 +175,11 @@ mod tests {
         let (trigger, sd) = shutdown::channel();
         let stage = Arc::new(EnrichStage::off());
         let tasks = [
-            tokio::spawn(watch_queues(vec![("parse", Box::new(|| 0))], sd.clone())),
+            tokio::spawn(watch_queues(
+                vec![("parse", Box::new(|| 0))],
+                None,
+                sd.clone(),
+            )),
             tokio::spawn(reload_on_change(
                 vec!["/nonexistent/indicators.txt".into()],
                 stage,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::input::{FileConfig, InputsConfig};
+use crate::output::buffer::BufferConfig;
 use crate::output::OutputConfig;
 
 /// The daemon-wide settings the stages are built with.
@@ -60,6 +61,12 @@ impl BuildContext {
         cfg
     }
 
+    /// The buffer's settings as built: a relative `path` is resolved against
+    /// the state directory; an absolute one is kept.
+    pub fn buffer(&self, cfg: &BufferConfig) -> BufferConfig {
+        cfg.clone().with_state_dir(&self.state_dir)
+    }
+
     fn state_path(&self, p: &Path) -> PathBuf {
         self.state_dir.join(p)
     }
@@ -97,6 +104,17 @@ mod tests {
             unreachable!()
         };
         assert_eq!(es.dead_letter_path, Path::new("/srv/dl.ndjson"));
+    }
+
+    #[test]
+    fn the_buffer_lives_under_the_state_dir_unless_absolute() {
+        let built = ctx().buffer(&BufferConfig::default());
+        assert_eq!(built.path, Path::new("/var/lib/dnsenrich-test/buffer"));
+        let own = BufferConfig {
+            path: "/srv/buffer".into(),
+            ..Default::default()
+        };
+        assert_eq!(ctx().buffer(&own).path, Path::new("/srv/buffer"));
     }
 
     #[test]

@@ -12,8 +12,11 @@
 //! 1. `start_stages` — the data flow, one channel and one entry per stage in
 //!    flow order (the batch types are in [`batch`], the CPU stages in
 //!    [`stages`]). A new stage, such as a correlation stage between parse and
-//!    enrich, is a new entry there and nothing else; a stage in front of the
-//!    output (a disk buffer) sits between the last channel and `Output::run`.
+//!    enrich, is a new entry there and nothing else. With `[buffer] type =
+//!    "disk"` the disk buffer is one more entry in front of the output: the
+//!    encoders' channel goes into the buffer's writer (inputs are acknowledged
+//!    once their documents are durable) and the buffer's reader feeds the
+//!    channel the output reads.
 //! 2. `start_background` — the tasks beside the data flow ([`background`]),
 //!    each holding a [`Shutdown`]; then READY=1.
 //! 3. `wait_for_stop` — answers SIGHUP (reopen output files, reload indicator
@@ -23,7 +26,10 @@
 //!    exit, joined in flow order; the output settles what it took in and
 //!    returns. The whole drain has `shutdown_timeout_secs`; past that, what is
 //!    still in flight is abandoned without acknowledgement (file offsets are
-//!    not advanced past it, so a restart reads it again).
+//!    not advanced past it, so a restart reads it again). With a disk buffer
+//!    the drain ends once the buffer is synced and closed: the output gets
+//!    [`BUFFERED_OUTPUT_GRACE`] to settle what it holds, and whatever it has
+//!    not settled stays on disk for the next start.
 
 pub mod background;
 pub mod batch;
@@ -49,6 +55,7 @@ use crate::decode::DecodeStats;
 use crate::enrich::{EnrichError, EnrichStage};
 use crate::input::{InputError, Inputs};
 use crate::input::{TcpInput, UdpInput};
+use crate::output::buffer::{self, Appended, BufferError, BufferType, BufferWriter, DiskBuffer};
 use crate::output::{Output, OutputError, OutputReport};
 use crate::telemetry::{self, Readiness};
 
@@ -68,6 +75,8 @@ pub enum DaemonError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Enrich(#[from] EnrichError),
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
     #[error("metrics.listen: cannot listen on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -95,6 +104,8 @@ pub struct Daemon {
     output: Output,
     metrics_listener: Option<tokio::net::TcpListener>,
     enrich: Arc<EnrichStage>,
+    /// The disk buffer, open (and locked) when `[buffer] type = "disk"`.
+    buffer: Option<DiskBuffer>,
     signals: Signals,
 }
 
@@ -133,7 +144,22 @@ struct Running {
     /// The CPU stages in flow order.
     stages: Vec<StageJoin>,
     output: JoinHandle<Result<OutputReport, OutputError>>,
+    /// The disk buffer's two tasks, when there is one.
+    buffer: Option<BufferTasks>,
 }
+
+/// The disk buffer as a stage: `fill` appends what the encoders send and
+/// closes the writer when they are done; `forward` feeds the output.
+struct BufferTasks {
+    fill: JoinHandle<()>,
+    forward: JoinHandle<()>,
+}
+
+/// With a disk buffer, how long a stop waits for the output to settle what it
+/// holds once the buffer is closed. Anything it has not settled by then stays
+/// in the buffer and is sent after the next start, so the stop never waits for
+/// an output that is down.
+pub const BUFFERED_OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// One bounded channel into the stage `name`, with a probe of its depth for
 /// `dnsenrich_queue_depth{stage=name}`.
@@ -178,6 +204,7 @@ impl Daemon {
                 "threat-intelligence lookups on"
             );
         }
+        let buffer = Self::open_buffer(&cfg, &ctx)?;
         let inputs = Self::bind_inputs(&cfg, &ctx)?;
         let metrics_listener = match cfg.metrics.listen {
             Some(addr) => {
@@ -195,8 +222,48 @@ impl Daemon {
             output,
             metrics_listener,
             enrich,
+            buffer,
             signals,
         })
+    }
+
+    /// Opens the disk buffer under the state directory, recovering what a
+    /// previous run left, and logs what recovery found; `None` in memory mode.
+    fn open_buffer(
+        cfg: &ValidConfig,
+        ctx: &BuildContext,
+    ) -> Result<Option<DiskBuffer>, DaemonError> {
+        let bcfg = ctx.buffer(&cfg.buffer);
+        if bcfg.kind != BufferType::Disk {
+            return Ok(None);
+        }
+        let (buf, report) = DiskBuffer::open(&bcfg.path, bcfg.disk_options())?;
+        buffer::metrics::describe();
+        for d in &report.truncated {
+            tracing::warn!(
+                segment = %d.segment.display(),
+                start = d.start,
+                end = d.end,
+                "disk buffer: torn tail cut off (written, never acknowledged to an input)"
+            );
+        }
+        for d in &report.corrupt {
+            tracing::warn!(
+                segment = %d.segment.display(),
+                start = d.start,
+                end = d.end,
+                "disk buffer: damaged range skipped"
+            );
+        }
+        tracing::info!(
+            path = %buf.path().display(),
+            segments = report.segments,
+            records = report.records,
+            documents = report.documents,
+            corrupt = report.corrupt.len(),
+            "disk buffer open; unsent documents are sent first"
+        );
+        Ok(Some(buf))
     }
 
     /// Binds the configured inputs, or takes systemd's sockets (socket
@@ -257,11 +324,21 @@ impl Daemon {
             output,
             metrics_listener,
             enrich,
+            buffer,
             signals,
         } = self;
-        let running = start_stages(&cfg, &enrich, inputs, output, reopen_rx, &mut probes, &sd);
+        let running = start_stages(
+            &cfg,
+            &enrich,
+            inputs,
+            output,
+            buffer.as_ref(),
+            reopen_rx,
+            &mut probes,
+            &sd,
+        );
         let metrics = metrics_listener.map(|l| (l, prometheus));
-        start_background(&cfg, &enrich, metrics, readiness, probes, &sd);
+        start_background(&cfg, &enrich, metrics, readiness, probes, buffer, &sd);
         wait_for_stop(signals, stop, &reopen, &enrich).await;
         telemetry::sd_notify("STOPPING=1");
         trigger.trigger();
@@ -272,11 +349,13 @@ impl Daemon {
 /// Step 1: the data flow. One channel into each stage and one entry per
 /// stage, in flow order; the output starts before the inputs so nothing
 /// waits on a stage that is not there yet.
+#[allow(clippy::too_many_arguments)]
 fn start_stages(
     cfg: &ValidConfig,
     enrich: &Arc<EnrichStage>,
     inputs: Inputs,
     output: Output,
+    buffer: Option<&DiskBuffer>,
     reopen: ReopenSignal,
     probes: &mut Vec<(&'static str, QueueProbe)>,
     sd: &Shutdown,
@@ -285,6 +364,19 @@ fn start_stages(
     let (to_parse, frames) = queue::<FrameBatch>(cap, "parse", probes);
     let (to_enrich, events) = queue::<EventBatch>(cap, "enrich", probes);
     let (to_output, encoded) = queue::<EncodedBatch>(cap, "output", probes);
+    // The encoders write into the disk buffer when there is one, else
+    // straight into the output's channel.
+    let (to_encoded, buffer) = match buffer {
+        Some(buf) => {
+            let (to_buffer, for_buffer) = queue::<EncodedBatch>(cap, "buffer", probes);
+            let tasks = BufferTasks {
+                fill: tokio::spawn(fill_buffer(buf.writer(), for_buffer)),
+                forward: tokio::spawn(buf.reader().forward(to_output)),
+            };
+            (to_buffer, Some(tasks))
+        }
+        None => (to_output, None),
+    };
 
     let parse = ParseSettings {
         grammars: cfg.grammars().clone(),
@@ -308,7 +400,7 @@ fn start_stages(
                 threads(cfg.pipeline.enrich_workers),
                 || enrich.enricher(),
                 events,
-                to_output,
+                to_encoded,
             ),
             |_, ()| {},
         ),
@@ -319,6 +411,28 @@ fn start_stages(
         inputs,
         stages,
         output,
+        buffer,
+    }
+}
+
+/// The disk buffer's writing end: appends each encoded batch (its inputs are
+/// acknowledged once it is durable), and syncs and closes the buffer when the
+/// encoders are done.
+async fn fill_buffer(writer: BufferWriter, rx: flume::Receiver<EncodedBatch>) {
+    while let Ok(batch) = rx.recv_async().await {
+        match writer.append(batch).await {
+            Ok(Appended::Stored) => {}
+            // Counted in dnsenrich_buffer_dropped_total by the buffer.
+            Ok(Appended::Dropped { documents }) => {
+                tracing::debug!(documents, "disk buffer full: batch dropped");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "disk buffer: batch not stored; its inputs are not acknowledged");
+            }
+        }
+    }
+    if let Err(e) = writer.close().await {
+        tracing::error!(error = %e, "disk buffer: closing failed; unsynced batches are sent again after a restart");
     }
 }
 
@@ -331,6 +445,7 @@ fn start_background(
     metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
     readiness: Arc<Readiness>,
     probes: Vec<(&'static str, QueueProbe)>,
+    buffer: Option<DiskBuffer>,
     sd: &Shutdown,
 ) {
     if !enrich.memcached_servers().is_empty() {
@@ -351,7 +466,7 @@ fn start_background(
             sd.clone(),
         ));
     }
-    tokio::spawn(background::watch_queues(probes, sd.clone()));
+    tokio::spawn(background::watch_queues(probes, buffer, sd.clone()));
     if cfg.sync_enabled() {
         tokio::spawn(background::sync_indicators(cfg.sync.clone(), sd.clone()));
     }
@@ -404,6 +519,7 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         inputs,
         stages,
         output,
+        buffer,
     } = running;
     let work = async {
         let _ = inputs.await;
@@ -416,7 +532,14 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         })
         .await
         .unwrap_or_default();
-        report.output = match output.await {
+        let output = match buffer {
+            Some(b) => match settle_buffered(b, output).await {
+                Some(finished) => finished,
+                None => return report,
+            },
+            None => output.await,
+        };
+        report.output = match output {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the output stopped with an error");
@@ -440,6 +563,30 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
                 timed_out: true,
                 ..Default::default()
             }
+        }
+    }
+}
+
+/// Closes the disk buffer once the encoders are done (syncing it, which fires
+/// the last input acks), stops feeding the output, and gives the output
+/// [`BUFFERED_OUTPUT_GRACE`] to settle what it already took. `None` when the
+/// output was stopped unsettled: its records stay in the buffer.
+async fn settle_buffered(
+    b: BufferTasks,
+    mut output: JoinHandle<Result<OutputReport, OutputError>>,
+) -> Option<Result<Result<OutputReport, OutputError>, tokio::task::JoinError>> {
+    let _ = b.fill.await;
+    b.forward.abort();
+    let _ = b.forward.await;
+    match tokio::time::timeout(BUFFERED_OUTPUT_GRACE, &mut output).await {
+        Ok(finished) => Some(finished),
+        Err(_) => {
+            output.abort();
+            let _ = output.await;
+            tracing::info!(
+                "the output did not settle in time; what it had not stored stays in the disk buffer for the next start"
+            );
+            None
         }
     }
 }
