@@ -274,7 +274,7 @@ fn check_indicators(a: CheckIndicatorsArgs) -> anyhow::Result<ExitCode> {
         Some(p) => m.placed(p),
         None => m,
     };
-    let report = check::check(&m, &keys, namespace);
+    let report = check::check(&m, &enrich.memcached, &keys, namespace);
     let name = |i: usize| report.servers[i].as_str();
     for k in &report.keys {
         let verdict = if k.found_on.is_empty() {

@@ -78,9 +78,15 @@ impl CheckReport {
 
 /// Asks every server of `memcached` for every key of `keys` and compares
 /// where each is with where `memcached`'s own placement looks for it.
-/// `namespace` is the one the keys were composed with, which Dalli's
-/// placement needs for the hints.
-pub fn check(memcached: &Memcached, keys: &[String], namespace: Option<&str>) -> CheckReport {
+/// `configured` are the server strings as written (weights included) and
+/// `namespace` the one the keys were composed with: the other distributions
+/// are tried over them for the hint.
+pub fn check(
+    memcached: &Memcached,
+    configured: &[String],
+    keys: &[String],
+    namespace: Option<&str>,
+) -> CheckReport {
     let servers = memcached.server_names().to_vec();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut found_on: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
@@ -100,7 +106,7 @@ pub fn check(memcached: &Memcached, keys: &[String], namespace: Option<&str>) ->
     let would_match = ALL_KINDS
         .into_iter()
         .filter(|&kind| {
-            let Ok(p) = Placement::new(kind, &servers, namespace) else {
+            let Ok(p) = Placement::new(kind, configured, namespace) else {
                 return false;
             };
             let mut any = false;
