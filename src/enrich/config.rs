@@ -377,6 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn weights_are_taken_only_by_the_distributions_that_have_them() {
+        let text = "memcached = [\"m1:11211:2\", \"m2\"]\ndistribution = \"dalli\"\n";
+        let mut c: EnrichConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.distribution, DistributionKind::Dalli);
+        c.validate().unwrap();
+        c.distribution = DistributionKind::Ketama;
+        c.validate().unwrap();
+        c.distribution = DistributionKind::Pymemcache;
+        assert!(err(&c).starts_with("enrich.memcached[0]:"), "{}", err(&c));
+        let e = toml::from_str::<EnrichConfig>("distribution = \"consistent\"\n").unwrap_err();
+        assert!(e.to_string().contains("rendezvous"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let mut c = EnrichConfig {
             memcached: vec!["ok".into(), "bad:port".into()],
