@@ -216,8 +216,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn check_indicators(a: CheckIndicatorsArgs) -> anyhow::Result<ExitCode> {
+    use dnsenrich::enrich::check;
     use dnsenrich::enrich::memcached::{Memcached, MemcachedSettings};
-    use dnsenrich::indicator::{check, key, list};
+    use dnsenrich::indicator::{key, list};
     let mut enrich = match &a.config {
         Some(p) => Config::read(p)?.enrich,
         None => dnsenrich::enrich::EnrichConfig::default(),

@@ -1,5 +1,5 @@
-//! The memcached backend: several servers, keys spread over them by
-//! rendezvous hashing, one multi-key `gets` per server per batch, bounded
+//! The memcached backend: several servers, keys spread over them as the
+//! configured distribution does, one multi-key `gets` per server per batch, bounded
 //! waits, and reconnection with backoff.
 //!
 //! Built on the `memcache` crate (text protocol, an r2d2 pool per server),

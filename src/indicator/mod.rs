@@ -21,7 +21,6 @@
 //!
 //! Nothing in here does I/O.
 
-pub mod check;
 pub mod distribution;
 pub mod key;
 pub mod list;

@@ -9,7 +9,7 @@
 //! works out which distributions would have placed every found key where it
 //! is, which names the setting to use.
 
-use crate::enrich::memcached::Memcached;
+use super::memcached::Memcached;
 use crate::indicator::distribution::{DistributionKind, Placement};
 
 /// Every distribution, in the order hints name them.
