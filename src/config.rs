@@ -292,6 +292,22 @@ impl Config {
         self.buffer.validate()?;
         if self.sync_enabled() {
             self.sync.validate()?;
+            // The background sync writes what this collector reads: placed
+            // differently over the same servers, most keys would be missed.
+            if self.sync.to_file.is_none()
+                && self.sync.memcached.len() > 1
+                && self.sync.memcached == self.enrich.memcached
+                && self.sync.distribution != self.enrich.distribution
+            {
+                return Err(invalid(
+                    "sync.distribution",
+                    format!(
+                        "{} writes keys where enrich.distribution = {:?} does not look for them; set both the same",
+                        self.sync.distribution.as_str(),
+                        self.enrich.distribution.as_str()
+                    ),
+                ));
+            }
         }
         Ok(ValidConfig {
             config: self,
@@ -337,6 +353,19 @@ mod tests {
         assert!(matches!(c.output, OutputConfig::Ndjson(_)));
         assert_eq!(c.shutdown_timeout_secs, 10);
         assert_eq!(c.parse.timezone, "local");
+    }
+
+    #[test]
+    fn the_background_sync_writes_where_the_collector_reads() {
+        let text = |sync: &str| {
+            format!(
+                "[enrich]\nmemcached = [\"m1\", \"m2\"]\ndistribution = \"pymemcache\"\n\
+                 [sync]\nmemcached = [\"m1\", \"m2\"]\nmisp_feeds = [\"/srv/feed\"]\n{sync}"
+            )
+        };
+        let e = Config::parse(&text("")).unwrap_err();
+        assert!(e.to_string().starts_with("sync.distribution:"), "{e}");
+        Config::parse(&text("distribution = \"pymemcache\"\n")).unwrap();
     }
 
     #[test]

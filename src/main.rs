@@ -12,6 +12,7 @@ use dnsenrich::config::Config;
 use dnsenrich::config::ValidConfig;
 use dnsenrich::decode::{DecodeStats, LineDecoder, DEFAULT_MAX_LINE};
 use dnsenrich::grammar::GrammarSet;
+use dnsenrich::indicator::distribution::DistributionKind;
 use dnsenrich::lines::BoundedLines;
 use dnsenrich::pipeline::{BuildContext, Daemon};
 use dnsenrich::syslog::Zone;
@@ -41,6 +42,36 @@ enum Command {
     Sync(Box<sync_args::SyncArgs>),
     /// Parse log lines from files or stdin and print one ECS JSON object per line.
     Parse(ParseArgs),
+    /// Ask every memcached server for a sample of keys and report whether the
+    /// configured distribution looks for each where it is.
+    CheckIndicators(CheckIndicatorsArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckIndicatorsArgs {
+    /// A configuration file; its `[enrich]` memcached, distribution and
+    /// namespace are the base the flags override.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// memcached server (repeatable; replaces the configured list).
+    #[arg(long, value_name = "HOST:PORT")]
+    memcached: Vec<String>,
+    /// The distribution to check (default: the configured one).
+    #[arg(long, value_enum, value_name = "DISTRIBUTION")]
+    distribution: Option<DistributionKind>,
+    /// The key namespace (default: the configured one).
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// A key to look for, exactly as stored, namespace included (repeatable).
+    #[arg(long = "key", value_name = "KEY")]
+    keys: Vec<String>,
+    /// A blocklist (plain or hosts format) whose entries make the keys, as
+    /// `dnsenrich sync --list` would write them.
+    #[arg(long, value_name = "FILE")]
+    list: Option<PathBuf>,
+    /// Check at most this many keys from --list.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    sample: usize,
 }
 
 #[derive(clap::Args)]
@@ -90,6 +121,10 @@ struct RunArgs {
     /// Look indicators up in this memcached server (repeatable).
     #[arg(long, value_name = "HOST:PORT")]
     memcached: Vec<String>,
+    /// How keys are spread over several --memcached servers (default:
+    /// rendezvous, how `dnsenrich sync` writes them).
+    #[arg(long, value_enum, value_name = "DISTRIBUTION")]
+    distribution: Option<DistributionKind>,
     /// Load indicators from this file into memory (repeatable): a plain list,
     /// hosts format, CSV `value,feed`, or a `dnsenrich sync --to-file` file.
     #[arg(long, value_name = "FILE")]
@@ -132,6 +167,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::CheckConfig { file } => check_config(&file),
         Command::Sync(args) => sync(*args),
+        Command::CheckIndicators(args) => check_indicators(args),
     };
     match result {
         Ok(code) => code,
@@ -179,6 +215,114 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn check_indicators(a: CheckIndicatorsArgs) -> anyhow::Result<ExitCode> {
+    use dnsenrich::enrich::check;
+    use dnsenrich::enrich::memcached::{Memcached, MemcachedSettings};
+    use dnsenrich::indicator::{key, list};
+    let mut enrich = match &a.config {
+        Some(p) => Config::read(p)?.enrich,
+        None => dnsenrich::enrich::EnrichConfig::default(),
+    };
+    if !a.memcached.is_empty() {
+        enrich.memcached = a.memcached;
+    }
+    if let Some(d) = a.distribution {
+        enrich.distribution = d;
+    }
+    if a.namespace.is_some() {
+        enrich.namespace = a.namespace;
+    }
+    if enrich.memcached.is_empty() {
+        anyhow::bail!("no memcached servers: give --memcached or a --config with enrich.memcached");
+    }
+    let namespace = enrich.namespace.as_deref().filter(|ns| !ns.is_empty());
+    let mut keys = a.keys;
+    if let Some(path) = &a.list {
+        let f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut r = BufReader::new(f);
+        let mut from_list = Vec::new();
+        list::read_lines(&mut r, list::LineFormat::Auto, |e| {
+            if let list::Entry::Value { mapped, .. } = e {
+                for (kind, value) in mapped.atoms {
+                    if from_list.len() < a.sample {
+                        from_list.push(key::compose(namespace, &kind, &value).into_string());
+                    }
+                }
+            }
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        keys.extend(from_list);
+    }
+    if keys.is_empty() {
+        anyhow::bail!("no keys to check: give --key or --list");
+    }
+    let placement = enrich.placement()?;
+    let settings = MemcachedSettings {
+        timeout: std::time::Duration::from_millis(enrich.timeout_ms.max(1000)),
+        pool_size: 1,
+        backoff_min: std::time::Duration::from_millis(enrich.reconnect_min_ms),
+        backoff_max: std::time::Duration::from_millis(enrich.reconnect_max_ms),
+    };
+    let addrs: Vec<String> = enrich
+        .memcached
+        .iter()
+        .map(|s| dnsenrich::indicator::distribution::address_of(enrich.distribution, s).to_owned())
+        .collect();
+    let m = Memcached::new(&addrs, settings)
+        .map_err(|(i, e)| anyhow::anyhow!("enrich.memcached[{i}]: {e}"))?;
+    let m = match placement {
+        Some(p) => m.placed(p),
+        None => m,
+    };
+    let report = check::check(&m, &enrich.memcached, &keys, namespace);
+    let name = |i: usize| report.servers[i].as_str();
+    for k in &report.keys {
+        let verdict = if k.found_on.is_empty() {
+            "not found".to_string()
+        } else {
+            let on: Vec<&str> = k.found_on.iter().map(|&i| name(i)).collect();
+            let v = if k.matches() { "ok" } else { "MISPLACED" };
+            format!("{v}: found on {}", on.join(", "))
+        };
+        println!(
+            "{}\t{verdict}; {} looks on {}",
+            k.key,
+            report.distribution.as_str(),
+            name(k.expected)
+        );
+    }
+    for (i, why) in &report.unreachable {
+        eprintln!("dnsenrich: memcached {} did not answer ({why})", name(*i));
+    }
+    let found = report.keys.len() - report.missing();
+    eprintln!(
+        "{} keys: {found} found, {} not where the {} distribution looks, {} on no server",
+        report.keys.len(),
+        report.misplaced(),
+        report.distribution.as_str(),
+        report.missing()
+    );
+    if report.misplaced() > 0 {
+        let hint: Vec<&str> = report.would_match.iter().map(|d| d.as_str()).collect();
+        if hint.is_empty() {
+            eprintln!("hint: no distribution places every found key where it is (keys written during an outage, or by several writers?)");
+        } else {
+            eprintln!(
+                "hint: the keys sit where the {} distribution puts them: set distribution = {:?} in [enrich] (and [sync]), or --distribution {}",
+                hint.join(" or "),
+                hint[0],
+                hint[0]
+            );
+        }
+    }
+    if report.ok() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}
+
 /// The configuration file (or the defaults) with the flags applied, checked
 /// once they are.
 fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
@@ -218,6 +362,9 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     }
     if !a.memcached.is_empty() {
         cfg.enrich.memcached = a.memcached.clone();
+    }
+    if let Some(d) = a.distribution {
+        cfg.enrich.distribution = d;
     }
     cfg.enrich.ioc_files.extend(a.ioc_file.iter().cloned());
     match (&a.elasticsearch, &a.output) {
@@ -442,6 +589,7 @@ mod sync_args {
 
     use anyhow::Context;
 
+    use dnsenrich::indicator::distribution::DistributionKind;
     use dnsenrich::output::Secret;
     use dnsenrich::sync::{
         split_name, DurationSpec, ListFormat, ListSource, SyncConfig, ValueFormat,
@@ -511,6 +659,11 @@ mod sync_args {
         /// Key prefix: keys become NS:domain-….
         #[arg(long, value_name = "NS")]
         pub namespace: Option<String>,
+        /// How keys are spread over several --memcached servers: as the
+        /// reader's client places them (dalli, pymemcache, ketama) or
+        /// rendezvous (dnsenrich's own; the default).
+        #[arg(long, value_enum, value_name = "DISTRIBUTION")]
+        pub distribution: Option<DistributionKind>,
         /// Key TTL (default: twice --every, or 1d for a single run).
         #[arg(long, value_name = "DURATION")]
         pub ttl: Option<DurationSpec>,
@@ -582,6 +735,9 @@ mod sync_args {
             }
             if a.namespace.is_some() {
                 cfg.namespace = a.namespace;
+            }
+            if let Some(d) = a.distribution {
+                cfg.distribution = d;
             }
             if let Some(t) = a.ttl {
                 cfg.ttl_secs = Some(t.as_secs());

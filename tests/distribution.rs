@@ -5,6 +5,12 @@
 //! [`Distribution::server_for`] names must be the one where a plain `get`
 //! finds it — and no other server may have it.
 //!
+//! Then dnsenrich itself against those writers: its lookups with the
+//! matching `enrich.distribution` find every key, `dnsenrich check-indicators`
+//! says so and, with the wrong distribution, says which one would match and
+//! fails; and `dnsenrich sync --distribution dalli` writes keys where Dalli
+//! reads them.
+//!
 //! A missing client fails the test with the command that installs it: a
 //! skipped comparison would say nothing about whether the placement matches.
 
@@ -12,9 +18,15 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use common::memcached::Memcached;
+use dnsenrich::decode::LineDecoder;
+use dnsenrich::enrich::EnrichConfig;
+use dnsenrich::grammar::GrammarSet;
 use dnsenrich::indicator::distribution::{Distribution, DistributionKind};
+use dnsenrich::pipeline::EventBatch;
+use dnsenrich::syslog::Zone;
 
 /// Fills the servers with pymemcache's `HashClient`: argv are the servers,
 /// stdin the keys, one a line.
@@ -48,9 +60,21 @@ for k in sys.stdin.read().split():
     assert c.set(k, "v"), k
 "#;
 
+/// Reads keys back with Dalli: argv are the namespace and the servers, stdin
+/// the keys; prints the keys Dalli does not find, one a line.
+const DALLI_READ: &str = r#"
+require "dalli"
+Dalli.logger.level = Logger::ERROR
+ns, *servers = ARGV
+opts = ns.empty? ? {} : { namespace: ns }
+c = Dalli::Client.new(servers, opts)
+STDIN.read.split.each { |k| puts k if c.get(k, raw: true).nil? }
+c.close
+"#;
+
 /// Runs `program args…` with `keys` on stdin; a missing program or module
-/// fails the test with `install`.
-fn run_writer(program: &str, args: &[String], keys: &[String], install: &str) {
+/// fails the test with `install`. Returns what it printed.
+fn run_writer(program: &str, args: &[String], keys: &[String], install: &str) -> String {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -76,6 +100,7 @@ fn run_writer(program: &str, args: &[String], keys: &[String], install: &str) {
         }
         panic!("{program} failed ({}):\n{stderr}", out.status);
     }
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The first Python interpreter on this machine that can import `module`
@@ -225,4 +250,245 @@ fn libmemcached_ketama_keys_are_found_where_it_put_them() {
     assert_matches(&Distribution::ketama(&servers).unwrap(), &keys, &found);
     let dalli = Distribution::new(DistributionKind::Dalli, &servers).unwrap();
     assert!(misplaced(&dalli, &keys, &found) > 50);
+}
+
+/// The names whose `domain-` keys the enrichment tests write.
+fn names() -> Vec<String> {
+    (0..150).map(|i| format!("host{i}.example")).collect()
+}
+
+fn domain_keys() -> Vec<String> {
+    names().iter().map(|n| format!("domain-{n}")).collect()
+}
+
+/// How many of `names` the enrichment stage built from `cfg` finds (as a
+/// query for each, in one batch).
+fn enriched(cfg: EnrichConfig, names: &[String]) -> usize {
+    let stage = EnrichConfig {
+        parent_domains: false,
+        ..cfg
+    }
+    .build()
+    .expect("the enrich stage builds");
+    let mut d = LineDecoder::new(Arc::new(GrammarSet::builtin().unwrap()), Zone::Local, 4096);
+    let mut b = EventBatch {
+        events: names
+            .iter()
+            .map(|n| {
+                d.decode(
+                    format!("Nov 28 01:10:39 dnsmasq[16144]: 7 10.0.0.5/40000 query[A] {n} from 10.0.0.5")
+                        .as_bytes(),
+                )
+            })
+            .collect(),
+        acks: Vec::new(),
+    };
+    stage.enricher().enrich(&mut b);
+    b.events
+        .iter()
+        .filter(|ev| {
+            let doc: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+            doc["misp_src"] == "v"
+        })
+        .count()
+}
+
+/// `dnsenrich check-indicators ARGS`: the exit code and stderr.
+fn check_indicators(args: &[String]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsenrich"))
+        .arg("check-indicators")
+        .args(args)
+        .output()
+        .expect("run dnsenrich check-indicators");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn memcached_flags(servers: &[String]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(|s| ["--memcached".to_owned(), s.clone()])
+        .collect()
+}
+
+#[test]
+fn enrich_finds_pymemcache_keys_with_its_distribution_and_the_check_says_so() {
+    let py = python_with("pymemcache", "pip install pymemcache");
+    let mc = start_three();
+    let servers: Vec<String> = mc.iter().map(|m| m.addr.clone()).collect();
+    let keys = domain_keys();
+    let mut args = vec!["-c".to_owned(), PYMEMCACHE.to_owned()];
+    args.extend(servers.iter().cloned());
+    run_writer(&py, &args, &keys, "pip install pymemcache");
+
+    let cfg = |distribution| EnrichConfig {
+        memcached: servers.clone(),
+        distribution,
+        ..EnrichConfig::default()
+    };
+    assert_eq!(enriched(cfg(DistributionKind::Pymemcache), &names()), 150);
+    // The default looks for most of them on the wrong server.
+    assert!(enriched(cfg(DistributionKind::Rendezvous), &names()) < 100);
+
+    let mut flags = memcached_flags(&servers);
+    for k in &keys {
+        flags.extend(["--key".to_owned(), k.clone()]);
+    }
+    let mut right = flags.clone();
+    right.extend(["--distribution".to_owned(), "pymemcache".to_owned()]);
+    let (code, stdout, stderr) = check_indicators(&right);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("150 keys: 150 found, 0 not where the pymemcache distribution looks"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\tok: found on "))
+            .count(),
+        150
+    );
+
+    let (code, stdout, stderr) = check_indicators(&flags);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("MISPLACED"), "{stdout}");
+    assert!(
+        stderr.contains("the pymemcache distribution puts them")
+            && stderr.contains("--distribution pymemcache"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn enrich_finds_dalli_keys_with_weights_and_its_namespace() {
+    let mc = start_three();
+    let servers = vec![
+        mc[0].addr.clone(),
+        format!("{}:2", mc[1].addr),
+        mc[2].addr.clone(),
+    ];
+    let keys = domain_keys();
+    let mut args = vec!["-e".to_owned(), DALLI.to_owned(), "intel".to_owned()];
+    args.extend(servers.iter().cloned());
+    run_writer("ruby", &args, &keys, "apt-get install -y ruby ruby-dalli");
+
+    let cfg = |distribution| EnrichConfig {
+        memcached: servers.clone(),
+        distribution,
+        namespace: Some("intel".into()),
+        ..EnrichConfig::default()
+    };
+    assert_eq!(enriched(cfg(DistributionKind::Dalli), &names()), 150);
+    assert!(enriched(cfg(DistributionKind::Ketama), &names()) < 100);
+
+    // The check reads a blocklist of the names, composing the keys as sync
+    // and the enricher do.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("names.txt");
+    std::fs::write(&list, names().join("\n")).unwrap();
+    let mut flags = memcached_flags(&servers);
+    flags.extend(["--namespace", "intel", "--list", list.to_str().unwrap()].map(str::to_owned));
+    let mut right = flags.clone();
+    right.extend(["--distribution".to_owned(), "dalli".to_owned()]);
+    let (code, stdout, stderr) = check_indicators(&right);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("intel:domain-host7.example\tok: found on "),
+        "{stdout}"
+    );
+
+    // The default (rendezvous) takes no weights and says so; ketama does.
+    let (code, _, stderr) = check_indicators(&flags);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("rendezvous distribution"), "{stderr}");
+    let mut wrong = flags.clone();
+    wrong.extend(["--distribution".to_owned(), "ketama".to_owned()]);
+    let (code, stdout, stderr) = check_indicators(&wrong);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("--distribution dalli"), "{stderr}");
+}
+
+#[test]
+fn sync_with_the_dalli_distribution_writes_where_dalli_reads() {
+    let mc = start_three();
+    let servers = vec![
+        mc[0].addr.clone(),
+        format!("{}:2", mc[1].addr),
+        mc[2].addr.clone(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("names.txt");
+    std::fs::write(&list, names().join("\n")).unwrap();
+    let mut args = memcached_flags(&servers);
+    args.extend(
+        [
+            "--list",
+            list.to_str().unwrap(),
+            "--distribution",
+            "dalli",
+            "--namespace",
+            "intel",
+            "--no-progress",
+        ]
+        .map(str::to_owned),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsenrich"))
+        .arg("sync")
+        .args(&args)
+        .output()
+        .expect("run dnsenrich sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every key is on exactly one server, and all three got some.
+    let found = where_stored(&mc, &domain_keys(), |k| format!("intel:{k}"));
+    assert!((0..3).all(|s| found.contains(&s)), "{found:?}");
+
+    let mut read = vec!["-e".to_owned(), DALLI_READ.to_owned(), "intel".to_owned()];
+    read.extend(servers.iter().cloned());
+    let missed = run_writer(
+        "ruby",
+        &read,
+        &domain_keys(),
+        "apt-get install -y ruby ruby-dalli",
+    );
+    assert_eq!(missed, "", "keys Dalli does not find");
+
+    // The default placement puts many of them where Dalli does not look.
+    for m in &mc {
+        m.flush();
+    }
+    // (without the weight, which only dalli and ketama take)
+    let plain: Vec<String> = mc.iter().map(|m| m.addr.clone()).collect();
+    let mut default = memcached_flags(&plain);
+    default.extend(
+        [
+            "--list",
+            list.to_str().unwrap(),
+            "--namespace",
+            "intel",
+            "--no-progress",
+        ]
+        .map(str::to_owned),
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_dnsenrich"))
+        .arg("sync")
+        .args(&default)
+        .output()
+        .expect("run dnsenrich sync")
+        .status;
+    assert!(status.success());
+    let missed = run_writer(
+        "ruby",
+        &read,
+        &domain_keys(),
+        "apt-get install -y ruby ruby-dalli",
+    );
+    assert!(missed.lines().count() > 50, "{missed}");
 }

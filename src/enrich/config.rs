@@ -6,6 +6,7 @@
 //! memcached = ["127.0.0.1:11211"]   # or --memcached HOST:PORT (repeatable)
 //! # ioc_files = ["/etc/dnsenrich/iocs.ndjson"]   # or --ioc-file FILE (repeatable)
 //! namespace = ""                    # keys become "<namespace>:domain-…" (Dalli's namespace)
+//! distribution = "rendezvous"       # with several servers: dalli | pymemcache | ketama | rendezvous
 //! timeout_ms = 50                   # per batch
 //! target = "misp_src"
 //! none_value = "none"
@@ -30,6 +31,7 @@ use super::stats::EnrichStats;
 use super::store::Store;
 use super::{CompiledRule, EnrichStage, Shared};
 use crate::event::Str;
+use crate::indicator::distribution::{address_of, DistributionKind, Placement};
 use crate::indicator::key::KeyTemplate;
 
 /// `[enrich]`
@@ -37,9 +39,15 @@ use crate::indicator::key::KeyTemplate;
 #[serde(deny_unknown_fields, default)]
 pub struct EnrichConfig {
     /// memcached servers, `HOST[:PORT]` or `[IPv6]:PORT` (port 11211 when
-    /// none). Keys are spread over several servers by rendezvous hashing.
+    /// none). Keys are spread over several servers by `distribution`.
     /// Empty: no memcached.
     pub memcached: Vec<String>,
+    /// How keys are spread over several servers: as the client that wrote
+    /// them does (`dalli`, `pymemcache`, `ketama`), or `rendezvous`,
+    /// dnsenrich's own and what `dnsenrich sync` writes with by default.
+    /// The default stays `rendezvous` so keys already written by
+    /// `dnsenrich sync` are found where they are.
+    pub distribution: DistributionKind,
     /// Put `<namespace>:` in front of every memcached key, as Dalli's
     /// `namespace` option does. Not applied to the in-process store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +83,7 @@ impl Default for EnrichConfig {
     fn default() -> Self {
         EnrichConfig {
             memcached: Vec::new(),
+            distribution: DistributionKind::default(),
             namespace: None,
             timeout_ms: 50,
             pool_size: 8,
@@ -139,9 +148,25 @@ impl EnrichConfig {
         self.compile().map(|_| ())
     }
 
+    /// The configured placement of keys over the memcached servers; `None`
+    /// without servers.
+    pub fn placement(&self) -> Result<Option<Placement>, EnrichError> {
+        if self.memcached.is_empty() {
+            return Ok(None);
+        }
+        Placement::new(
+            self.distribution,
+            &self.memcached,
+            self.namespace.as_deref(),
+        )
+        .map(Some)
+        .map_err(|e| invalid("enrich.distribution", e.to_string()))
+    }
+
     fn compile(&self) -> Result<(Vec<CompiledRule>, Vec<Target>), EnrichError> {
         for (i, s) in self.memcached.iter().enumerate() {
-            parse_server(s).map_err(|e| invalid(format!("enrich.memcached[{i}]"), e))?;
+            parse_server(address_of(self.distribution, s))
+                .map_err(|e| invalid(format!("enrich.memcached[{i}]"), e))?;
         }
         if let Some(ns) = &self.namespace {
             if ns.is_empty()
@@ -154,6 +179,7 @@ impl EnrichConfig {
                 ));
             }
         }
+        self.placement()?;
         if !(1..=10_000).contains(&self.timeout_ms) {
             return Err(invalid("enrich.timeout_ms", "must be 1 to 10000"));
         }
@@ -256,8 +282,14 @@ impl EnrichConfig {
         let memcached = if self.memcached.is_empty() {
             None
         } else {
+            // Weights (`host:port:weight`) are for the placement only.
+            let addrs: Vec<String> = self
+                .memcached
+                .iter()
+                .map(|s| address_of(self.distribution, s).to_owned())
+                .collect();
             let m = Memcached::new(
-                &self.memcached,
+                &addrs,
                 MemcachedSettings {
                     timeout,
                     pool_size: self.pool_size,
@@ -266,6 +298,10 @@ impl EnrichConfig {
                 },
             )
             .map_err(|(i, e)| invalid(format!("enrich.memcached[{i}]"), e))?;
+            let m = match self.placement()? {
+                Some(p) => m.placed(p),
+                None => m,
+            };
             m.probe();
             Some(m)
         };
@@ -338,6 +374,20 @@ mod tests {
         assert_eq!(again.enrich, d.enrich);
         let e = toml::from_str::<Doc>("[enrich]\ntimeout = 5\n").unwrap_err();
         assert!(e.to_string().contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn weights_are_taken_only_by_the_distributions_that_have_them() {
+        let text = "memcached = [\"m1:11211:2\", \"m2\"]\ndistribution = \"dalli\"\n";
+        let mut c: EnrichConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.distribution, DistributionKind::Dalli);
+        c.validate().unwrap();
+        c.distribution = DistributionKind::Ketama;
+        c.validate().unwrap();
+        c.distribution = DistributionKind::Pymemcache;
+        assert!(err(&c).starts_with("enrich.memcached[0]:"), "{}", err(&c));
+        let e = toml::from_str::<EnrichConfig>("distribution = \"consistent\"\n").unwrap_err();
+        assert!(e.to_string().contains("rendezvous"), "{e}");
     }
 
     #[test]

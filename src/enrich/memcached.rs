@@ -1,5 +1,5 @@
-//! The memcached backend: several servers, keys spread over them by
-//! rendezvous hashing, one multi-key `gets` per server per batch, bounded
+//! The memcached backend: several servers, keys spread over them as the
+//! configured distribution does, one multi-key `gets` per server per batch, bounded
 //! waits, and reconnection with backoff.
 //!
 //! Built on the `memcache` crate (text protocol, an r2d2 pool per server),
@@ -24,8 +24,11 @@
 //!   connection, is bounded by `timeout_ms`; servers are asked in parallel, so
 //!   a batch waits about one timeout at most, however many servers are slow.
 //!
-//! Placement (which server holds a key) is part of the contract with
-//! `dnsenrich sync` and lives in [`crate::indicator::placement`].
+//! Placement (which server holds a key) is part of the contract with whoever
+//! wrote the keys: dnsenrich's own rendezvous hashing by default (what
+//! `dnsenrich sync` writes with, [`crate::indicator::placement`]), or the
+//! writing client's own ([`crate::indicator::distribution`], chosen with
+//! `enrich.distribution` and set with [`Memcached::placed`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use memcache::{ConnectionManager, MemcacheError, Url};
 
+use crate::indicator::distribution::{DistributionKind, Placement};
 pub use crate::indicator::placement::pick_server;
 
 /// Most keys sent in one `gets` line.
@@ -144,6 +148,8 @@ struct Health {
 pub struct Memcached {
     servers: Vec<Server>,
     names: Vec<String>,
+    /// Which server holds a key; `None`: dnsenrich's rendezvous hashing.
+    placement: Option<Placement>,
     settings: MemcachedSettings,
 }
 
@@ -176,8 +182,31 @@ impl Memcached {
         Ok(Memcached {
             servers: out,
             names,
+            placement: None,
             settings,
         })
+    }
+
+    /// Places keys with `placement` (built over the same servers, in the
+    /// same order) instead of dnsenrich's rendezvous hashing.
+    pub fn placed(mut self, placement: Placement) -> Memcached {
+        self.placement = Some(placement);
+        self
+    }
+
+    /// The distribution keys are looked for with.
+    pub fn distribution(&self) -> DistributionKind {
+        self.placement
+            .as_ref()
+            .map_or(DistributionKind::Rendezvous, Placement::kind)
+    }
+
+    /// The index of the server that holds `key`.
+    pub fn server_for(&self, key: &str) -> usize {
+        match &self.placement {
+            Some(p) => p.server_for(key),
+            None => pick_server(key, &self.names),
+        }
     }
 
     /// The normalised server names, in configuration order.
@@ -218,7 +247,7 @@ impl Memcached {
                 out[i] = Err(FetchError::Io);
                 continue;
             }
-            groups[pick_server(k, &self.names)].push(i);
+            groups[self.server_for(k)].push(i);
         }
         let busy: Vec<usize> = (0..groups.len())
             .filter(|&s| !groups[s].is_empty())
@@ -260,6 +289,23 @@ impl Memcached {
             }
         }
         (out, requests)
+    }
+
+    /// Asks server `server` (an index into [`Memcached::server_names`]) for
+    /// `keys`, whichever server they belong on: what checking a placement
+    /// needs. Keys that are not wire-safe are left out.
+    pub fn fetch_on(
+        &self,
+        server: usize,
+        keys: &[&str],
+    ) -> Result<HashMap<String, Vec<u8>>, FetchError> {
+        if server >= self.servers.len() {
+            return Err(FetchError::Io);
+        }
+        let idx: Vec<usize> = (0..keys.len())
+            .filter(|&i| crate::indicator::key::is_wire_safe(keys[i]))
+            .collect();
+        self.fetch_from(server, &idx, keys).0
     }
 
     /// One server's keys; the answers and the number of requests sent.

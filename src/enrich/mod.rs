@@ -16,6 +16,8 @@
 //! * [`cache`]: the bounded negative cache shared by all threads.
 //! * [`inflight`]: one fetch per key however many threads want it.
 //! * [`memcached`]: servers, placement, timeouts, reconnection.
+//! * [`check`]: whether the configured distribution looks for keys where
+//!   they are (`dnsenrich check-indicators`).
 //! * [`store`]: the in-process store loaded from `--ioc-file`.
 //! * [`stats`]: counters and metrics.
 //!
@@ -36,6 +38,7 @@
 //! `misp_src` at all (a "none" would claim a lookup that never happened).
 
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod inflight;
 mod lookup;

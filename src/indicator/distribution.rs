@@ -42,7 +42,17 @@ const DALLI_TRUNCATED_SEPARATOR: &str = ":md5:";
 const KETAMA_POINTS_PER_SERVER: f32 = 160.0;
 
 /// Which client's placement to follow (the `distribution` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DistributionKind {
     /// Ruby Dalli's consistent ring.
@@ -263,6 +273,78 @@ impl Distribution {
             }
             Distribution::Rendezvous { names } => pick_server(&String::from_utf8_lossy(key), names),
         }
+    }
+}
+
+/// The address to connect to in a server string of `kind`: the string
+/// without the `:weight` Dalli and libmemcached allow after `host:port`
+/// (`host:port:weight`, `[v6]:port:weight`); any other string as it is.
+pub fn address_of(kind: DistributionKind, server: &str) -> &str {
+    if !matches!(kind, DistributionKind::Dalli | DistributionKind::Ketama) {
+        return server;
+    }
+    let mut parts = server.rsplitn(3, ':');
+    let (Some(w), Some(port), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return server;
+    };
+    let numeric = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let plain_host = (host.starts_with('[') && host.ends_with(']')) || !host.contains(':');
+    if numeric(w) && numeric(port) && plain_host && !host.is_empty() {
+        &server[..host.len() + 1 + port.len()]
+    } else {
+        server
+    }
+}
+
+/// A [`Distribution`] for keys that already carry dnsenrich's
+/// `<namespace>:` prefix ([`crate::indicator::key::compose`]), which is how
+/// the enricher and `dnsenrich sync` hold them.
+///
+/// For every client but Dalli the namespace is just part of the key the
+/// writer hashed. Dalli adds its `:namespace` itself and hashes the result,
+/// which is the same bytes, except for keys over 250 characters, which it
+/// shortens counting the namespace in; so for Dalli the prefix is taken off
+/// again and handed to Dalli's own key logic.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    distribution: Distribution,
+    /// `"<namespace>:"` when the distribution is Dalli and a namespace is set.
+    dalli_prefix: Option<String>,
+}
+
+impl Placement {
+    /// The placement of `kind` over `servers` for keys composed with
+    /// `namespace` (`None` or empty: no namespace).
+    pub fn new<S: AsRef<str>>(
+        kind: DistributionKind,
+        servers: &[S],
+        namespace: Option<&str>,
+    ) -> Result<Placement, DistributionError> {
+        let namespace = namespace.filter(|ns| !ns.is_empty());
+        Ok(match (kind, namespace) {
+            (DistributionKind::Dalli, Some(ns)) => Placement {
+                distribution: Distribution::dalli(servers, Some(ns))?,
+                dalli_prefix: Some(format!("{ns}:")),
+            },
+            _ => Placement {
+                distribution: Distribution::new(kind, servers)?,
+                dalli_prefix: None,
+            },
+        })
+    }
+
+    /// Which distribution this is.
+    pub fn kind(&self) -> DistributionKind {
+        self.distribution.kind()
+    }
+
+    /// The index of the server holding the composed key `key`.
+    pub fn server_for(&self, key: &str) -> usize {
+        let bare = match &self.dalli_prefix {
+            Some(p) => key.strip_prefix(p.as_str()).unwrap_or(key),
+            None => key,
+        };
+        self.distribution.server_for(bare.as_bytes())
     }
 }
 
@@ -565,6 +647,19 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weight_is_not_part_of_the_address() {
+        use DistributionKind::*;
+        assert_eq!(address_of(Dalli, "m1:11211:2"), "m1:11211");
+        assert_eq!(address_of(Ketama, "[::1]:11212:3"), "[::1]:11212");
+        assert_eq!(address_of(Dalli, "m1:11211"), "m1:11211");
+        assert_eq!(address_of(Dalli, "::1"), "::1");
+        assert_eq!(address_of(Ketama, "fe80::1:2"), "fe80::1:2");
+        // pymemcache and dnsenrich take no weights.
+        assert_eq!(address_of(Pymemcache, "m1:11211:2"), "m1:11211:2");
+        assert_eq!(address_of(Rendezvous, "m1:11211:2"), "m1:11211:2");
+    }
 
     #[test]
     fn murmur3_matches_the_reference_vectors() {

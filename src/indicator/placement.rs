@@ -5,8 +5,9 @@
 //! `splitmix64(fnv1a64(key) ^ splitmix64(fnv1a64(server)))`, where `server` is
 //! the normalised `host:port` (rendezvous hashing). Adding or removing a server
 //! moves only the keys that go to or came from it, and the order the servers
-//! are listed in does not matter. Other writers (Dalli, pymemcache) place keys
-//! their own way, so with them use one server.
+//! are listed in does not matter. Other writers (Dalli, pymemcache,
+//! libmemcached) place keys their own way; `distribution` follows them
+//! ([`crate::indicator::distribution`]).
 
 /// 64-bit FNV-1a.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {

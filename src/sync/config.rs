@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::indicator::distribution::{address_of, DistributionError, DistributionKind, Placement};
 use crate::output::Secret;
 
 /// The environment variable the MISP API key is read from when neither
@@ -66,8 +67,13 @@ pub struct SyncConfig {
     /// Blocklists: plain, hosts-format or CSV, from a file or URL.
     pub lists: Vec<ListSource>,
     /// memcached servers (`host:port`); keys are spread over several servers
-    /// the way the enricher's client looks them up.
+    /// by `distribution`, which must be the enricher's (`enrich.distribution`).
     pub memcached: Vec<String>,
+    /// How keys are spread over several servers: `rendezvous` (dnsenrich's
+    /// own, the default, so keys written by earlier runs stay where they
+    /// are), or as `dalli`, `pymemcache` or `ketama` (libmemcached) would
+    /// place them, for readers that use those clients.
+    pub distribution: DistributionKind,
     /// A key prefix: keys become `<namespace>:domain-…` (as Dalli and the
     /// Logstash memcached filter write them).
     pub namespace: Option<String>,
@@ -103,6 +109,7 @@ impl Default for SyncConfig {
             misp_feeds: Vec::new(),
             lists: Vec::new(),
             memcached: vec!["127.0.0.1:11211".into()],
+            distribution: DistributionKind::default(),
             namespace: None,
             ttl_secs: None,
             every: None,
@@ -302,6 +309,15 @@ pub struct InvalidSyncConfig {
 }
 
 impl SyncConfig {
+    /// Where each key goes among the memcached servers.
+    pub fn placement(&self) -> Result<Placement, DistributionError> {
+        Placement::new(
+            self.distribution,
+            &self.memcached,
+            self.namespace.as_deref(),
+        )
+    }
+
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), InvalidSyncConfig> {
         let invalid = |key, reason: &str| {
@@ -338,10 +354,19 @@ impl SyncConfig {
             );
         }
         for m in &self.memcached {
-            if let Err(e) = crate::enrich::memcached::parse_server(m) {
+            if let Err(e) = crate::enrich::memcached::parse_server(address_of(self.distribution, m))
+            {
                 return Err(InvalidSyncConfig {
                     key: "memcached",
                     reason: e,
+                });
+            }
+        }
+        if self.to_file.is_none() {
+            if let Err(e) = self.placement() {
+                return Err(InvalidSyncConfig {
+                    key: "distribution",
+                    reason: e.to_string(),
                 });
             }
         }

@@ -14,9 +14,9 @@
 //! a server with replies to send can never stall the writer. This is the
 //! classic text protocol, so any memcached version works.
 //!
-//! With several servers, a key goes to the server the enricher looks it up
-//! on ([`crate::indicator::placement::pick_server`], rendezvous hashing over the
-//! normalised `host:port` names).
+//! With several servers, a key goes to the server the reader looks it up on:
+//! the configured [`Placement`] (`sync.distribution`), dnsenrich's rendezvous
+//! hashing by default or the placement of the reader's client.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -30,7 +30,7 @@ use super::http::io_reason;
 use super::progress::Progress;
 use super::target::WriteOutcome;
 use super::SyncError;
-use crate::indicator::placement::pick_server;
+use crate::indicator::distribution::Placement;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -163,6 +163,7 @@ pub(crate) fn exptime(ttl: u64) -> u64 {
 /// values and memcached's own work both run on more than one core.
 pub(crate) fn write(
     servers: &[ServerInfo],
+    placement: &Placement,
     c: &Collector,
     namespace: Option<&str>,
     format: ValueFormat,
@@ -177,7 +178,9 @@ pub(crate) fn write(
         let handles: Vec<_> = (0..parts)
             .map(|part| {
                 s.spawn(move || {
-                    write_part(servers, c, part, parts, namespace, format, exp, progress)
+                    write_part(
+                        servers, placement, c, part, parts, namespace, format, exp, progress,
+                    )
                 })
             })
             .collect();
@@ -208,6 +211,7 @@ pub(crate) fn write(
 #[allow(clippy::too_many_arguments)]
 fn write_part(
     servers: &[ServerInfo],
+    placement: &Placement,
     c: &Collector,
     part: usize,
     parts: usize,
@@ -228,7 +232,6 @@ fn write_part(
             readers.push(s.spawn(move || read_replies(&info.addr, rs, done)));
             writers.push((BufWriter::with_capacity(1 << 18, stream), info));
         }
-        let names: Vec<&str> = servers.iter().map(|s| s.addr.as_str()).collect();
         let mut failed: Option<SyncError> = None;
         let mut since_tick = 0u64;
         let mut num = itoa::Buffer::new();
@@ -236,7 +239,7 @@ fn write_part(
             if failed.is_some() {
                 return;
             }
-            let i = pick_server(item.key.as_str(), &names);
+            let i = placement.server_for(item.key.as_str());
             let (w, info) = &mut writers[i];
             if item.key.as_str().len() + item.value.len() + ITEM_OVERHEAD > info.item_size_max {
                 out.too_large.push(item.key.as_str().to_string());

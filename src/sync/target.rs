@@ -14,6 +14,7 @@ use super::memcached::{self, ServerInfo};
 use super::progress::Progress;
 use super::report::SyncReport;
 use super::{blocking, file, SyncError};
+use crate::indicator::distribution::{address_of, Placement};
 use crate::indicator::normalize::SkipReason;
 
 /// Keys written, by kind, and what was refused.
@@ -48,8 +49,9 @@ impl WriteOutcome {
 pub(crate) enum Target {
     /// The in-process store file (NDJSON), written whole and renamed.
     File(PathBuf),
-    /// These servers, probed when the target was opened.
-    Memcached(Vec<ServerInfo>),
+    /// These servers, probed when the target was opened, and where each key
+    /// goes among them.
+    Memcached(Vec<ServerInfo>, Placement),
 }
 
 impl Target {
@@ -58,11 +60,19 @@ impl Target {
         if let Some(path) = &cfg.to_file {
             return Ok(Target::File(path.clone()));
         }
+        let placement = cfg.placement().map_err(|e| {
+            SyncError::Config(super::config::InvalidSyncConfig {
+                key: "distribution",
+                reason: e.to_string(),
+            })
+        })?;
         bar.message("connecting to memcached");
         let addrs: Vec<String> = cfg
             .memcached
             .iter()
-            .filter_map(|m| crate::enrich::memcached::parse_server(m).ok())
+            .filter_map(|m| {
+                crate::enrich::memcached::parse_server(address_of(cfg.distribution, m)).ok()
+            })
             .collect();
         let servers = blocking(move || {
             addrs
@@ -71,7 +81,7 @@ impl Target {
                 .collect::<Result<Vec<_>, _>>()
         })
         .await??;
-        Ok(Target::Memcached(servers))
+        Ok(Target::Memcached(servers, placement))
     }
 
     /// Writes every key of `c` (blocking: call it off the runtime).
@@ -86,7 +96,9 @@ impl Target {
         match self {
             // The store is keyed without namespace and keeps no TTL.
             Target::File(path) => file::write(path, c, format),
-            Target::Memcached(servers) => memcached::write(servers, c, namespace, format, ttl, bar),
+            Target::Memcached(servers, placement) => {
+                memcached::write(servers, placement, c, namespace, format, ttl, bar)
+            }
         }
     }
 
@@ -99,7 +111,7 @@ impl Target {
                 report.ttl_secs = 0;
                 report.evictions = None;
             }
-            Target::Memcached(servers) => {
+            Target::Memcached(servers, _) => {
                 let infos = servers.clone();
                 report.evictions = blocking(move || {
                     infos
