@@ -77,8 +77,19 @@ fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Opens the buffer in `dir`. A buffer dropped just before may still be held
+/// for a moment by a blocking task it started (a read, a sync, a segment
+/// deletion), and keeps its lock until that ends: wait for it, boundedly.
 fn open(dir: &Path) -> (DiskBuffer, OpenReport) {
-    DiskBuffer::open(dir, opts()).unwrap()
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match DiskBuffer::open(dir, opts()) {
+            Err(BufferError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r.unwrap(),
+        }
+    }
 }
 
 #[tokio::test]
