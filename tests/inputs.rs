@@ -454,6 +454,30 @@ async fn tcp_framing_is_detected_per_connection() {
 }
 
 #[tokio::test]
+async fn tcp_no_frame_vanishes_uncounted() {
+    let h = start_tcp(tcp_config(), 16);
+    // A first line starting with digits and a space is a line; a NUL inside
+    // an LF-framed message is part of it; the empty and CR-only lines are
+    // skipped and counted.
+    send_tcp(h.addr(), b"12 files removed\n<13>x\0y\n\n\r\n<13>z\n").await;
+    assert_eq!(
+        texts(&h.collect(3, WAIT).await),
+        ["12 files removed", "<13>x\0y", "<13>z"]
+    );
+    let stats = h.stats.clone();
+    assert!(
+        eventually(WAIT, || stats.skipped() == 2).await,
+        "{}",
+        stats.skipped()
+    );
+    assert_eq!(stats.framing_errors(), 0);
+    // An empty octet-counted frame is an empty message, delivered.
+    send_tcp(h.addr(), b"6 <13>o10 6 <13>o2").await;
+    assert_eq!(texts(&h.collect(3, WAIT).await), ["<13>o1", "", "<13>o2"]);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     let cfg = TcpConfig {
         max_frame: 16,
@@ -462,7 +486,9 @@ async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     let h = start_tcp(cfg, 16);
     let long = "x".repeat(100);
     send_tcp(h.addr(), format!("{long}\nafter-lf\n").as_bytes()).await;
-    send_tcp(h.addr(), format!("100 {long}9 after-oct").as_bytes()).await;
+    // A syslog frame starts with its `<PRI>`.
+    let long_frame = format!("<{}", "x".repeat(99));
+    send_tcp(h.addr(), format!("100 {long_frame}9 after-oct").as_bytes()).await;
     let got = h.collect(4, WAIT).await;
     let mut pairs: Vec<(String, bool)> =
         got.iter().map(|g| (g.text.clone(), g.truncated)).collect();
@@ -471,9 +497,9 @@ async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     assert_eq!(
         pairs,
         [
+            (format!("<{}", "x".repeat(15)), true),
             ("after-lf".to_owned(), false),
             ("after-oct".to_owned(), false),
-            (cut.clone(), true),
             (cut, true),
         ]
     );

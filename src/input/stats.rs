@@ -23,6 +23,7 @@ struct Counters {
     dropped: AtomicU64,
     truncated: AtomicU64,
     framing_errors: AtomicU64,
+    skipped: AtomicU64,
     connections_active: AtomicU64,
     connections_rejected: AtomicU64,
     handshake_failures: AtomicU64,
@@ -61,6 +62,12 @@ impl InputStats {
     /// LF framing.
     pub fn framing_errors(&self) -> u64 {
         self.inner.framing_errors.load(Ordering::Relaxed)
+    }
+
+    /// Frames skipped because they carry no message (empty lines), whatever
+    /// the reason.
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
     }
 
     /// Connections open now.
@@ -105,6 +112,21 @@ impl InputStats {
         self.inner.dropped.fetch_add(n, Ordering::Relaxed);
         metrics::counter!(
             "dnsenrich_events_dropped_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(n);
+    }
+
+    /// Counts `n` frames skipped for `reason` (a metrics label): nothing of
+    /// them becomes an event, by design rather than by loss.
+    pub(crate) fn record_skipped(&self, n: u64, reason: &'static str) {
+        if n == 0 {
+            return;
+        }
+        self.inner.skipped.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(
+            "dnsenrich_frames_skipped_total",
             "input" => self.kind.as_str(),
             "reason" => reason
         )

@@ -445,6 +445,7 @@ struct Connection<'a> {
     framing_log: &'a LogThrottle,
     decoder: FrameDecoder,
     framing_errors: u64,
+    empty_lines: u64,
     batch: FrameBatch,
     /// Full batches waiting to be handed on.
     ready: Vec<FrameBatch>,
@@ -460,6 +461,7 @@ impl<'a> Connection<'a> {
             framing_log: &shared.framing_log,
             decoder: FrameDecoder::new(shared.limits.max_frame),
             framing_errors: 0,
+            empty_lines: 0,
             batch: FrameBatch::new(shared.kind),
             ready: Vec::new(),
         }
@@ -490,11 +492,18 @@ impl<'a> Connection<'a> {
     }
 
     fn finish(&mut self) {
-        let (decoder, mut sink) = self.decoder_and_sink();
-        decoder.finish(&mut sink);
+        {
+            let (decoder, mut sink) = self.decoder_and_sink();
+            decoder.finish(&mut sink);
+        }
+        self.note_framing_errors();
     }
 
     fn note_framing_errors(&mut self) {
+        let empty = self.decoder.empty_lines();
+        self.stats
+            .record_skipped(empty - self.empty_lines, "empty_line");
+        self.empty_lines = empty;
         let now = self.decoder.framing_errors();
         if now > self.framing_errors {
             self.framing_errors = now;
