@@ -26,6 +26,7 @@ struct Counters {
     skipped: AtomicU64,
     connections_active: AtomicU64,
     connections_rejected: AtomicU64,
+    connections_evicted: AtomicU64,
     handshake_failures: AtomicU64,
 }
 
@@ -75,9 +76,14 @@ impl InputStats {
         self.inner.connections_active.load(Ordering::Relaxed)
     }
 
-    /// Connections closed at once because the limit was reached.
+    /// Connections closed at once because their source had its share.
     pub fn connections_rejected(&self) -> u64 {
         self.inner.connections_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for a new one.
+    pub fn connections_evicted(&self) -> u64 {
+        self.inner.connections_evicted.load(Ordering::Relaxed)
     }
 
     /// TLS handshakes that failed or timed out.
@@ -139,12 +145,28 @@ impl InputStats {
             .increment(1);
     }
 
-    pub(crate) fn record_rejected(&self) {
+    pub(crate) fn record_rejected(&self, reason: &'static str) {
         self.inner
             .connections_rejected
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("dnsenrich_connections_rejected_total", "input" => self.kind.as_str())
-            .increment(1);
+        metrics::counter!(
+            "dnsenrich_connections_rejected_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn record_evicted(&self, reason: &'static str) {
+        self.inner
+            .connections_evicted
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(
+            "dnsenrich_connections_evicted_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
     }
 
     pub(crate) fn record_handshake_failure(&self) {
