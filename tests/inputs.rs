@@ -454,6 +454,30 @@ async fn tcp_framing_is_detected_per_connection() {
 }
 
 #[tokio::test]
+async fn tcp_no_frame_vanishes_uncounted() {
+    let h = start_tcp(tcp_config(), 16);
+    // A first line starting with digits and a space is a line; a NUL inside
+    // an LF-framed message is part of it; the empty and CR-only lines are
+    // skipped and counted.
+    send_tcp(h.addr(), b"12 files removed\n<13>x\0y\n\n\r\n<13>z\n").await;
+    assert_eq!(
+        texts(&h.collect(3, WAIT).await),
+        ["12 files removed", "<13>x\0y", "<13>z"]
+    );
+    let stats = h.stats.clone();
+    assert!(
+        eventually(WAIT, || stats.skipped() == 2).await,
+        "{}",
+        stats.skipped()
+    );
+    assert_eq!(stats.framing_errors(), 0);
+    // An empty octet-counted frame is an empty message, delivered.
+    send_tcp(h.addr(), b"6 <13>o10 6 <13>o2").await;
+    assert_eq!(texts(&h.collect(3, WAIT).await), ["<13>o1", "", "<13>o2"]);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     let cfg = TcpConfig {
         max_frame: 16,
@@ -462,7 +486,9 @@ async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     let h = start_tcp(cfg, 16);
     let long = "x".repeat(100);
     send_tcp(h.addr(), format!("{long}\nafter-lf\n").as_bytes()).await;
-    send_tcp(h.addr(), format!("100 {long}9 after-oct").as_bytes()).await;
+    // A syslog frame starts with its `<PRI>`.
+    let long_frame = format!("<{}", "x".repeat(99));
+    send_tcp(h.addr(), format!("100 {long_frame}9 after-oct").as_bytes()).await;
     let got = h.collect(4, WAIT).await;
     let mut pairs: Vec<(String, bool)> =
         got.iter().map(|g| (g.text.clone(), g.truncated)).collect();
@@ -471,9 +497,9 @@ async fn tcp_frame_over_the_limit_is_truncated_and_the_next_is_intact() {
     assert_eq!(
         pairs,
         [
+            (format!("<{}", "x".repeat(15)), true),
             ("after-lf".to_owned(), false),
             ("after-oct".to_owned(), false),
-            (cut.clone(), true),
             (cut, true),
         ]
     );
@@ -625,34 +651,70 @@ async fn tcp_backpressure_blocks_the_sender_then_loses_nothing() {
 }
 
 #[tokio::test]
-async fn tcp_connection_limit_closes_extra_connections() {
+async fn tcp_idle_connections_at_the_limit_make_room_for_a_new_sender() {
     let cfg = TcpConfig {
-        max_connections: 2,
+        max_connections: 3,
         ..tcp_config()
     };
     let h = start_tcp(cfg, 16);
-    let mut a = TcpStream::connect(h.addr()).await.unwrap();
-    let mut b = TcpStream::connect(h.addr()).await.unwrap();
-    a.write_all(b"<13>a\n").await.unwrap();
-    b.write_all(b"<13>b\n").await.unwrap();
-    assert_eq!(h.collect(2, WAIT).await.len(), 2);
     let stats = h.stats.clone();
-    assert!(eventually(WAIT, || stats.connections_active() == 2).await);
+    // The input is full of connections that sent once and then went quiet;
+    // `oldest` has been quiet longest.
+    let mut oldest = TcpStream::connect(h.addr()).await.unwrap();
+    oldest.write_all(b"<13>a\n").await.unwrap();
+    assert_eq!(h.collect(1, WAIT).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(h.addr()).await.unwrap();
+        c.write_all(b"<13>b\n").await.unwrap();
+        assert_eq!(h.collect(1, WAIT).await.len(), 1);
+        idle.push(c);
+    }
+    assert!(eventually(WAIT, || stats.connections_active() == 3).await);
 
+    // A new sender's lines still arrive: the longest-idle connection goes.
+    let me = send_tcp(h.addr(), b"<13>new\n").await;
+    let got = h.collect(1, WAIT).await;
+    assert_eq!(texts(&got), ["<13>new"]);
+    assert_eq!(got[0].peer, Some(me));
+    assert!(
+        closed_by_server(&mut oldest, WAIT).await,
+        "oldest stays open"
+    );
+    assert_eq!(stats.connections_evicted(), 1);
+    assert_eq!(stats.connections_rejected(), 0);
+    // The others are untouched.
+    idle[1].write_all(b"<13>still\n").await.unwrap();
+    assert_eq!(texts(&h.collect(1, WAIT).await), ["<13>still"]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_one_source_cannot_take_every_slot() {
+    let cfg = TcpConfig {
+        max_connections: 8,
+        max_connections_per_source: 2,
+        ..tcp_config()
+    };
+    let h = start_tcp(cfg, 16);
+    let stats = h.stats.clone();
+    let _a = TcpStream::connect(h.addr()).await.unwrap();
+    let _b = TcpStream::connect(h.addr()).await.unwrap();
+    assert!(eventually(WAIT, || stats.connections_active() == 2).await);
     let mut c = TcpStream::connect(h.addr()).await.unwrap();
     assert!(
         closed_by_server(&mut c, WAIT).await,
         "third connection stays open"
     );
     assert!(eventually(WAIT, || stats.connections_rejected() == 1).await);
-
-    // The first two still work, and a slot frees up when one goes.
-    a.write_all(b"<13>a2\n").await.unwrap();
-    assert_eq!(texts(&h.collect(1, WAIT).await), ["<13>a2"]);
-    drop(b);
-    assert!(eventually(WAIT, || stats.connections_active() == 1).await);
-    send_tcp(h.addr(), b"<13>d\n").await;
-    assert_eq!(texts(&h.collect(1, WAIT).await), ["<13>d"]);
+    assert_eq!(stats.connections_evicted(), 0);
+    // The same source from another address of its own is another source.
+    let d = tokio::net::TcpSocket::new_v4().unwrap();
+    d.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut d = d.connect(h.addr()).await.unwrap();
+    d.write_all(b"<13>other\n").await.unwrap();
+    assert_eq!(texts(&h.collect(1, WAIT).await), ["<13>other"]);
     h.stop().await;
 }
 
@@ -678,6 +740,7 @@ async fn tcp_a_thousand_idle_connections_do_not_block_a_new_one() {
     raise_nofile(4096);
     let cfg = TcpConfig {
         max_connections: 1100,
+        max_connections_per_source: 1100,
         ..tcp_config()
     };
     let h = start_tcp(cfg, 16);

@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -251,7 +251,17 @@ impl OffsetStore {
             files: lock(&self.entries).clone(),
         };
         let json = serde_json::to_vec_pretty(&state).map_err(io::Error::other)?;
-        let mut tmp = File::create(&self.tmp)?;
+        // The offsets name the log files followed; only the daemon's user
+        // needs them, and the mode is set on the temp file so the renamed
+        // file never exists with a wider one.
+        let mut tmp = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.tmp)?;
+        // A temp file left by an older build keeps its old mode on open.
+        tmp.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         tmp.write_all(&json)?;
         tmp.sync_all()?;
         drop(tmp);
@@ -944,6 +954,22 @@ mod tests {
         let again = OffsetStore::load(dir.path());
         assert_eq!(again.get("/a"), Some(pos(42)));
         assert!(!dir.path().join(format!("{STATE_FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn the_offsets_file_is_readable_by_its_owner_only() {
+        // The usual umask, under which a plain create gives 0644.
+        // SAFETY: umask only swaps the process's creation mask.
+        unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let store = OffsetStore::load(dir.path());
+        store.set("/a", pos(42));
+        store.persist().unwrap();
+        let mode = std::fs::metadata(dir.path().join(STATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -2,9 +2,19 @@
 //! message each, with a bound on frame length; and the one-frame-per-datagram
 //! rule for UDP.
 //!
-//! The framing is detected per connection from its first byte, as rsyslog and
-//! syslog-ng do: a digit means octet counting, anything else non-transparent
-//! framing.
+//! The framing is detected per connection from its first frame. rsyslog and
+//! syslog-ng look only at the first byte (a digit means octet counting), but a
+//! plain line may start with digits and a space too (`12 files removed`), so
+//! octet counting is taken only when the first `LEN SP` is followed by a `<`,
+//! the start of the `<PRI>` every syslog sender puts first. Anything else on
+//! the first frame makes the connection non-transparent, keeping the bytes
+//! read so far as the start of its first line (this is detection, not a
+//! framing error). A first frame of length 0 is therefore read as a line.
+//!
+//! A non-transparent connection ends its frames with LF or with NUL, not both:
+//! the first of the two it sends becomes its delimiter, and from then on the
+//! other is an ordinary byte of the message (a NUL inside an LF-framed message
+//! no longer splits it in two).
 //!
 //! ```text
 //!  octet counting (RFC 6587 §3.4.1)         non-transparent (§3.4.2)
@@ -23,8 +33,22 @@
 //! 1 GiB) cannot be resynchronised on, so the connection falls back to
 //! non-transparent framing from that byte on; the bytes of the bad prefix become
 //! the start of the next frame rather than being lost, and the error is counted
-//! ([`FrameDecoder::framing_errors`]). Empty frames (a bare LF, `0 `, a CR LF)
-//! carry no message and are skipped.
+//! ([`FrameDecoder::framing_errors`]).
+//!
+//! Empty frames, case by case:
+//!
+//! - `0 ` in an octet-counted stream: the sender said explicitly that it sent
+//!   an empty message, so it is delivered as an empty frame and becomes an
+//!   event tagged `_dnsenrich_empty`.
+//! - an empty line (two delimiters in a row, a bare CR LF, a lone CR at the end
+//!   of the stream): senders emit these as padding or keep-alives, and an event
+//!   for each would only fill the index, so they are skipped and counted
+//!   ([`FrameDecoder::empty_lines`], the metric
+//!   `dnsenrich_frames_skipped_total{reason="empty_line"}`). A line of only a
+//!   CR is such a line: the CR before the LF is dropped like any other.
+//! - LF, CR and NUL bytes before the first frame, or between octet-counted
+//!   frames (some senders end those with LF anyway), are separators, not
+//!   frames; they are neither delivered nor counted.
 
 /// The default maximum frame length, for every input.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
@@ -58,6 +82,10 @@ enum State {
     Body { want: usize, skip: usize },
     /// Octet counting: skipping the rest of a frame over the maximum.
     Discarding(usize),
+    /// Octet counting not yet confirmed: the first `LEN SP` has been read
+    /// (it is in `partial`), waiting for the byte that says whether this is a
+    /// frame (`<`) or a plain line that starts with digits.
+    Confirm { len: usize },
     /// Non-transparent: collecting a frame up to LF or NUL.
     Line,
     /// Non-transparent: skipping the rest of a frame over the maximum.
@@ -77,6 +105,9 @@ pub struct FrameDecoder {
     /// bytes for LF framing (room for a CR that may turn out to precede an LF).
     partial: Vec<u8>,
     framing_errors: u64,
+    /// LF framing: the delimiter this connection uses, once it has sent one.
+    delim: Option<u8>,
+    empty_lines: u64,
 }
 
 impl FrameDecoder {
@@ -89,6 +120,8 @@ impl FrameDecoder {
             framing: Framing::Undetected,
             partial: Vec::new(),
             framing_errors: 0,
+            delim: None,
+            empty_lines: 0,
         }
     }
 
@@ -103,6 +136,11 @@ impl FrameDecoder {
         self.framing_errors
     }
 
+    /// How many empty lines this connection sent; they are skipped.
+    pub fn empty_lines(&self) -> u64 {
+        self.empty_lines
+    }
+
     /// Consumes `chunk`, calling `out(frame, truncated)` for every frame it
     /// completes.
     pub fn decode(&mut self, mut chunk: &[u8], out: &mut impl FnMut(&[u8], bool)) {
@@ -110,6 +148,7 @@ impl FrameDecoder {
             chunk = match self.state {
                 State::Detect => self.detect(chunk),
                 State::Length { len } => self.length(len, chunk),
+                State::Confirm { len } => self.confirm(len, chunk),
                 State::Body { want, skip } => self.body(want, skip, chunk, out),
                 State::Discarding(n) => {
                     let take = n.min(chunk.len());
@@ -121,7 +160,7 @@ impl FrameDecoder {
                     &chunk[take..]
                 }
                 State::Line => self.line(chunk, out),
-                State::DiscardingToEol => match find_terminator(chunk) {
+                State::DiscardingToEol => match self.find_terminator(chunk) {
                     Some(p) => {
                         self.state = State::Line;
                         &chunk[p + 1..]
@@ -137,11 +176,18 @@ impl FrameDecoder {
     /// dangling length prefix, is delivered flagged truncated.
     pub fn finish(&mut self, out: &mut impl FnMut(&[u8], bool)) {
         match self.state {
-            State::Line => {
-                if let Some((frame, cut)) = finish_line(&self.partial, false, self.max) {
-                    out(frame, cut);
+            State::Line | State::Confirm { .. } => {
+                if self.undecided_nul() {
+                    // A NUL at the very end ends the last frame.
+                    self.partial.pop();
+                }
+                match finish_line(&self.partial, false, self.max) {
+                    Some((frame, cut)) => out(frame, cut),
+                    None if !self.partial.is_empty() => self.empty_lines += 1,
+                    None => {}
                 }
             }
+            State::Body { want: 0, .. } => out(&[], false),
             State::Body { .. } | State::Length { .. } if !self.partial.is_empty() => {
                 let n = self.partial.len().min(self.max);
                 out(&self.partial[..n], true);
@@ -158,7 +204,8 @@ impl FrameDecoder {
         match rest.first() {
             None => {}
             Some(b) if b.is_ascii_digit() => {
-                self.framing = Framing::OctetCounting;
+                // Octet counting perhaps: `framing` stays undetected until
+                // the first frame confirms it.
                 self.state = State::Length { len: 0 };
             }
             Some(_) => {
@@ -185,16 +232,16 @@ impl FrameDecoder {
                 }
             } else if self.partial.is_empty() && is_separator(b) {
                 // Some senders end octet-counted frames with LF anyway.
+            } else if b == b' ' && !self.partial.is_empty() && self.framing == Framing::Undetected {
+                self.partial.push(b' ');
+                self.state = State::Confirm { len };
+                return &chunk[i + 1..];
             } else if b == b' ' && !self.partial.is_empty() {
                 self.partial.clear();
                 let keep = len.min(self.max);
-                self.state = if len == 0 {
-                    State::Length { len: 0 }
-                } else {
-                    State::Body {
-                        want: keep,
-                        skip: len - keep,
-                    }
+                self.state = State::Body {
+                    want: keep,
+                    skip: len - keep,
                 };
                 return &chunk[i + 1..];
             } else {
@@ -207,12 +254,31 @@ impl FrameDecoder {
 
     /// The length prefix is garbage: from here on this is an LF-framed stream,
     /// and the prefix digits seen so far (still in `partial`) start its next
-    /// frame.
+    /// frame. On the first frame this is detection, not an error: the
+    /// connection simply sends lines that start with digits.
     fn fall_back<'a>(&mut self, rest: &'a [u8]) -> &'a [u8] {
-        self.framing_errors += 1;
+        if self.framing == Framing::OctetCounting {
+            self.framing_errors += 1;
+        }
         self.framing = Framing::NonTransparent;
         self.state = State::Line;
         rest
+    }
+
+    /// The first `LEN SP` was read: a `<` next confirms octet counting, any
+    /// other byte makes this a plain line starting with `LEN SP`.
+    fn confirm<'a>(&mut self, len: usize, chunk: &'a [u8]) -> &'a [u8] {
+        if chunk.first() != Some(&b'<') {
+            return self.fall_back(chunk);
+        }
+        self.framing = Framing::OctetCounting;
+        self.partial.clear();
+        let keep = len.min(self.max);
+        self.state = State::Body {
+            want: keep,
+            skip: len - keep,
+        };
+        chunk
     }
 
     fn body<'a>(
@@ -224,6 +290,12 @@ impl FrameDecoder {
     ) -> &'a [u8] {
         let take = want.min(chunk.len());
         let (piece, rest) = chunk.split_at(take);
+        if want == 0 {
+            // `0 `: an empty message, sent as such.
+            out(&[], false);
+            self.state = State::Length { len: 0 };
+            return chunk;
+        }
         if take < want {
             self.partial.extend_from_slice(piece);
             self.state = State::Body {
@@ -248,22 +320,36 @@ impl FrameDecoder {
     }
 
     fn line<'a>(&mut self, chunk: &'a [u8], out: &mut impl FnMut(&[u8], bool)) -> &'a [u8] {
+        if self.undecided_nul() {
+            if chunk.first() == Some(&b'<') {
+                self.delim = Some(0);
+                self.partial.pop();
+                match finish_line(&self.partial, false, self.max) {
+                    Some((frame, cut)) => out(frame, cut),
+                    None => self.empty_lines += 1,
+                }
+                self.partial.clear();
+                return chunk;
+            }
+            self.delim = Some(b'\n');
+        }
         let room = (self.max + 1).saturating_sub(self.partial.len());
-        match find_terminator(chunk) {
+        match self.find_terminator(chunk) {
             Some(p) => {
                 let piece = &chunk[..p];
-                if self.partial.is_empty() {
-                    if let Some((frame, cut)) = finish_line(piece, false, self.max) {
-                        out(frame, cut);
-                    }
+                let delivered = if self.partial.is_empty() {
+                    finish_line(piece, false, self.max).map(|(frame, cut)| out(frame, cut))
                 } else {
                     let overflow = piece.len() > room;
                     self.partial
                         .extend_from_slice(&piece[..piece.len().min(room)]);
-                    if let Some((frame, cut)) = finish_line(&self.partial, overflow, self.max) {
-                        out(frame, cut);
-                    }
+                    let d = finish_line(&self.partial, overflow, self.max)
+                        .map(|(frame, cut)| out(frame, cut));
                     self.partial.clear();
+                    d
+                };
+                if delivered.is_none() {
+                    self.empty_lines += 1;
                 }
                 &chunk[p + 1..]
             }
@@ -284,9 +370,39 @@ impl FrameDecoder {
     }
 }
 
-/// LF or NUL: the ends of a non-transparent frame.
-fn find_terminator(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n' || b == 0)
+impl FrameDecoder {
+    /// Where the next non-transparent frame ends: at this connection's
+    /// delimiter. Before it is known, an LF makes it LF; a NUL makes it NUL
+    /// only when a `<` (the next message's `<PRI>`) follows, otherwise the
+    /// NUL is part of an LF-framed message. A NUL at the end of `bytes` is
+    /// left undecided: it goes into `partial` and [`Self::line`] decides on
+    /// the next byte.
+    fn find_terminator(&mut self, bytes: &[u8]) -> Option<usize> {
+        if let Some(d) = self.delim {
+            return memchr::memchr(d, bytes);
+        }
+        let p = memchr::memchr2(b'\n', 0, bytes)?;
+        if bytes[p] == b'\n' {
+            self.delim = Some(b'\n');
+            return Some(p);
+        }
+        match bytes.get(p + 1) {
+            None => None,
+            Some(b'<') => {
+                self.delim = Some(0);
+                Some(p)
+            }
+            Some(_) => {
+                self.delim = Some(b'\n');
+                memchr::memchr(b'\n', bytes)
+            }
+        }
+    }
+
+    /// A NUL that ended the previous read, with the delimiter still unknown.
+    fn undecided_nul(&self) -> bool {
+        self.delim.is_none() && self.partial.last() == Some(&0)
+    }
 }
 
 /// Bytes that may sit between octet-counted frames, or before the first frame.
@@ -380,12 +496,17 @@ mod tests {
 
     #[test]
     fn octet_counted_frames_may_contain_lf_and_nul() {
-        assert_eq!(frames(64, b"5 a\nb\0c"), vec![f("a\nb\0c")]);
+        assert_eq!(frames(64, b"8 <1>a\nb\0c"), vec![f("<1>a\nb\0c")]);
     }
 
     #[test]
     fn nul_ends_a_frame() {
-        assert_eq!(frames(64, b"one\0two\0"), vec![f("one"), f("two")]);
+        assert_eq!(
+            frames(64, b"<1>one\0<1>two\0"),
+            vec![f("<1>one"), f("<1>two")]
+        );
+        let (got, _) = run(64, &[b"<1>one\0", b"<1>two\0", b"x\n"]);
+        assert_eq!(got, vec![f("<1>one"), f("<1>two"), f("x\n")]);
     }
 
     #[test]
@@ -397,15 +518,55 @@ mod tests {
     }
 
     #[test]
-    fn empty_frames_are_skipped() {
-        assert_eq!(frames(64, b"\n\r\n\0a\n\n"), vec![f("a")]);
-        assert_eq!(frames(64, b"0 0 1 a0 "), vec![f("a")]);
+    fn empty_lines_are_skipped_and_counted() {
+        // Leading separators are not lines; the two empty lines after `a`
+        // (one of them only a CR) are.
+        let (got, d) = run(64, &[b"\n\r\n\0a\n\n\r\n"]);
+        assert_eq!(got, vec![f("a")]);
+        assert_eq!(d.empty_lines(), 2);
+        let (got, d) = run(64, &[b"<1>a\0<1>b\0\0\r\0<1>c"]);
+        assert_eq!(got, vec![f("<1>a"), f("<1>b"), f("<1>c")]);
+        assert_eq!(d.empty_lines(), 2);
+    }
+
+    #[test]
+    fn an_empty_octet_counted_frame_is_an_empty_message() {
+        let (got, d) = run(64, &[b"4 <1>a0 0 4 <1>b0 "]);
+        assert_eq!(got, vec![f("<1>a"), f(""), f(""), f("<1>b"), f("")]);
+        assert_eq!(d.empty_lines(), 0);
+        assert_eq!(d.framing_errors(), 0);
+    }
+
+    #[test]
+    fn nul_inside_an_lf_framed_message_is_part_of_it() {
+        let (got, d) = run(64, &[b"<13>a\0b\n<13>c\n"]);
+        assert_eq!(got, vec![f("<13>a\0b"), f("<13>c")]);
+        assert_eq!(d.framing(), Framing::NonTransparent);
+        // And LF inside a NUL-framed one.
+        assert_eq!(
+            frames(64, b"<1>a\0<1>b\nc\0"),
+            vec![f("<1>a"), f("<1>b\nc")]
+        );
+    }
+
+    #[test]
+    fn a_first_line_starting_with_digits_and_a_space_is_a_line() {
+        let (got, d) = run(64, &[b"12 files removed\n3 left\n"]);
+        assert_eq!(got, vec![f("12 files removed"), f("3 left")]);
+        assert_eq!(d.framing(), Framing::NonTransparent);
+        assert_eq!(d.framing_errors(), 0);
+        let (got, _) = run(64, &[b"2024 01 02 dns query\nnext\n"]);
+        assert_eq!(got, vec![f("2024 01 02 dns query"), f("next")]);
+        let (got, _) = run(64, &[b"0 \nx\n"]);
+        assert_eq!(got, vec![f("0 "), f("x")]);
+        // Cut off after the space: still a line.
+        assert_eq!(frames(64, b"12 "), vec![f("12 ")]);
     }
 
     #[test]
     fn separators_between_octet_counted_frames_are_skipped() {
-        let (got, d) = run(64, &[b"1 a\n1 b\r\n\x001 c"]);
-        assert_eq!(got, vec![f("a"), f("b"), f("c")]);
+        let (got, d) = run(64, &[b"4 <1>a\n1 b\r\n\x001 c"]);
+        assert_eq!(got, vec![f("<1>a"), f("b"), f("c")]);
         assert_eq!(d.framing_errors(), 0);
     }
 
@@ -416,7 +577,7 @@ mod tests {
 
     #[test]
     fn octet_frame_of_exactly_max_is_whole() {
-        assert_eq!(frames(4, b"4 abcd4 efgh"), vec![f("abcd"), f("efgh")]);
+        assert_eq!(frames(4, b"4 <bcd4 efgh"), vec![f("<bcd"), f("efgh")]);
     }
 
     #[test]
@@ -431,8 +592,8 @@ mod tests {
     fn octet_frame_over_max_skips_exactly_the_declared_rest() {
         // The skipped bytes hold an LF and a digit: neither may resync early.
         assert_eq!(
-            frames(4, b"10 abcdef\n9 x3 xyz"),
-            vec![cut("abcd"), f("xyz")]
+            frames(4, b"10 <bcdef\n9 x3 xyz"),
+            vec![cut("<bcd"), f("xyz")]
         );
     }
 
@@ -444,33 +605,37 @@ mod tests {
 
     #[test]
     fn non_digit_in_length_falls_back_to_lf_keeping_the_bytes() {
-        let (got, d) = run(64, &[b"3 abc12x4 rest\nafter\n"]);
-        assert_eq!(got, vec![f("abc"), f("12x4 rest"), f("after")]);
+        let (got, d) = run(64, &[b"3 <bc12x4 rest\nafter\n"]);
+        assert_eq!(got, vec![f("<bc"), f("12x4 rest"), f("after")]);
         assert_eq!(d.framing(), Framing::NonTransparent);
         assert_eq!(d.framing_errors(), 1);
     }
 
     #[test]
     fn missing_space_falls_back_to_lf() {
+        let (got, d) = run(64, &[b"1 <12\nnext\n"]);
+        assert_eq!(got, vec![f("<"), f("12"), f("next")]);
+        assert_eq!(d.framing_errors(), 1);
+        // On the first frame it is just a line.
         let (got, d) = run(64, &[b"12\nnext\n"]);
         assert_eq!(got, vec![f("12"), f("next")]);
-        assert_eq!(d.framing_errors(), 1);
+        assert_eq!(d.framing_errors(), 0);
     }
 
     #[test]
     fn absurd_length_falls_back_to_lf() {
-        let (got, d) = run(64, &[b"99999999999 x\n"]);
-        assert_eq!(got, vec![f("99999999999 x")]);
+        let (got, d) = run(64, &[b"1 <99999999999 x\n"]);
+        assert_eq!(got, vec![f("<"), f("99999999999 x")]);
         assert_eq!(d.framing_errors(), 1);
-        let (got, d) = run(64, &[b"0000000000000001 x\n"]);
-        assert_eq!(got, vec![f("0000000000000001 x")]);
+        let (got, d) = run(64, &[b"1 <0000000000000001 x\n"]);
+        assert_eq!(got, vec![f("<"), f("0000000000000001 x")]);
         assert_eq!(d.framing_errors(), 1);
     }
 
     #[test]
     fn a_frame_without_length_after_octet_frames_falls_back() {
-        let (got, d) = run(64, &[b"1 a<13>plain\n"]);
-        assert_eq!(got, vec![f("a"), f("<13>plain")]);
+        let (got, d) = run(64, &[b"4 <1>a<13>plain\n"]);
+        assert_eq!(got, vec![f("<1>a"), f("<13>plain")]);
         assert_eq!(d.framing_errors(), 1);
     }
 
@@ -485,8 +650,9 @@ mod tests {
         let bytes: Vec<u8> = (0..=255u8).rev().collect();
         let (got, _) = run(1024, &[&bytes]);
         let joined: Vec<u8> = got.iter().flat_map(|(b, _)| b.clone()).collect();
-        // Everything but the two terminators (LF and NUL) comes out.
-        assert_eq!(joined.len(), 254);
+        // Everything but the LF comes out: the stream is LF-framed, so its
+        // NUL is an ordinary byte.
+        assert_eq!(joined.len(), 255);
         assert!(got.iter().all(|(_, t)| !t));
     }
 
@@ -498,9 +664,9 @@ mod tests {
 
     #[test]
     fn partial_octet_frame_is_delivered_truncated_at_eof() {
-        assert_eq!(frames(64, b"1 a10 abc"), vec![f("a"), cut("abc")]);
-        assert_eq!(frames(64, b"1 a10 "), vec![f("a")]);
-        assert_eq!(frames(64, b"1 a12"), vec![f("a"), cut("12")]);
+        assert_eq!(frames(64, b"1 <10 abc"), vec![f("<"), cut("abc")]);
+        assert_eq!(frames(64, b"1 <10 "), vec![f("<")]);
+        assert_eq!(frames(64, b"1 <12"), vec![f("<"), cut("12")]);
     }
 
     #[test]
@@ -514,11 +680,13 @@ mod tests {
         let cases: &[&[u8]] = &[
             b"<13>one\r\n<13>two\0three\n\nfour",
             b"7 <13>one3 abc\n0 5 de\nfg",
-            b"10 abcdefghij2 ok",
+            b"10 <bcdefghij2 ok",
             b"abcdefghij\nok\r\nabcde\r\nabcd\r\n",
-            b"3 abc12x4 rest\nafter\n",
+            b"3 <bc12x4 rest\nafter\n",
             b"99999999999 x\nz",
-            b"1 a12",
+            b"1 <12",
+            b"12 files\0x\n\n\r\ny",
+            b"1 <0 0 ",
         ];
         for c in cases {
             assert_split_invariant(4, c);
@@ -551,7 +719,7 @@ mod tests {
             chunks.push(&input[last..]);
             proptest::prop_assert_eq!(run(max, &chunks).0, whole.clone());
             for (f, _) in &whole {
-                proptest::prop_assert!(!f.is_empty() && f.len() <= max);
+                proptest::prop_assert!(f.len() <= max);
             }
         }
     }

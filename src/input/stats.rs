@@ -23,8 +23,10 @@ struct Counters {
     dropped: AtomicU64,
     truncated: AtomicU64,
     framing_errors: AtomicU64,
+    skipped: AtomicU64,
     connections_active: AtomicU64,
     connections_rejected: AtomicU64,
+    connections_evicted: AtomicU64,
     handshake_failures: AtomicU64,
 }
 
@@ -63,14 +65,25 @@ impl InputStats {
         self.inner.framing_errors.load(Ordering::Relaxed)
     }
 
+    /// Frames skipped because they carry no message (empty lines), whatever
+    /// the reason.
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
+    }
+
     /// Connections open now.
     pub fn connections_active(&self) -> u64 {
         self.inner.connections_active.load(Ordering::Relaxed)
     }
 
-    /// Connections closed at once because the limit was reached.
+    /// Connections closed at once because their source had its share.
     pub fn connections_rejected(&self) -> u64 {
         self.inner.connections_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for a new one.
+    pub fn connections_evicted(&self) -> u64 {
+        self.inner.connections_evicted.load(Ordering::Relaxed)
     }
 
     /// TLS handshakes that failed or timed out.
@@ -111,18 +124,49 @@ impl InputStats {
         .increment(n);
     }
 
+    /// Counts `n` frames skipped for `reason` (a metrics label): nothing of
+    /// them becomes an event, by design rather than by loss.
+    pub(crate) fn record_skipped(&self, n: u64, reason: &'static str) {
+        if n == 0 {
+            return;
+        }
+        self.inner.skipped.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(
+            "dnsenrich_frames_skipped_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(n);
+    }
+
     pub(crate) fn record_framing_error(&self) {
         self.inner.framing_errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("dnsenrich_framing_errors_total", "input" => self.kind.as_str())
             .increment(1);
     }
 
-    pub(crate) fn record_rejected(&self) {
+    pub(crate) fn record_rejected(&self, reason: &'static str) {
         self.inner
             .connections_rejected
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("dnsenrich_connections_rejected_total", "input" => self.kind.as_str())
-            .increment(1);
+        metrics::counter!(
+            "dnsenrich_connections_rejected_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn record_evicted(&self, reason: &'static str) {
+        self.inner
+            .connections_evicted
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(
+            "dnsenrich_connections_evicted_total",
+            "input" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
     }
 
     pub(crate) fn record_handshake_failure(&self) {

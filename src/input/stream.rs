@@ -8,23 +8,28 @@
 //! buffers fill and the sender's writes block. What one connection holds is
 //! bounded by its read buffer, one batch and one partial frame.
 //!
-//! Limits: at most `max_connections` at once (a semaphore shared by all the
-//! input's addresses) — a connection over the limit is accepted and closed at
-//! once, and counted; a connection that sends nothing for `idle_timeout_secs`
-//! is closed. On shutdown the input stops accepting, and every connection
+//! Limits: at most `max_connections` at once over all the input's addresses;
+//! at the limit a new connection evicts the one that has gone longest without
+//! sending (it hands on what it read and closes), so idle connections cannot
+//! lock other senders out; at most `max_connections_per_source` from one peer
+//! IP address, more are accepted and closed at once. Both are counted. A
+//! connection that sends nothing for `idle_timeout_secs` is closed. On shutdown the input stops accepting, and every connection
 //! hands on what it has read and closes without waiting for its peer.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
@@ -60,6 +65,7 @@ const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(5);
 pub(crate) struct StreamLimits {
     pub max_frame: usize,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
     pub idle_timeout_secs: u64,
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
@@ -70,6 +76,7 @@ impl Default for StreamLimits {
         StreamLimits {
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: 1024,
+            max_connections_per_source: 64,
             idle_timeout_secs: 300,
             batch_size: 512,
             batch_timeout_ms: 10,
@@ -132,7 +139,9 @@ struct Shared<H> {
     limits: StreamLimits,
     handshake: H,
     stats: InputStats,
-    permits: Arc<Semaphore>,
+    slots: Mutex<Slots>,
+    /// When the server started: `Slot::last_active` counts from here.
+    epoch: Instant,
     reject_log: LogThrottle,
     accept_log: LogThrottle,
     framing_log: LogThrottle,
@@ -153,9 +162,6 @@ impl<H: Handshake> StreamServer<H> {
                 })?;
         }
         let stats = InputStats::new(kind);
-        let permits = Arc::new(Semaphore::new(
-            limits.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
         Ok(StreamServer {
             listeners,
             shared: Arc::new(Shared {
@@ -163,7 +169,8 @@ impl<H: Handshake> StreamServer<H> {
                 limits,
                 handshake,
                 stats: stats.clone(),
-                permits,
+                slots: Mutex::default(),
+                epoch: Instant::now(),
                 reject_log: LogThrottle::per_second(),
                 accept_log: LogThrottle::per_second(),
                 framing_log: LogThrottle::per_second(),
@@ -248,18 +255,17 @@ async fn accept_loop<H: Handshake>(
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match shared.permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
+                Ok((stream, peer)) => match admit(&shared, peer) {
+                    Some(slot) => {
                         connections.spawn(connection(
                             stream,
                             peer,
-                            permit,
-                            shared.clone(),
+                            SlotGuard { shared: shared.clone(), slot },
                             tx.clone(),
                             shutdown.clone(),
                         ));
                     }
-                    Err(_) => reject(stream, peer, &shared),
+                    None => reject(stream, peer, &shared),
                 },
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of
@@ -277,17 +283,110 @@ async fn accept_loop<H: Handshake>(
     while connections.join_next().await.is_some() {}
 }
 
-/// Closes a connection over the limit at once, and counts it.
+/// The open connections, for the limits.
+#[derive(Debug, Default)]
+struct Slots {
+    next_id: u64,
+    open: HashMap<u64, Arc<Slot>>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// One open connection as the limits see it.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    ip: IpAddr,
+    /// Milliseconds from [`Shared::epoch`] to its last read.
+    last_active: AtomicU64,
+    /// Told to close when a new connection evicts it.
+    evict: Notify,
+}
+
+impl Slot {
+    fn touch(&self, epoch: Instant) {
+        let ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Frees a connection's slot when it ends.
+struct SlotGuard<H> {
+    shared: Arc<Shared<H>>,
+    slot: Arc<Slot>,
+}
+
+impl<H> Drop for SlotGuard<H> {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.shared.slots);
+        release(&mut slots, &self.slot);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes `slot` out of the books, once (an evicted connection is taken out
+/// when evicted, and again, harmlessly, when it ends).
+fn release(slots: &mut Slots, slot: &Slot) {
+    if slots.open.remove(&slot.id).is_some() {
+        if let Some(n) = slots.per_source.get_mut(&slot.ip) {
+            *n -= 1;
+            if *n == 0 {
+                slots.per_source.remove(&slot.ip);
+            }
+        }
+    }
+}
+
+/// A slot for a new connection from `peer`, evicting the longest-idle
+/// connection when the input is full; `None` when `peer`'s address already
+/// has its share.
+fn admit<H>(shared: &Shared<H>, peer: SocketAddr) -> Option<Arc<Slot>> {
+    let limits = &shared.limits;
+    let mut slots = lock(&shared.slots);
+    let ip = peer.ip();
+    if slots.per_source.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_source.max(1) {
+        return None;
+    }
+    if slots.open.len() >= limits.max_connections.max(1) {
+        let oldest = slots
+            .open
+            .values()
+            .min_by_key(|s| s.last_active.load(Ordering::Relaxed))
+            .cloned();
+        if let Some(victim) = oldest {
+            release(&mut slots, &victim);
+            victim.evict.notify_one();
+            shared.stats.record_evicted("connection_limit");
+            debug!(input = shared.kind.as_str(), peer = %victim.ip, "connection limit reached; evicting the longest-idle connection");
+        }
+    }
+    let id = slots.next_id;
+    slots.next_id += 1;
+    let slot = Arc::new(Slot {
+        id,
+        ip,
+        last_active: AtomicU64::new(0),
+        evict: Notify::new(),
+    });
+    slot.touch(shared.epoch);
+    slots.open.insert(id, slot.clone());
+    *slots.per_source.entry(ip).or_default() += 1;
+    Some(slot)
+}
+
+/// Closes a connection over its source's limit at once, and counts it.
 fn reject<H>(stream: TcpStream, peer: SocketAddr, shared: &Shared<H>) {
     drop(stream);
-    shared.stats.record_rejected();
+    shared.stats.record_rejected("per_source_limit");
     if let Some(more) = shared.reject_log.check() {
         warn!(
             input = shared.kind.as_str(),
             %peer,
-            limit = shared.limits.max_connections,
+            limit = shared.limits.max_connections_per_source,
             suppressed = more,
-            "connection limit reached; closing new connection"
+            "per-source connection limit reached; closing new connection"
         );
     }
 }
@@ -295,19 +394,20 @@ fn reject<H>(stream: TcpStream, peer: SocketAddr, shared: &Shared<H>) {
 async fn connection<H: Handshake>(
     stream: TcpStream,
     peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
-    shared: Arc<Shared<H>>,
+    slot: SlotGuard<H>,
     tx: FrameSender,
     shutdown: Shutdown,
 ) {
+    let shared = slot.shared.clone();
     let _active = shared.stats.connection_opened();
-    let accepted = shared
-        .handshake
-        .accept(stream, peer, &shared.stats, shutdown.clone())
-        .await;
+    let accepted = tokio::select! {
+        a = shared.handshake.accept(stream, peer, &shared.stats, shutdown.clone()) => a,
+        _ = slot.slot.evict.notified() => None,
+    };
     if let Some(stream) = accepted {
-        read_frames(stream, peer, &shared, tx, shutdown).await
+        read_frames(stream, peer, &shared, &slot.slot, tx, shutdown).await
     }
+    drop(slot);
 }
 
 /// Why a connection's read loop ended.
@@ -316,6 +416,7 @@ enum End {
     Eof,
     Idle,
     Shutdown,
+    Evicted,
     Error(io::Error),
     PipelineClosed,
 }
@@ -326,6 +427,7 @@ async fn read_frames<S, H>(
     mut stream: S,
     peer: SocketAddr,
     shared: &Shared<H>,
+    slot: &Slot,
     tx: FrameSender,
     mut shutdown: Shutdown,
 ) where
@@ -333,7 +435,19 @@ async fn read_frames<S, H>(
 {
     let mut conn = Connection::new(peer, shared);
     let mut buf = vec![0u8; READ_BUFFER];
-    let end = read_until_end(&mut stream, &mut buf, &mut conn, &tx, &mut shutdown).await;
+    let activity = Activity {
+        slot,
+        epoch: shared.epoch,
+    };
+    let end = read_until_end(
+        &mut stream,
+        &mut buf,
+        &mut conn,
+        &activity,
+        &tx,
+        &mut shutdown,
+    )
+    .await;
     if matches!(end, End::Shutdown) {
         drain_at_shutdown(&mut stream, &mut buf, &mut conn, &tx).await;
     }
@@ -341,6 +455,7 @@ async fn read_frames<S, H>(
     match &end {
         End::Error(e) => debug!(input = kind, %peer, error = %e, "connection failed"),
         End::Idle => debug!(input = kind, %peer, "closing idle connection"),
+        End::Evicted => debug!(input = kind, %peer, "closing evicted connection"),
         other => debug!(input = kind, %peer, reason = ?other, "connection closed"),
     }
     if !matches!(end, End::PipelineClosed) {
@@ -355,12 +470,20 @@ async fn read_frames<S, H>(
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
 }
 
+/// Where a connection notes that it is active, and hears it is evicted.
+struct Activity<'a> {
+    slot: &'a Slot,
+    epoch: Instant,
+}
+
 /// The read loop: hands on full batches as they fill and a partial one after
-/// `batch_timeout_ms`, until the peer hangs up, it idles out, or shutdown.
+/// `batch_timeout_ms`, until the peer hangs up, it idles out, is evicted, or
+/// shutdown.
 async fn read_until_end<S>(
     stream: &mut S,
     buf: &mut [u8],
     conn: &mut Connection<'_>,
+    activity: &Activity<'_>,
     tx: &FrameSender,
     shutdown: &mut Shutdown,
 ) -> End
@@ -377,6 +500,7 @@ where
         tokio::select! {
             biased;
             _ = shutdown.recv() => return End::Shutdown,
+            _ = activity.slot.evict.notified() => return End::Evicted,
             _ = tokio::time::sleep_until(flush_deadline.unwrap_or(far)), if flush_deadline.is_some() => {
                 flush_deadline = None;
                 if !conn.send_current(tx).await {
@@ -389,6 +513,7 @@ where
             read = stream.read(buf) => match read {
                 Ok(0) => return End::Eof,
                 Ok(n) => {
+                    activity.slot.touch(activity.epoch);
                     conn.decode(&buf[..n]);
                     if !conn.send_ready(tx).await {
                         return End::PipelineClosed;
@@ -445,6 +570,7 @@ struct Connection<'a> {
     framing_log: &'a LogThrottle,
     decoder: FrameDecoder,
     framing_errors: u64,
+    empty_lines: u64,
     batch: FrameBatch,
     /// Full batches waiting to be handed on.
     ready: Vec<FrameBatch>,
@@ -460,6 +586,7 @@ impl<'a> Connection<'a> {
             framing_log: &shared.framing_log,
             decoder: FrameDecoder::new(shared.limits.max_frame),
             framing_errors: 0,
+            empty_lines: 0,
             batch: FrameBatch::new(shared.kind),
             ready: Vec::new(),
         }
@@ -490,11 +617,18 @@ impl<'a> Connection<'a> {
     }
 
     fn finish(&mut self) {
-        let (decoder, mut sink) = self.decoder_and_sink();
-        decoder.finish(&mut sink);
+        {
+            let (decoder, mut sink) = self.decoder_and_sink();
+            decoder.finish(&mut sink);
+        }
+        self.note_framing_errors();
     }
 
     fn note_framing_errors(&mut self) {
+        let empty = self.decoder.empty_lines();
+        self.stats
+            .record_skipped(empty - self.empty_lines, "empty_line");
+        self.empty_lines = empty;
         let now = self.decoder.framing_errors();
         if now > self.framing_errors {
             self.framing_errors = now;

@@ -51,8 +51,12 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
     /// Longer frames are cut to this many bytes and flagged truncated.
     pub max_frame: usize,
-    /// Most connections open at once, over all addresses.
+    /// Most connections open at once, over all addresses; at the limit a new
+    /// connection evicts the one that has been idle longest.
     pub max_connections: usize,
+    /// Most connections open at once from one peer IP address; more are
+    /// refused, so one sender cannot take every slot.
+    pub max_connections_per_source: usize,
     /// A connection that sends nothing for this many seconds is closed; 0 never.
     pub idle_timeout_secs: u64,
     /// Most frames in one batch.
@@ -73,6 +77,7 @@ impl Default for TlsConfig {
             client_ca: None,
             max_frame: l.max_frame,
             max_connections: l.max_connections,
+            max_connections_per_source: l.max_connections_per_source,
             idle_timeout_secs: l.idle_timeout_secs,
             batch_size: l.batch_size,
             batch_timeout_ms: l.batch_timeout_ms,
@@ -142,6 +147,7 @@ impl TlsConfig {
         StreamLimits {
             max_frame: self.max_frame,
             max_connections: self.max_connections,
+            max_connections_per_source: self.max_connections_per_source,
             idle_timeout_secs: self.idle_timeout_secs,
             batch_size: self.batch_size,
             batch_timeout_ms: self.batch_timeout_ms,

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The file is created on first use and closed on a reopen request; the next
-//! write opens it again by name (for logrotate).
+//! write opens it again by name (for logrotate). It is created 0600: it holds
+//! client addresses and queried names.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,8 @@ impl DeadLetterFile {
             let f = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                // Client addresses and queried names: for the daemon's user only.
+                .mode(0o600)
                 .open(&self.path)
                 .await?;
             *guard = Some(f);
@@ -141,5 +144,18 @@ mod tests {
         dl.append(b"{\"n\":2}\n").await.unwrap();
         assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "{\"n\":1}\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
+    }
+
+    #[tokio::test]
+    async fn file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        // The usual umask, under which a plain create gives 0644.
+        // SAFETY: umask only swaps the process's creation mask.
+        unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead-letter.ndjson");
+        DeadLetterFile::new(&path).append(b"{}\n").await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
