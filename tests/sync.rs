@@ -525,10 +525,19 @@ async fn blocklists_plain_hosts_and_csv() {
         ["phishing"]
     );
     assert!(mc.entry("ip-dst-198.51.100.200").is_some());
+    // A list gives no direction: every address is also filed under ip-src.
+    for ip in [
+        "198.51.100.23",
+        "2001:db8::bad",
+        "203.0.113.99",
+        "198.51.100.200",
+    ] {
+        assert!(mc.entry(&format!("ip-src-{ip}")).is_some(), "{ip}");
+    }
     // Bad entries are counted with the reason.
     assert_eq!(report.skipped[&SkipReason::InvalidDomain], 2);
     assert_eq!(report.skipped[&SkipReason::InvalidIp], 1);
-    assert_eq!(report.written, 12);
+    assert_eq!(report.written, 16);
     assert_eq!(report.sources.len(), 3);
     assert_eq!(report.sources[0].1, 4);
 }
@@ -816,17 +825,8 @@ fn a_list_gives_the_same_keys_as_ioc_file_and_through_sync() {
     assert!(status.success(), "{err}");
     let synced = store_keys(&[txt_out, csv_out]);
 
-    // The store also files each address under ip-src; sync writes ip-dst only.
-    let direct_dst: Vec<_> = direct
-        .iter()
-        .filter(|(k, _)| !k.starts_with("ip-src-"))
-        .cloned()
-        .collect();
-    assert_eq!(direct_dst, synced);
-    for (k, feeds) in direct.iter().filter(|(k, _)| k.starts_with("ip-src-")) {
-        let dst = format!("ip-dst-{}", &k["ip-src-".len()..]);
-        assert!(synced.contains(&(dst, feeds.clone())), "{k}");
-    }
+    // The same keys with the same feeds, whichever way the list was read.
+    assert_eq!(direct, synced);
     let keys: Vec<&str> = synced.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
@@ -844,6 +844,10 @@ fn a_list_gives_the_same_keys_as_ioc_file_and_through_sync() {
             "ip-dst-198.51.100.23",
             "ip-dst-2001:db8::bad",
             "ip-dst-203.0.113.99",
+            "ip-src-198.51.100.200",
+            "ip-src-198.51.100.23",
+            "ip-src-2001:db8::bad",
+            "ip-src-203.0.113.99",
         ]
     );
     let feeds = |k: &str| synced.iter().find(|(x, _)| x == k).unwrap().1.clone();

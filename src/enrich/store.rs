@@ -16,10 +16,9 @@
 //! Every format but NDJSON is read by [`crate::indicator::list`], the reader
 //! `dnsenrich sync --list` uses, so a list gives the same keys either way: a
 //! name becomes `domain-<name>` (normalised), a URL its host, an IP address
-//! `ip-dst-<ip>`; hosts files' own names (`localhost`, `broadcasthost`, …, any
-//! case) are skipped. Hosts and plain lines may be mixed in one file. The store
-//! also files every address under `ip-src-<ip>`, so rules on `source.ip` find
-//! list entries too. Keys are composed by [`crate::indicator::key::compose`].
+//! both `ip-dst-<ip>` and `ip-src-<ip>` (a list gives no direction); hosts
+//! files' own names (`localhost`, `broadcasthost`, …, any case) are skipped.
+//! Hosts and plain lines may be mixed in one file. Keys are composed by [`crate::indicator::key::compose`].
 //! Entries that cannot be read are skipped and counted; the first few are
 //! logged with the file. A key listed in several places gets the union of its
 //! feeds.
@@ -33,7 +32,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::indicator::key::{compose, safe_key, KeyKind, SafeKey};
+use crate::indicator::key::{compose, safe_key, SafeKey};
 use crate::indicator::list::{self, Column, Entry, LineFormat};
 use crate::indicator::normalize::SkipReason;
 use crate::indicator::value::{parse_value, Indicator};
@@ -153,9 +152,6 @@ impl StoreMap {
                 };
                 for (kind, value) in mapped.atoms {
                     this.insert(compose(None, &kind, &value), &ind, report);
-                    if kind == KeyKind::IpDst {
-                        this.insert(compose(None, &KeyKind::IpSrc, &value), &ind, report);
-                    }
                 }
             }
             Entry::Skip { reason, line } => {

@@ -17,7 +17,8 @@
 
 use std::io::BufRead;
 
-use super::normalize::{domain, looks_like_ip, map_free, Mapped, SkipReason};
+use super::key::KeyKind;
+use super::normalize::{domain, looks_like_ip, map_free, Atom, Mapped, SkipReason};
 use crate::lines::BoundedLines;
 
 /// Longer list lines are cut (and then usually rejected as invalid).
@@ -176,9 +177,23 @@ fn free<'a>(value: &'a str, feed: Option<&'a str>, f: &mut impl FnMut(Entry<'_>)
     f(Entry::Value {
         ty,
         raw: value,
-        mapped: map_free(value),
+        mapped: both_directions(map_free(value)),
         feed,
     });
+}
+
+/// A list says an address is bad, not in which direction: it is filed under
+/// `ip-dst-` and `ip-src-` alike, so rules on `destination.ip`/answers and on
+/// `source.ip` find it, whether the list went through `sync` or `--ioc-file`.
+fn both_directions(mut mapped: Mapped) -> Mapped {
+    let twins: Vec<Atom> = mapped
+        .atoms
+        .iter()
+        .filter(|(kind, _)| *kind == KeyKind::IpDst)
+        .map(|(_, value)| (KeyKind::IpSrc, value.clone()))
+        .collect();
+    mapped.atoms.extend(twins);
+    mapped
 }
 
 /// Finds the columns named in `value_col` and `feed_col` in the header: a `#`
@@ -340,6 +355,7 @@ mod tests {
                 "domain-tracker.example",
                 "domain-plain.example",
                 "ip-dst-198.51.100.7",
+                "ip-src-198.51.100.7",
                 "domain-bad.example",
                 "!hosts-file boilerplate",
             ]
