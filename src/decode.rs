@@ -14,6 +14,7 @@
 //! ([`LineDecoder::keep_original`]) or the line could not be parsed.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -475,7 +476,8 @@ struct Asked {
 /// on their own.
 #[derive(Debug, Default)]
 struct QueryContext {
-    by_serial: Vec<(u64, Asked)>,
+    /// Oldest first; at most [`REMEMBERED`].
+    by_serial: VecDeque<(u64, Asked)>,
     previous: Option<Asked>,
 }
 
@@ -484,14 +486,15 @@ struct QueryContext {
 const REMEMBERED: usize = 64;
 
 impl QueryContext {
-    fn get(&mut self, serial: Option<u64>) -> Option<&mut Asked> {
+    /// Takes out the question `serial` (or, without one, the previous line's)
+    /// belongs to; [`put`](Self::put) files it again as the newest.
+    fn take(&mut self, serial: Option<u64>) -> Option<Asked> {
         match serial {
-            Some(s) => self
-                .by_serial
-                .iter_mut()
-                .find(|(k, _)| *k == s)
-                .map(|(_, a)| a),
-            None => self.previous.as_mut(),
+            Some(s) => {
+                let at = self.by_serial.iter().position(|(k, _)| *k == s)?;
+                self.by_serial.remove(at).map(|(_, a)| a)
+            }
+            None => self.previous.take(),
         }
     }
 
@@ -500,9 +503,9 @@ impl QueryContext {
             Some(s) => {
                 self.by_serial.retain(|(k, _)| *k != s);
                 if self.by_serial.len() >= REMEMBERED {
-                    self.by_serial.remove(0);
+                    self.by_serial.pop_front();
                 }
-                self.by_serial.push((s, asked));
+                self.by_serial.push_back((s, asked));
             }
             None => self.previous = Some(asked),
         }
@@ -533,10 +536,7 @@ impl QueryContext {
             return;
         }
         let exact = serial.is_some();
-        let asked = self.get(serial).cloned();
-        if serial.is_none() {
-            self.previous = None;
-        }
+        let asked = self.take(serial);
         if let Some(a) = &asked {
             reread_address_answer(ev, a, exact);
         }
@@ -545,14 +545,14 @@ impl QueryContext {
             .answers
             .iter()
             .any(|a| a.type_.as_deref() == Some("CNAME"));
-        let owner = ev.dns.question.name.clone();
         match asked {
             // Only after a `<CNAME>`: a serial is not unique (forked TCP
             // children count on their own), a CNAME chain is what makes
             // another name answer the question.
-            Some(a) if a.chain && owner.as_ref() != Some(&a.name) => {
+            Some(a) if a.chain && ev.dns.question.name.as_ref() != Some(&a.name) => {
                 // A chain member or record owner: it goes with the answers,
                 // the question stays what was asked.
+                let owner = ev.dns.question.name.take();
                 for ans in ev.dns.answers.iter_mut() {
                     if ans.name.is_none() {
                         ans.name = owner.clone();
@@ -568,7 +568,7 @@ impl QueryContext {
                 self.put(serial, Asked { chain, ..a });
             }
             None => {
-                if let Some(name) = owner {
+                if let Some(name) = ev.dns.question.name.clone() {
                     let qtype = ev.dns.question.type_.clone();
                     self.put(
                         serial,
