@@ -51,6 +51,10 @@ pub struct Config {
     pub sync: SyncConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    /// Whether `state_dir` was set (in the file or with `--state-dir`)
+    /// rather than taken from the default.
+    #[serde(skip)]
+    pub state_dir_explicit: bool,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            state_dir_explicit: std::env::var_os("STATE_DIRECTORY").is_some(),
         }
     }
 }
@@ -246,23 +251,31 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        Self::from_text(&text, path)
+    }
+
+    /// Parses configuration text, noting which listen lists it sets.
+    fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let syntax = |e: toml::de::Error| ConfigError::Syntax {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        };
+        let mut cfg: Config = toml::from_str(text).map_err(syntax)?;
+        let table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        cfg.input.note_explicit_listen(&table);
+        cfg.state_dir_explicit |= table.contains_key("state_dir");
+        Ok(cfg)
     }
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: PathBuf::from("<config>"),
-            message: e.to_string(),
-        })?;
-        cfg.check()
+        Self::from_text(text, Path::new("<config>"))?.check()
     }
 
     /// Checks what the types alone cannot, and compiles the grammars.
-    pub fn check(self) -> Result<ValidConfig, ConfigError> {
+    pub fn check(mut self) -> Result<ValidConfig, ConfigError> {
+        self.input.drop_unasked_listeners();
+        self.fall_back_to_a_user_state_dir();
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: key.to_owned(),
             reason,
@@ -316,6 +329,35 @@ impl Config {
         })
     }
 
+    /// A person trying dnsenrich as a normal user cannot write the default
+    /// `/var/lib/dnsenrich`: unless a state directory was asked for, use
+    /// `$XDG_STATE_HOME/dnsenrich` (`~/.local/state/dnsenrich`) and say so.
+    fn fall_back_to_a_user_state_dir(&mut self) {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if self.state_dir_explicit || unsafe { libc::geteuid() } == 0 {
+            return;
+        }
+        if writable_dir(&self.state_dir) {
+            return;
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".local/state"))
+            });
+        let Some(base) = base else { return };
+        let user_dir = base.join("dnsenrich");
+        eprintln!(
+            "dnsenrich: {} is not writable by this user; keeping state in {} (set state_dir or --state-dir to choose)",
+            self.state_dir.display(),
+            user_dir.display()
+        );
+        self.state_dir = user_dir;
+    }
+
     /// Whether `run` syncs indicators in the background: `[sync]` names a source.
     pub fn sync_enabled(&self) -> bool {
         self.sync.misp_url.is_some()
@@ -334,9 +376,45 @@ impl Config {
     }
 }
 
+/// Whether `dir` exists and can be written, or could be created.
+fn writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut probe = dir;
+    // The nearest existing ancestor decides whether it can be created.
+    while !probe.exists() {
+        match probe.parent() {
+            Some(p) => probe = p,
+            None => return false,
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn following_files_opens_only_the_listeners_asked_for() {
+        // Nothing to follow: the loopback defaults are the inputs.
+        let c = Config::parse("").unwrap();
+        assert!(!c.input.udp.listen.is_empty() && !c.input.tcp.listen.is_empty());
+        // A tail-only sensor opens no port.
+        let c = Config::parse("[input.file]\npaths = [\"/tmp/pihole.log\"]\n").unwrap();
+        assert!(c.input.udp.listen.is_empty(), "{:?}", c.input.udp.listen);
+        assert!(c.input.tcp.listen.is_empty(), "{:?}", c.input.tcp.listen);
+        // What the file sets stays, and only that.
+        let c = Config::parse(
+            "[input.file]\npaths = [\"/tmp/pihole.log\"]\n[input.udp]\nlisten = [\"127.0.0.1:1514\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.input.udp.listen, vec!["127.0.0.1:1514".parse().unwrap()]);
+        assert!(c.input.tcp.listen.is_empty());
+    }
 
     #[test]
     fn io_threads_are_as_set_or_half_the_cores_within_1_to_4() {

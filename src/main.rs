@@ -97,7 +97,13 @@ struct RunArgs {
     /// Accept only TLS clients with a certificate signed by this CA (PEM).
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
+    /// Open no syslog listener (UDP, TCP or TLS), whatever the configuration
+    /// file says.
+    #[arg(long)]
+    no_listen: bool,
     /// Follow a log file such as /var/log/pihole/pihole.log (repeatable).
+    /// With files to follow, the loopback syslog listeners of the defaults are
+    /// not opened; a listen address given in the file or with --listen-* is.
     #[arg(long, value_name = "FILE")]
     tail: Vec<PathBuf>,
     /// Ship to Elasticsearch at this URL (instead of NDJSON).
@@ -333,9 +339,11 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     };
     if !a.listen_udp.is_empty() {
         cfg.input.udp.listen = a.listen_udp.clone();
+        cfg.input.explicit_listen.udp = true;
     }
     if !a.listen_tcp.is_empty() {
         cfg.input.tcp.listen = a.listen_tcp.clone();
+        cfg.input.explicit_listen.tcp = true;
     }
     if !a.listen_tls.is_empty() {
         cfg.input.tls.listen = a.listen_tls.clone();
@@ -349,9 +357,16 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     if a.tls_client_ca.is_some() {
         cfg.input.tls.client_ca = a.tls_client_ca.clone();
     }
+    if a.no_listen {
+        if !(a.listen_udp.is_empty() && a.listen_tcp.is_empty() && a.listen_tls.is_empty()) {
+            anyhow::bail!("--no-listen turns every syslog listener off; it cannot go with --listen-udp, --listen-tcp or --listen-tls");
+        }
+        cfg.input.no_listeners();
+    }
     cfg.input.file.paths.extend(a.tail.iter().cloned());
     if let Some(d) = &a.state_dir {
         cfg.state_dir = d.clone();
+        cfg.state_dir_explicit = true;
     }
     cfg.parse.grammars.extend(a.grammars.iter().cloned());
     if let Some(z) = &a.timezone {
@@ -501,11 +516,31 @@ fn announce(d: &Daemon) {
             )
         })
         .unwrap_or_default();
+    let mut files = Vec::new();
+    if let Some(f) = &inputs.file {
+        files.extend(f.paths().iter().map(|p| p.display().to_string()));
+    }
     if let Some(m) = d.metrics_addr() {
         parts.push(format!("metrics://{m}"));
     }
+    let mut line = String::from("dnsenrich:");
+    if !parts.is_empty() {
+        line.push_str(" listening on ");
+        line.push_str(&parts.join(" "));
+    }
+    if !files.is_empty() {
+        if !parts.is_empty() {
+            line.push(';');
+        }
+        line.push_str(" following ");
+        line.push_str(&files.join(" "));
+    }
+    if parts.is_empty() && files.is_empty() {
+        line.push_str(" no input configured (no listener, no file to follow)");
+    }
+    line.push_str(&hint);
+    line.push('\n');
     // One write, so a reader never sees half of the line.
-    let line = format!("dnsenrich: listening on {}{hint}\n", parts.join(" "));
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 

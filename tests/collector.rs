@@ -941,6 +941,54 @@ fn sigterm_while_tailing_a_burst_resumes_exactly_once() {
 }
 
 #[test]
+fn a_tail_only_collector_opens_no_syslog_listener() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("pihole.log");
+    std::fs::write(&log, pihole_log_line(1, "tail-only.example.com")).unwrap();
+    // No listen address anywhere: the loopback defaults (port 5514) would
+    // apply if dnsenrich did not follow a file.
+    let mut d = DaemonBuilder::new(state.path())
+        .unset("input.udp.listen")
+        .unset("input.tcp.listen")
+        .config("[input.file]\npoll_interval_ms = 20\n")
+        .arg("--tail")
+        .arg(&log)
+        .start();
+    let line = d.announced.clone().unwrap();
+    assert!(
+        line.starts_with("dnsenrich: following ") && line.contains("pihole.log"),
+        "{line}"
+    );
+    assert!(d.udp.is_none() && d.tcp.is_none(), "{line}");
+    wait_until("the tailed line", Duration::from_secs(10), || {
+        d.stdout().contains("tail-only.example.com")
+    });
+    assert!(d.sigterm().success(), "{}", d.stderr());
+
+    // --no-listen wins over listen addresses in the file.
+    let mut d = DaemonBuilder::new(state.path())
+        .config("[input.file]\npoll_interval_ms = 20\n")
+        .arg("--no-listen")
+        .arg("--tail")
+        .arg(&log)
+        .start();
+    assert!(d.udp.is_none() && d.tcp.is_none(), "{:?}", d.announced);
+    assert!(d.sigterm().success(), "{}", d.stderr());
+    // A listen address given with a flag is opened next to the file.
+    let mut d = DaemonBuilder::new(state.path())
+        .unset("input.udp.listen")
+        .unset("input.tcp.listen")
+        .arg("--listen-udp")
+        .arg("127.0.0.1:0")
+        .arg("--tail")
+        .arg(&log)
+        .start();
+    assert!(d.udp.is_some() && d.tcp.is_none(), "{:?}", d.announced);
+    assert!(d.sigterm().success(), "{}", d.stderr());
+}
+
+#[test]
 fn tailed_lines_shipped_late_in_a_clean_drain_are_not_read_again() {
     // Elasticsearch is down when SIGTERM comes and up 2.5 s later, well
     // within the drain deadline: the drain ships every line and the daemon

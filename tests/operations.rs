@@ -67,6 +67,39 @@ fn systemd_units_verify() {
 }
 
 #[test]
+fn nothing_listens_beyond_loopback_unless_the_operator_says_so() {
+    let socket = std::fs::read_to_string(repo().join("systemd/dnsenrich.socket")).unwrap();
+    let listens: Vec<&str> = socket
+        .lines()
+        .filter_map(|l| l.strip_prefix("Listen"))
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim()))
+        .collect();
+    assert!(!listens.is_empty(), "{socket}");
+    for addr in listens {
+        let addr: std::net::SocketAddr = addr.parse().unwrap_or_else(|e| {
+            panic!("{addr:?} is not IP:port ({e}): a bare port binds every interface")
+        });
+        assert!(addr.ip().is_loopback(), "{addr} is not loopback");
+    }
+    // The service does without the socket (a tail-only install binds nothing).
+    let service = std::fs::read_to_string(repo().join("systemd/dnsenrich.service")).unwrap();
+    assert!(
+        !service
+            .lines()
+            .any(|l| l.starts_with("Requires=") && l.contains("dnsenrich.socket")),
+        "{service}"
+    );
+    // The package enables nothing at install.
+    let manifest: toml::Table = std::fs::read_to_string(repo().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let units = &manifest["package"]["metadata"]["deb"]["systemd-units"];
+    assert_eq!(units["enable"].as_bool(), Some(false), "{units}");
+    assert_eq!(units["start"].as_bool(), Some(false), "{units}");
+}
+
+#[test]
 fn service_is_hardened() {
     require("systemd-analyze", "systemd");
     let out = Command::new("systemd-analyze")
@@ -335,4 +368,81 @@ fn ready_follows_memcached_going_away_and_coming_back() {
         || ask_and_read_ready() == 200,
     );
     assert!(d.sigterm().success());
+}
+
+#[test]
+fn a_normal_user_gets_a_state_directory_of_their_own() {
+    use std::os::unix::fs::PermissionsExt;
+    // As root, run the check as `nobody` (setpriv from util-linux), from a
+    // copy of the binary that user can execute.
+    let root = effective_uid() == 0;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = home.path().join("dnsenrich");
+    std::fs::copy(env!("CARGO_BIN_EXE_dnsenrich"), &bin).unwrap();
+    let config = home.path().join("dnsenrich.toml");
+    std::fs::write(&config, "[output]\ntype = \"ndjson\"\npath = \"-\"\n").unwrap();
+    for p in [&bin, &config] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = if root {
+        require("setpriv", "util-linux");
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let out = cmd
+        .arg("check-config")
+        .arg(&config)
+        .env("HOME", home.path())
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("STATE_DIRECTORY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    let expected = home.path().join(".local/state/dnsenrich");
+    assert!(
+        stderr.contains("/var/lib/dnsenrich is not writable by this user")
+            && stderr.contains(&expected.display().to_string()),
+        "{stderr}"
+    );
+    let printed: toml::Table = stdout.parse().unwrap();
+    assert_eq!(
+        printed["state_dir"].as_str(),
+        Some(expected.to_str().unwrap()),
+        "{stdout}"
+    );
+    // Asked for, the default is kept (and refused later if unusable).
+    std::fs::write(&config, "state_dir = \"/var/lib/dnsenrich\"\n").unwrap();
+    let out = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    }
+    .arg("check-config")
+    .arg(&config)
+    .env("HOME", home.path())
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not writable by this user"), "{stderr}");
+}
+
+/// The effective uid of this process, from /proc.
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("an effective uid in /proc/self/status")
 }

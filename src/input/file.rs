@@ -142,6 +142,11 @@ pub struct FileInput {
 }
 
 impl FileInput {
+    /// The files this input follows.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.config.paths
+    }
+
     /// This input's counters.
     pub fn stats(&self) -> InputStats {
         self.stats.clone()

@@ -63,6 +63,61 @@ pub struct InputsConfig {
     pub tls: TlsConfig,
     /// Tailed log files (`[input.file]`); off until `paths` is set.
     pub file: FileConfig,
+    /// Which of the UDP and TCP `listen` lists the operator gave (in the
+    /// file or with a flag) rather than took from the defaults.
+    #[serde(skip)]
+    pub explicit_listen: ExplicitListen,
+}
+
+/// Which network `listen` lists were set by the operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExplicitListen {
+    pub udp: bool,
+    pub tcp: bool,
+}
+
+impl InputsConfig {
+    /// Records which `listen` lists a configuration file sets.
+    pub fn note_explicit_listen(&mut self, table: &toml::Table) {
+        let input = table.get("input").and_then(|v| v.as_table());
+        let set = |kind: &str| {
+            input
+                .and_then(|t| t.get(kind))
+                .and_then(|v| v.as_table())
+                .is_some_and(|t| t.contains_key("listen"))
+        };
+        self.explicit_listen = ExplicitListen {
+            udp: set("udp"),
+            tcp: set("tcp"),
+        };
+    }
+
+    /// A collector that tails files opens no syslog listener it was not asked
+    /// for: the loopback defaults apply only when no file is followed. (A
+    /// second instance tailing another file would otherwise fail on the port,
+    /// and a tail-only sensor would accept events from any local process.)
+    pub fn drop_unasked_listeners(&mut self) {
+        if self.file.paths.is_empty() {
+            return;
+        }
+        if !self.explicit_listen.udp {
+            self.udp.listen.clear();
+        }
+        if !self.explicit_listen.tcp {
+            self.tcp.listen.clear();
+        }
+    }
+
+    /// Turns every network listener off (`--no-listen`).
+    pub fn no_listeners(&mut self) {
+        self.udp.listen.clear();
+        self.tcp.listen.clear();
+        self.tls.listen.clear();
+        self.explicit_listen = ExplicitListen {
+            udp: true,
+            tcp: true,
+        };
+    }
 }
 
 /// Why an input could not start. Each message names the address or file and

@@ -159,6 +159,22 @@ impl DaemonBuilder {
         self
     }
 
+    /// Removes one key (`input.udp.listen`) from the configuration, so the
+    /// daemon's default for it applies.
+    pub fn unset(mut self, dotted: &str) -> Self {
+        let mut parts: Vec<&str> = dotted.split('.').collect();
+        let last = parts.pop().expect("a key");
+        let mut table = &mut self.config;
+        for p in parts {
+            table = table
+                .get_mut(p)
+                .and_then(toml::Value::as_table_mut)
+                .unwrap_or_else(|| panic!("no table {p} in the test configuration"));
+        }
+        table.remove(last);
+        self
+    }
+
     /// The configuration file's text.
     pub fn config_text(&self) -> String {
         toml::to_string(&self.config).expect("the configuration serialises")
@@ -302,7 +318,8 @@ impl Daemon {
         read_events(&self.stdout_path)
     }
 
-    /// Waits for the `dnsenrich: listening on ...` line and records the
+    /// Waits for the start-up line (`dnsenrich: listening on ...`,
+    /// `dnsenrich: following ...`) and records the
     /// addresses in it.
     pub fn wait_listening(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
@@ -313,7 +330,7 @@ impl Daemon {
                 .split_inclusive('\n')
                 .filter(|l| l.ends_with('\n'))
                 .map(str::trim_end)
-                .find(|l| l.starts_with("dnsenrich: listening on"))
+                .find(|l| is_announcement(l))
             {
                 for word in line.split_whitespace() {
                     let Some((scheme, rest)) = word.split_once("://") else {
@@ -704,4 +721,14 @@ impl Drop for LoggerStream {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Whether `line` is the daemon's start-up announcement: where it listens,
+/// which files it follows, or that it has no input.
+fn is_announcement(line: &str) -> bool {
+    line.strip_prefix("dnsenrich: ").is_some_and(|rest| {
+        rest.starts_with("listening on")
+            || rest.starts_with("following")
+            || rest.starts_with("no input configured")
+    })
 }
