@@ -17,6 +17,7 @@ declare -A NEED=(
     [openssl]=openssl
     [systemd-analyze]=systemd
     [systemd-socket-activate]=systemd
+    [groff]=groff-base
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -45,6 +45,16 @@ enum Command {
     /// Ask every memcached server for a sample of keys and report whether the
     /// configured distribution looks for each where it is.
     CheckIndicators(CheckIndicatorsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (dnsenrich.1 and one per subcommand) into DIR.
+    Manpages {
+        /// The directory to write them into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -174,6 +184,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Sync(args) => sync(*args),
         Command::CheckIndicators(args) => check_indicators(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "dnsenrich", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { dir } => manpages(&dir),
     };
     match result {
         Ok(code) => code,
@@ -182,6 +198,28 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `dnsenrich.1` and one `dnsenrich-SUBCOMMAND.1` per subcommand.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let write = |name: String, page: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() {
+            continue;
+        }
+        let name = format!("dnsenrich-{}", sub.get_name());
+        write(name.clone(), sub.clone().name(name))?;
+    }
+    write("dnsenrich".into(), cmd)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sync(args: sync_args::SyncArgs) -> anyhow::Result<ExitCode> {

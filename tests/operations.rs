@@ -446,3 +446,70 @@ fn effective_uid() -> u32 {
         .and_then(|v| v.parse().ok())
         .expect("an effective uid in /proc/self/status")
 }
+
+#[test]
+fn manual_pages_and_completions_are_generated_from_the_cli() {
+    require("groff", "groff-base");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsenrich"))
+        .arg("manpages")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for sub in ["run", "sync", "parse", "check-config", "check-indicators"] {
+        let page = dir.path().join(format!("dnsenrich-{sub}.1"));
+        // groff renders it without a warning.
+        let out = Command::new("groff")
+            .args(["-k", "-man", "-Tutf8", "-ww"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{sub}: {stderr}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Rendered text has backspace overstrikes for bold: drop them.
+        let plain: String = text
+            .split('\u{8}')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    &part[part.chars().next().map_or(0, char::len_utf8)..]
+                }
+            })
+            .collect();
+        if sub == "run" {
+            for flag in ["--tail", "--no-listen", "--elasticsearch", "--metrics"] {
+                assert!(
+                    plain.contains(flag),
+                    "{flag} missing from dnsenrich-run.1:\n{plain}"
+                );
+            }
+        }
+    }
+    assert!(dir.path().join("dnsenrich.1").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsenrich"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("check-config") && script.contains("--no-listen"));
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(bash.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(bash.stdin.take());
+    assert!(
+        bash.wait().unwrap().success(),
+        "bash -n refused the completion script"
+    );
+}
