@@ -205,7 +205,12 @@ impl LineDecoder {
         if header.format == Format::Bare || !looks_like_file_line(message) {
             return (app, message);
         }
-        let inner = self.syslog.decode_at(message, now);
+        // The relay stamped its header with its own zone's offset: the inner
+        // zone-less stamp was written on the same clock, moments before.
+        let inner = match header.stated_offset {
+            Some(offset) => self.syslog.decode_at_offset(message, now, offset),
+            None => self.syslog.decode_at(message, now),
+        };
         if inner.format != Format::Rfc3164 || inner.appname.is_none() {
             return (app, message);
         }
@@ -763,6 +768,35 @@ mod tests {
         assert_eq!(ev.process.pid, Some(812));
         let ts = ev.timestamp.unwrap().to_rfc3339();
         assert!(ts.ends_with("01:02:03+00:00"), "{ts}");
+    }
+
+    #[test]
+    fn a_relay_header_offset_is_the_zone_of_the_inner_stamp() {
+        // The decoder reads zone-less stamps as UTC; the relay (rsyslog with
+        // an RFC 5424 or RFC 3339 template) says its clock is at +01:00.
+        let mut d = decoder();
+        for line in [
+            "<30>1 2026-11-28T01:02:04.250+01:00 pihole dnsmasq - - - Nov 28 01:02:03 dnsmasq[812]: query[A] ads.example.com from 192.0.2.10",
+            "<30>2026-11-28T01:02:04+01:00 pihole dnsmasq: Nov 28 01:02:03 dnsmasq[812]: query[A] ads.example.com from 192.0.2.10",
+        ] {
+            let ev = d.decode(line.as_bytes());
+            assert_eq!(ev.dns.question.name.as_deref(), Some("ads.example.com"));
+            let ts = ev.timestamp.unwrap().to_rfc3339();
+            assert_eq!(ts, "2026-11-28T00:02:03+00:00", "{line}");
+        }
+        // A UTC (`Z`) header says nothing about the sender's own zone: the
+        // configured zone applies, and the caches of that zone still hold.
+        let ev = d.decode(b"<30>1 2026-11-28T00:02:04Z pihole dnsmasq - - - Nov 28 01:02:03 dnsmasq[812]: query[A] ads.example.com from 192.0.2.10");
+        assert_eq!(
+            ev.timestamp.unwrap().to_rfc3339(),
+            "2026-11-28T01:02:03+00:00"
+        );
+        let ev =
+            d.decode(b"Nov 28 01:02:03 dnsmasq[812]: query[A] ads.example.com from 192.0.2.10");
+        assert_eq!(
+            ev.timestamp.unwrap().to_rfc3339(),
+            "2026-11-28T01:02:03+00:00"
+        );
     }
 
     #[test]

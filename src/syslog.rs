@@ -75,6 +75,9 @@ pub struct Header<'a> {
     /// The instant of the header's timestamp. RFC 3164 stamps without year and
     /// zone are completed by the decoder (see [`SyslogDecoder`]).
     pub timestamp: Option<DateTime<Utc>>,
+    /// The numeric UTC offset the header's stamp was written with, in seconds
+    /// east (`None` for `Z`, a classic stamp, or no stamp).
+    pub stated_offset: Option<i32>,
     /// The HOSTNAME field (`None` when absent or the NILVALUE `-`).
     pub hostname: Option<&'a str>,
     /// The APP-NAME field, or the RFC 3164 tag name (`dnsmasq`).
@@ -100,6 +103,7 @@ impl<'a> Header<'a> {
             priority: None,
             version: None,
             timestamp: None,
+            stated_offset: None,
             hostname: None,
             appname: None,
             procid: None,
@@ -334,6 +338,29 @@ impl SyslogDecoder {
         self.decode_at(line, Utc::now())
     }
 
+    /// Decodes one line as if the current time were `now`, reading a zone-less
+    /// stamp at `offset` (seconds east of UTC) instead of the decoder's zone:
+    /// for a line a relay wrapped in a header stamped with its own offset.
+    pub fn decode_at_offset<'a>(
+        &mut self,
+        line: &'a str,
+        now: DateTime<Utc>,
+        offset: i32,
+    ) -> Header<'a> {
+        let Some(fixed) = FixedOffset::east_opt(offset) else {
+            return self.decode_at(line, now);
+        };
+        let zone = std::mem::replace(&mut self.zone, Zone::Fixed(fixed));
+        // The caches hold conversions in the decoder's own zone.
+        let (stamps, hours) = (self.stamp_cache, self.hour_cache);
+        self.stamp_cache.key = EMPTY;
+        let header = self.decode_at(line, now);
+        self.zone = zone;
+        self.stamp_cache = stamps;
+        self.hour_cache = hours;
+        header
+    }
+
     /// Decodes one line as if the current time were `now`.
     pub fn decode_at<'a>(&mut self, line: &'a str, now: DateTime<Utc>) -> Header<'a> {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -382,7 +409,7 @@ impl SyslogDecoder {
     /// The instant of a parsed RFC 3164 stamp.
     fn resolve(&mut self, stamp: Stamp, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match stamp {
-            Stamp::Absolute(t) => Some(t),
+            Stamp::Absolute(t, _) => Some(t),
             Stamp::Local(t) => self.zone.local_to_utc(t),
             Stamp::Bsd(s) => self.resolve_bsd(s, now),
         }
@@ -584,32 +611,48 @@ fn fraction(i: &str) -> Res<'_, u32> {
 }
 
 /// `Z` or `±HH:MM`, as seconds east of UTC.
+#[cfg(test)]
 fn utc_offset(i: &str) -> Res<'_, i32> {
+    map(stated_offset, |o| o.unwrap_or(0))(i)
+}
+
+/// A TIME-OFFSET as written: `None` for `Z` (a UTC stamp, which says nothing
+/// about the writer's own zone), else the numeric offset in seconds east.
+fn stated_offset(i: &str) -> Res<'_, Option<i32>> {
     alt((
-        value(0, one_of("Zz")),
-        map_opt(
-            tuple((one_of("+-"), fixed_digits(2), char(':'), fixed_digits(2))),
-            |(sign, h, _, m)| {
-                let secs = (h * 3600 + m * 60) as i32;
-                (h < 24 && m < 60).then_some(if sign == '-' { -secs } else { secs })
-            },
+        value(None, one_of("Zz")),
+        map(
+            map_opt(
+                tuple((one_of("+-"), fixed_digits(2), char(':'), fixed_digits(2))),
+                |(sign, h, _, m)| {
+                    let secs = (h * 3600 + m * 60) as i32;
+                    (h < 24 && m < 60).then_some(if sign == '-' { -secs } else { secs })
+                },
+            ),
+            Some,
         ),
     ))(i)
 }
 
 /// An RFC 3339 date-time with optional fraction and a mandatory offset.
+#[cfg(test)]
 fn rfc3339(i: &str) -> Res<'_, DateTime<Utc>> {
+    map(rfc3339_stated, |(t, _)| t)(i)
+}
+
+/// An RFC 3339 date-time and its offset as written (see [`stated_offset`]).
+fn rfc3339_stated(i: &str) -> Res<'_, (DateTime<Utc>, Option<i32>)> {
     map_opt(
         tuple((
             full_date,
             one_of("Tt"),
             time_of_day,
             opt(fraction),
-            utc_offset,
+            stated_offset,
         )),
         |(date, _, (h, m, s), micro, offset)| {
             let local = date.and_time(naive_time(h, m, s, micro.unwrap_or(0))?);
-            sub_offset(local, offset)
+            Some((sub_offset(local, offset.unwrap_or(0))?, offset))
         },
     )(i)
 }
@@ -624,8 +667,14 @@ fn version(i: &str) -> Res<'_, &str> {
 }
 
 /// TIMESTAMP: RFC 3339 or the NILVALUE.
+#[cfg(test)]
 fn nil_or_timestamp(i: &str) -> Res<'_, Option<DateTime<Utc>>> {
-    alt((value(None, char('-')), map(rfc3339, Some)))(i)
+    map(nil_or_stated_timestamp, |t| t.map(|(t, _)| t))(i)
+}
+
+/// TIMESTAMP with its offset as written.
+fn nil_or_stated_timestamp(i: &str) -> Res<'_, Option<(DateTime<Utc>, Option<i32>)>> {
+    alt((value(None, char('-')), map(rfc3339_stated, Some)))(i)
 }
 
 /// A header field of 1 to `max` printable ASCII characters; the NILVALUE
@@ -727,6 +776,7 @@ fn msg_5424(i: &str) -> Res<'_, &str> {
 struct Parts5424<'a> {
     version: &'a str,
     timestamp: Option<DateTime<Utc>>,
+    offset: Option<i32>,
     hostname: Option<&'a str>,
     appname: Option<&'a str>,
     procid: Option<&'a str>,
@@ -742,6 +792,7 @@ impl<'a> Parts5424<'a> {
             priority: Some(priority),
             version: Some(self.version),
             timestamp: self.timestamp,
+            stated_offset: self.offset,
             hostname: self.hostname,
             appname: self.appname,
             procid: self.procid,
@@ -756,7 +807,8 @@ impl<'a> Parts5424<'a> {
 /// An RFC 5424 line after its PRI.
 fn rfc5424(i: &str) -> Res<'_, Parts5424<'_>> {
     let (i, version) = terminated(version, sp)(i)?;
-    let (i, timestamp) = terminated(nil_or_timestamp, sp)(i)?;
+    let (i, stamp) = terminated(nil_or_stated_timestamp, sp)(i)?;
+    let (timestamp, offset) = (stamp.map(|s| s.0), stamp.and_then(|s| s.1));
     let (i, hostname) = terminated(nil_or_field(255), sp)(i)?;
     let (i, appname) = terminated(nil_or_field(48), sp)(i)?;
     let (i, procid) = terminated(nil_or_field(128), sp)(i)?;
@@ -766,6 +818,7 @@ fn rfc5424(i: &str) -> Res<'_, Parts5424<'_>> {
     let parts = Parts5424 {
         version,
         timestamp,
+        offset,
         hostname,
         appname,
         procid,
@@ -807,8 +860,9 @@ impl BsdStamp {
 /// The timestamp position of an RFC 3164 header.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Stamp {
-    /// An RFC 3339 stamp (rsyslog's RFC 3339 templates).
-    Absolute(DateTime<Utc>),
+    /// An RFC 3339 stamp (rsyslog's RFC 3339 templates) and its offset as
+    /// written.
+    Absolute(DateTime<Utc>, Option<i32>),
     /// A classic BSD stamp, to be completed with year and zone.
     Bsd(BsdStamp),
     /// `YYYY-MM-DD HH:MM:SS[.fff]` in local time: what Pi-hole v6's web
@@ -873,7 +927,7 @@ fn bsd_stamp(i: &str) -> Res<'_, BsdStamp> {
 /// The RFC 3164 timestamp: RFC 3339 or `Mmm dd HH:MM:SS`.
 fn stamp_3164(i: &str) -> Res<'_, Stamp> {
     alt((
-        map(rfc3339, Stamp::Absolute),
+        map(rfc3339_stated, |(t, o)| Stamp::Absolute(t, o)),
         map(local_datetime, Stamp::Local),
         map(bsd_stamp, Stamp::Bsd),
     ))(i)
@@ -969,10 +1023,15 @@ struct Body3164<'a> {
 
 impl<'a> Body3164<'a> {
     fn into_header(self, priority: Option<u8>, timestamp: Option<DateTime<Utc>>) -> Header<'a> {
+        let stated_offset = match self.stamp {
+            Stamp::Absolute(_, o) => o,
+            _ => None,
+        };
         Header {
             format: Format::Rfc3164,
             priority: priority.or(self.inline_priority),
             timestamp,
+            stated_offset,
             hostname: self.hostname,
             appname: self.tag.map(|t| t.0),
             procid: self.tag.and_then(|t| t.1),
@@ -1412,7 +1471,10 @@ mod tests {
             stamp_3164("2026-11-28T01:02:03.123+01:00 h"),
             Ok((
                 " h",
-                Stamp::Absolute(utc(2026, 11, 28, 0, 2, 3) + TimeDelta::milliseconds(123))
+                Stamp::Absolute(
+                    utc(2026, 11, 28, 0, 2, 3) + TimeDelta::milliseconds(123),
+                    Some(3600)
+                )
             ))
         );
         assert!(stamp_3164("query[A]").is_err());
