@@ -18,6 +18,7 @@ declare -A NEED=(
     [systemd-analyze]=systemd
     [systemd-socket-activate]=systemd
     [groff]=groff-base
+    [rsyslogd]=rsyslog
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

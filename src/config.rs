@@ -258,7 +258,7 @@ impl Config {
     fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let syntax = |e: toml::de::Error| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: plain_type_names(&e.to_string()),
         };
         let mut cfg: Config = toml::from_str(text).map_err(syntax)?;
         let table: toml::Table = toml::from_str(text).map_err(syntax)?;
@@ -376,6 +376,43 @@ impl Config {
     }
 }
 
+/// A parse error with the expectations in words rather than in Rust type
+/// names (`expected usize` becomes `expected a whole number, 0 or more`).
+fn plain_type_names(message: &str) -> String {
+    const NAMES: [(&str, &str); 15] = [
+        ("invalid socket address syntax", "not an address such as \"127.0.0.1:5514\" or \"[::1]:5514\" (an IP address and a port; names are not looked up)"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected a list such as [\"a\", \"b\"]"),
+        ("expected a map", "expected a table"),
+        ("expected a boolean", "expected true or false"),
+        ("expected socket address", "expected an address such as \"127.0.0.1:5514\" or \"[::1]:5514\""),
+        ("expected a borrowed string", "expected a string"),
+    ];
+    let mut out = message.to_owned();
+    for (rust, words) in NAMES {
+        // Whole words only: `expected u8` is not the start of `expected u80`.
+        let mut from = 0;
+        while let Some(at) = out[from..].find(rust).map(|i| i + from) {
+            let end = at + rust.len();
+            if out[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                from = end;
+                continue;
+            }
+            out.replace_range(at..end, words);
+            from = at + words.len();
+        }
+    }
+    out
+}
+
 /// Whether `dir` exists and can be written, or could be created.
 fn writable_dir(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -397,6 +434,35 @@ fn writable_dir(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_errors_name_what_is_expected_in_words() {
+        for (text, words) in [
+            (
+                "[input.tcp]\nmax_frame = \"big\"\n",
+                "expected a whole number, 0 or more",
+            ),
+            (
+                "[input.tcp]\nmax_frame = -5\n",
+                "expected a whole number, 0 or more",
+            ),
+            ("[input.udp]\nlisten = \"x\"\n", "expected a list"),
+            (
+                "[input.udp]\nlisten = [\"localhost\"]\n",
+                "an address such as",
+            ),
+            (
+                "[parse]\nkeep_original = \"yes\"\n",
+                "expected true or false",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+            for rust in ["usize", "u64", "u16", "sequence", "socket address"] {
+                assert!(!err.contains(&format!("expected {rust}")), "{text}: {err}");
+            }
+        }
+    }
 
     #[test]
     fn following_files_opens_only_the_listeners_asked_for() {

@@ -194,7 +194,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dnsenrich: error: {e:#}");
+            eprintln!("dnsenrich: error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
@@ -220,6 +220,23 @@ fn manpages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
     write("dnsenrich".into(), cmd)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error and its causes on one line, each cause once: errors that already
+/// say their cause in their own message are not followed by it again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn sync(args: sync_args::SyncArgs) -> anyhow::Result<ExitCode> {

@@ -513,3 +513,71 @@ fn manual_pages_and_completions_are_generated_from_the_cli() {
         "bash -n refused the completion script"
     );
 }
+
+/// Runs the binary (as `nobody` when the tests run as root) and returns its
+/// exit status and stderr.
+fn run_unprivileged(args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.path().join("dnsenrich");
+    std::fs::copy(env!("CARGO_BIN_EXE_dnsenrich"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = if effective_uid() == 0 {
+        require("setpriv", "util-linux");
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let mut child = cmd
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dnsenrich {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+#[test]
+fn a_port_it_may_not_bind_says_what_to_do_and_the_os_error_once() {
+    // Port 514 as a normal user.
+    let (status, err) = run_unprivileged(&["run", "--listen-udp", "127.0.0.1:514"]);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("cannot listen on udp 127.0.0.1:514"), "{err}");
+    assert!(
+        err.contains("CAP_NET_BIND_SERVICE") && err.contains("dnsenrich.socket"),
+        "{err}"
+    );
+    assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+
+    // A port another process holds.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let (status, err) = run_unprivileged(&["run", "--no-listen", "--listen-tcp", &addr]);
+    assert!(!status.success(), "{err}");
+    // (--no-listen and --listen-tcp together are refused first.)
+    assert!(err.contains("--no-listen"), "{err}");
+    let (status, err) = run_unprivileged(&["run", "--listen-tcp", &addr]);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("another process listens there"), "{err}");
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+}

@@ -125,7 +125,7 @@ impl InputsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// A listen address could not be bound.
-    #[error("cannot listen on {input} {addr}: {source}")]
+    #[error("cannot listen on {input} {addr}: {source}{}", bind_hint(*addr, source))]
     Bind {
         input: &'static str,
         addr: SocketAddr,
@@ -168,6 +168,27 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What to do about a listen address that could not be bound.
+fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE: let systemd's \
+             dnsenrich.socket bind port {} and hand it over, run `setcap \
+             cap_net_bind_service=+ep` on the binary, or listen on {} instead)",
+            addr.port(),
+            DEFAULT_SYSLOG_PORT
+        ),
+        std::io::ErrorKind::AddrInUse => " (another process listens there: a second dnsenrich, \
+             rsyslog or syslog-ng? `ss -lunpt` shows which; a collector that only follows \
+             files needs no listener: --no-listen)"
+            .into(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (no interface of this machine has that address)".into()
+        }
+        _ => String::new(),
+    }
 }
 
 /// Every configured input, bound and ready to run.
