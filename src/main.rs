@@ -754,7 +754,9 @@ mod sync_args {
         /// rendezvous (dnsenrich's own; the default).
         #[arg(long, value_enum, value_name = "DISTRIBUTION")]
         pub distribution: Option<DistributionKind>,
-        /// Key TTL (default: twice --every, or 1d for a single run).
+        /// Key TTL (default: twice --every, or 1d for a single run: keys from
+        /// a one-off sync expire a day later unless it runs again; `run`
+        /// warns before they do).
         #[arg(long, value_name = "DURATION")]
         pub ttl: Option<DurationSpec>,
         /// Repeat the sync this often, e.g. 10m, until stopped.

@@ -930,3 +930,92 @@ fn run_with_a_sync_section_loads_indicators_in_the_background() {
     assert_eq!(d.events()[0]["misp_src"], "StevenBlack");
     assert!(d.sigterm().success());
 }
+
+#[test]
+fn run_tells_how_old_the_synced_indicators_are_and_when_they_expired() {
+    use common::daemon::{http_get, wait_until, DaemonBuilder};
+    let mc = Memcached::start();
+    let dir = tempfile::tempdir().unwrap();
+    let list_file = dir.path().join("bad.txt");
+    std::fs::write(&list_file, "evil.example\nworse.example\n").unwrap();
+    let (status, err) = sync_cli(&[
+        "--list",
+        &format!("Blocklist={}", list_file.display()),
+        "--memcached",
+        &mc.addr,
+        "--ttl",
+        "1h",
+    ]);
+    assert!(status.success(), "{err}");
+    // The run left its status beside the keys, with the TTL it used.
+    let status_value = mc
+        .get("dnsenrich-sync-status")
+        .expect("sync writes its status key");
+    let st: serde_json::Value = serde_json::from_slice(&status_value).unwrap();
+    assert_eq!(st["ttl_secs"], 3600, "{st}");
+    assert_eq!(st["keys"], 2, "{st}");
+    let synced_at = st["synced_at"].as_i64().unwrap();
+    assert!(
+        (chrono::Utc::now().timestamp() - synced_at).abs() < 120,
+        "{st}"
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .config("[enrich]\nfreshness_check_secs = 1\n")
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .arg("--memcached")
+        .arg(&mc.addr)
+        .start();
+    let m = d.metrics.unwrap();
+    wait_until("the status read", Duration::from_secs(10), || {
+        d.metric("dnsenrich_indicators_status_present") == Some(1.0)
+    });
+    let left = d.metric("dnsenrich_indicators_expire_in_seconds").unwrap();
+    assert!(left > 3000.0 && left <= 3600.0, "{left}");
+    wait_until("ready", Duration::from_secs(10), || {
+        http_get(m, "/ready").0 == 200
+    });
+
+    // The keys expire, and their status with them.
+    mc.delete("dnsenrich-sync-status");
+    wait_until("not ready once expired", Duration::from_secs(10), || {
+        http_get(m, "/ready").0 == 503
+    });
+    let (_, body) = http_get(m, "/ready");
+    assert!(body.contains("indicators"), "{body}");
+    assert!(
+        d.stderr()
+            .contains("the indicators in memcached have expired"),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(d.metric("dnsenrich_indicators_status_present"), Some(0.0));
+    assert!(d.sigterm().success());
+}
+
+#[test]
+fn memcached_down_from_the_start_is_not_ready() {
+    use common::daemon::{http_get, wait_until, DaemonBuilder};
+    let port = common::memcached::free_port();
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .arg("--memcached")
+        .arg(format!("127.0.0.1:{port}"))
+        .start();
+    let m = d.metrics.unwrap();
+    // No lookup has happened: readiness comes from asking the server.
+    let (code, body) = http_get(m, "/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("memcached"), "{body}");
+    let _mc = Memcached::start_on(port);
+    wait_until(
+        "ready once memcached answers",
+        Duration::from_secs(15),
+        || http_get(m, "/ready").0 == 200,
+    );
+    assert!(d.sigterm().success());
+}

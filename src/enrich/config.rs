@@ -77,6 +77,9 @@ pub struct EnrichConfig {
     /// `ip-dst-<dns.resolved_ip>`.
     pub rules: Vec<LookupRule>,
     pub cache: CacheConfig,
+    /// How often, in seconds, the sync status key `dnsenrich sync` leaves in
+    /// memcached is read to tell the indicators' age; 0 turns it off.
+    pub freshness_check_secs: u64,
 }
 
 impl Default for EnrichConfig {
@@ -96,6 +99,7 @@ impl Default for EnrichConfig {
             ioc_files: Vec::new(),
             rules: default_rules(),
             cache: CacheConfig::default(),
+            freshness_check_secs: 60,
         }
     }
 }

@@ -216,6 +216,11 @@ impl Memcached {
 
     /// Asks every server for its version once; a server that does not answer
     /// is logged as a warning and starts out down (retried after the backoff).
+    /// Whether every server answers now (no log line).
+    pub fn all_answer(&self) -> bool {
+        self.servers.iter().all(|s| s.probe(&self.settings).is_ok())
+    }
+
     pub fn probe(&self) -> Vec<(String, Result<String, String>)> {
         self.servers
             .iter()

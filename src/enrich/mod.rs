@@ -164,6 +164,33 @@ impl EnrichStage {
             .map_or(&[], |m| m.server_names())
     }
 
+    /// Whether every memcached server answers now; `None` without memcached.
+    /// Blocking: call it off the runtime.
+    pub fn memcached_answers(&self) -> Option<bool> {
+        let m = self.shared.as_ref()?.memcached.as_ref()?;
+        Some(m.all_answer())
+    }
+
+    /// The sync status key (see [`crate::indicator::freshness`]) as stored
+    /// now: `Ok(None)` when memcached has none, `Err` when it did not answer,
+    /// `None` without memcached. Blocking: call it off the runtime.
+    pub fn sync_status(
+        &self,
+    ) -> Option<Result<Option<crate::indicator::freshness::SyncStatus>, memcached::FetchError>>
+    {
+        use crate::indicator::freshness::{status_key, SyncStatus};
+        let shared = self.shared.as_ref()?;
+        let m = shared.memcached.as_ref()?;
+        let key = status_key(shared.namespace.as_deref());
+        let (mut answers, _) = m.fetch(&[key.as_str()]);
+        Some(
+            answers
+                .pop()
+                .unwrap_or(Ok(None))
+                .map(|v| v.and_then(|bytes| SyncStatus::parse(&bytes))),
+        )
+    }
+
     /// Keys loaded in the in-process store (0 without one).
     pub fn store_keys(&self) -> usize {
         self.shared

@@ -19,9 +19,13 @@
 //!   exactly as the client that wrote it does (Dalli, pymemcache's
 //!   `HashClient`, libmemcached ketama, or dnsenrich's own rendezvous hashing).
 //!
+//! * **Freshness** ([`freshness`]): the status key a sync run leaves beside
+//!   the indicators, from which `run` tells how old they are.
+//!
 //! Nothing in here does I/O.
 
 pub mod distribution;
+pub mod freshness;
 pub mod key;
 pub mod list;
 pub mod normalize;

@@ -56,6 +56,90 @@ pub async fn watch_queues(
     }
 }
 
+/// Sets `up` to whether every memcached server answers now.
+async fn probe_memcached(stage: &Arc<EnrichStage>, up: &Arc<AtomicBool>) {
+    let s = stage.clone();
+    if let Ok(Some(answers)) = tokio::task::spawn_blocking(move || s.memcached_answers()).await {
+        up.store(answers, Ordering::Relaxed);
+    }
+}
+
+/// Reads the sync status key (see [`crate::indicator::freshness`]) at start
+/// and every `every`: exports `dnsenrich_indicators_age_seconds`,
+/// `dnsenrich_indicators_expire_in_seconds` and
+/// `dnsenrich_indicators_status_present`, warns when the indicators are about
+/// to expire or have, and from the first time a status was seen keeps the
+/// `indicators` part of `/ready` down while there is none (they expired).
+/// Keys written by other tools carry no status: that is said once, and
+/// readiness is left alone. Ends on shutdown.
+pub async fn watch_freshness(
+    stage: Arc<EnrichStage>,
+    readiness: Arc<telemetry::Readiness>,
+    every: Duration,
+    mut sd: Shutdown,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut fresh: Option<Arc<AtomicBool>> = None;
+    let (mut said_absent, mut said_running_out) = (false, false);
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {}
+        }
+        let s = stage.clone();
+        let Ok(Some(answer)) = tokio::task::spawn_blocking(move || s.sync_status()).await else {
+            return;
+        };
+        // memcached not answering is memcached readiness's business.
+        let Ok(status) = answer else { continue };
+        let now = chrono::Utc::now().timestamp();
+        match status {
+            Some(st) => {
+                metrics::gauge!("dnsenrich_indicators_status_present").set(1.0);
+                metrics::gauge!("dnsenrich_indicators_age_seconds").set(st.age_secs(now) as f64);
+                metrics::gauge!("dnsenrich_indicators_expire_in_seconds")
+                    .set(st.expires_in_secs(now) as f64);
+                match &fresh {
+                    Some(f) => f.store(true, Ordering::Relaxed),
+                    None => {
+                        tracing::info!(
+                            synced_secs_ago = st.age_secs(now),
+                            expire_in_secs = st.expires_in_secs(now),
+                            keys = st.keys,
+                            "indicators in memcached written by dnsenrich sync"
+                        );
+                        fresh = Some(readiness.register("indicators", true));
+                    }
+                }
+                if st.running_out(now) && !said_running_out {
+                    tracing::warn!(
+                        expire_in_secs = st.expires_in_secs(now),
+                        ttl_secs = st.ttl_secs,
+                        "indicators expire soon and no newer sync has run: schedule `dnsenrich sync` (dnsenrich-sync.timer) or give run a [sync] section"
+                    );
+                }
+                said_running_out = st.running_out(now);
+                said_absent = false;
+            }
+            None => {
+                metrics::gauge!("dnsenrich_indicators_status_present").set(0.0);
+                if let Some(f) = &fresh {
+                    if f.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "the indicators in memcached have expired (their sync status key is gone): every lookup is a miss until `dnsenrich sync` runs again"
+                        );
+                    }
+                } else if !said_absent {
+                    tracing::warn!(
+                        "no sync status in memcached: the indicators were written by another tool or not yet, so their age is unknown"
+                    );
+                    said_absent = true;
+                }
+            }
+        }
+    }
+}
+
 /// Marks memcached down (`up` false) when, over one `window`, lookups failed
 /// and none was answered; up again as soon as one is. Ends on shutdown.
 pub async fn watch_memcached(
@@ -64,8 +148,10 @@ pub async fn watch_memcached(
     window: Duration,
     mut sd: Shutdown,
 ) {
+    // Ready only once memcached has answered since start: a server down from
+    // the start is not reported ready until the first lookup fails.
+    probe_memcached(&stage, &up).await;
     let mut before = stage.stats();
-    // The first judgement comes one window after the start, not at once.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
     loop {
         tokio::select! {
@@ -80,6 +166,9 @@ pub async fn watch_memcached(
                     up.store(true, Ordering::Relaxed);
                 } else if failed {
                     up.store(false, Ordering::Relaxed);
+                } else {
+                    // No lookups in this window: ask the servers instead.
+                    probe_memcached(&stage, &up).await;
                 }
                 before = now;
             }

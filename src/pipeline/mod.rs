@@ -449,12 +449,20 @@ fn start_background(
     sd: &Shutdown,
 ) {
     if !enrich.memcached_servers().is_empty() {
-        let up = readiness.register("memcached", true);
+        let up = readiness.register("memcached", false);
         let window = background::MEMCACHED_WINDOW;
         tokio::spawn(background::watch_memcached(
             enrich.clone(),
             up,
             window,
+            sd.clone(),
+        ));
+    }
+    if !enrich.memcached_servers().is_empty() && cfg.enrich.freshness_check_secs > 0 {
+        tokio::spawn(background::watch_freshness(
+            enrich.clone(),
+            readiness.clone(),
+            Duration::from_secs(cfg.enrich.freshness_check_secs),
             sd.clone(),
         ));
     }

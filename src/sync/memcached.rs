@@ -148,6 +148,27 @@ fn stats(
 }
 
 /// The `exptime` memcached is sent for a TTL.
+/// Stores one key on `addr` and waits for memcached to say it did.
+pub(crate) fn set_one(addr: &str, key: &str, value: &[u8], exp: u64) -> Result<(), SyncError> {
+    let stream = connect(addr)?;
+    let mut r = BufReader::new(stream.try_clone().map_err(|e| lost(addr, &e))?);
+    let mut w = stream;
+    let mut req = format!("set {key} 0 {exp} {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(value);
+    req.extend_from_slice(b"\r\n");
+    w.write_all(&req).map_err(|e| lost(addr, &e))?;
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| lost(addr, &e))?;
+    if line.trim_end() == "STORED" {
+        Ok(())
+    } else {
+        Err(SyncError::MemcachedUnreachable {
+            addr: addr.to_string(),
+            reason: format!("refused the sync status key: {:?}", line.trim_end()),
+        })
+    }
+}
+
 pub(crate) fn exptime(ttl: u64) -> u64 {
     if ttl <= MAX_RELATIVE_TTL {
         return ttl;

@@ -136,6 +136,8 @@ async fn sync(cfg: &SyncConfig, bar: &Progress, started: Instant) -> Result<Sync
     })
     .await?;
     let outcome = outcome?;
+    let (ns, t, written) = (cfg.namespace.clone(), target.clone(), outcome.written);
+    blocking(move || t.write_status(ns.as_deref(), ttl, written)).await??;
     let write_elapsed = write_started.elapsed();
     outcome.account(&mut c.report);
     let mut report = std::mem::take(&mut c.report);

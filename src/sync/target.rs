@@ -102,6 +102,28 @@ impl Target {
         }
     }
 
+    /// Leaves the status key (see [`crate::indicator::freshness`]) beside the
+    /// keys, on the server the distribution puts it on (blocking). The file
+    /// target needs none: the collector reads the file itself.
+    pub fn write_status(
+        &self,
+        namespace: Option<&str>,
+        ttl: u64,
+        keys: u64,
+    ) -> Result<(), SyncError> {
+        use crate::indicator::freshness::{status_key, SyncStatus};
+        let Target::Memcached(servers, placement) = self else {
+            return Ok(());
+        };
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let key = status_key(namespace);
+        let server = &servers[placement.server_for(key.as_str()).min(servers.len() - 1)];
+        let value = SyncStatus::now(ttl, keys).to_bytes();
+        memcached::set_one(&server.addr, key.as_str(), &value, memcached::exptime(ttl))
+    }
+
     /// Fills in the report's target, the TTL shown and, for memcached, the
     /// items evicted while the run wrote.
     pub async fn report(&self, ttl: u64, report: &mut SyncReport) -> Result<(), SyncError> {

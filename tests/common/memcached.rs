@@ -210,6 +210,15 @@ impl Memcached {
         assert_eq!(reply, ["STORED"], "set {key}");
     }
 
+    /// Removes `key` (as its expiry would).
+    pub fn delete(&self, key: &str) {
+        let reply = self.command(format!("delete {key}\r\n").as_bytes(), |_| true);
+        assert!(
+            reply == ["DELETED"] || reply == ["NOT_FOUND"],
+            "delete {key}: {reply:?}"
+        );
+    }
+
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let mut s = self.conn();
