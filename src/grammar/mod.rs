@@ -20,7 +20,7 @@ mod syntax;
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use field::{Constant, Field, Value};
+pub use field::{intern, Constant, Field, Value};
 pub use pattern::{arpa_name, Element, Kind, Pattern};
 pub use syntax::GrammarError;
 
