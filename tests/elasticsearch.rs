@@ -869,11 +869,36 @@ fn a_data_stream_on_a_server_without_data_streams_stops_at_start() {
     let t = &t["index_templates"][0]["index_template"];
     assert_eq!(t["index_patterns"], json!(["logs-pihole.dns-*"]));
     assert!(t["data_stream"].is_object(), "{t}");
-    assert!(t.get("composed_of").is_none_or(|c| c == &json!([])), "{t}");
+    assert!(
+        t.get("composed_of").map_or(true, |c| c == &json!([])),
+        "{t}"
+    );
     assert_eq!(
         t["template"]["mappings"]["properties"]["log"]["properties"]["syslog"]["properties"]
             ["structured_data"]["type"],
         "flat_object"
+    );
+}
+
+#[test]
+fn the_daemon_refuses_to_start_with_a_data_stream_osmem_cannot_take() {
+    let es = Osmem::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::DaemonBuilder::new(state.path())
+        .config("[output]\ntype = \"elasticsearch\"\n")
+        .arg("--elasticsearch")
+        .arg(&es.url)
+        .arg("--namespace")
+        .arg("home")
+        .spawn();
+    let status = d.wait_exit(Duration::from_secs(20));
+    assert!(!status.success(), "{}", d.stderr());
+    let stderr = d.stderr();
+    assert!(stderr.contains("logs-pihole.dns-home"), "{stderr}");
+    assert!(stderr.contains("--index"), "{stderr}");
+    assert!(
+        stderr.contains("dnsenrich: error: Elasticsearch: OpenSearch"),
+        "{stderr}"
     );
 }
 
