@@ -112,20 +112,32 @@ pub(super) async fn ready_for(shared: &Shared, datasets: &[String]) {
         .get_or_init(|| async {
             let mut attempt = 0;
             loop {
-                let (problem, delay) = match probe(shared).await {
+                let delay = match probe(shared).await {
                     Ok(setup) => return setup,
-                    Err(Problem::Unfit(reason)) => (reason, shared.backoff.max),
+                    Err(Problem::Unfit(reason)) => {
+                        let delay = shared.backoff.max;
+                        tracing::error!(
+                            url = %shared.url,
+                            reason = %reason,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "Elasticsearch cannot take the target; events are kept, \
+                             not sent (restart with a target it can take)"
+                        );
+                        delay
+                    }
                     Err(Problem::Retry(e) | Problem::Refused(e)) => {
                         attempt += 1;
-                        (e, shared.backoff.delay(attempt))
+                        let delay = shared.backoff.delay(attempt);
+                        tracing::warn!(
+                            url = %shared.url,
+                            attempt,
+                            retry_in_ms = delay.as_millis() as u64,
+                            error = %e,
+                            "could not reach Elasticsearch; retrying (events are kept)"
+                        );
+                        delay
                     }
                 };
-                tracing::error!(
-                    url = %shared.url,
-                    error = %problem,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "cannot send to Elasticsearch yet; events are kept"
-                );
                 tokio::time::sleep(delay).await;
             }
         })
