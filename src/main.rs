@@ -107,13 +107,14 @@ struct RunArgs {
     /// in the name: one index per dataset).
     #[arg(long, value_name = "NAME")]
     index: Option<String>,
-    /// The namespace of the data streams, logs-<dataset>-<NAMESPACE>.
+    /// The namespace of the data streams, logs-<dataset>-<NAMESPACE>
+    /// (`[output] namespace`; not the memcached key namespace).
     #[arg(long, value_name = "NAMESPACE")]
-    namespace: Option<String>,
+    es_namespace: Option<String>,
     /// Keep data-stream documents this long (30d, 12h): a data stream
-    /// lifecycle instead of Elastic's `logs` ILM policy.
+    /// lifecycle instead of Elastic's `logs` ILM policy (`[output] retention`).
     #[arg(long, value_name = "PERIOD")]
-    retention: Option<String>,
+    es_retention: Option<String>,
     /// Write NDJSON to this file (`-` is stdout).
     #[arg(long, value_name = "FILE|-")]
     output: Option<PathBuf>,
@@ -399,8 +400,8 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     }
     for (flag, value) in [
         ("--index", &a.index),
-        ("--namespace", &a.namespace),
-        ("--retention", &a.retention),
+        ("--es-namespace", &a.es_namespace),
+        ("--es-retention", &a.es_retention),
     ] {
         let Some(value) = value else { continue };
         let OutputConfig::Elasticsearch(es) = &mut cfg.output else {
@@ -408,7 +409,7 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
         };
         match flag {
             "--index" => es.index = Some(value.clone()),
-            "--namespace" => es.namespace = value.clone(),
+            "--es-namespace" => es.namespace = value.clone(),
             _ => es.retention = Some(value.clone()),
         }
     }

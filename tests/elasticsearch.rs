@@ -888,7 +888,7 @@ fn the_daemon_refuses_to_start_with_a_data_stream_osmem_cannot_take() {
         .config("[output]\ntype = \"elasticsearch\"\n")
         .arg("--elasticsearch")
         .arg(&es.url)
-        .arg("--namespace")
+        .arg("--es-namespace")
         .arg("home")
         .spawn();
     let status = d.wait_exit(Duration::from_secs(20));

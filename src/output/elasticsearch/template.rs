@@ -309,12 +309,13 @@ pub fn data_stream_body(dataset: &str, parts: &Parts, retention: Option<&str>) -
             composed.push(json!(ELASTIC_ECS));
         }
         body["composed_of"] = Value::Array(composed);
-        let mut template = json!({});
+        // Without retention the lifecycle is the ILM policy logs@settings names.
         if let Some(r) = retention {
-            template["lifecycle"] = json!({ "data_retention": r });
-            template["settings"] = json!({ "index.lifecycle.prefer_ilm": false });
+            body["template"] = json!({
+                "lifecycle": { "data_retention": r },
+                "settings": { "index.lifecycle.prefer_ilm": false },
+            });
         }
-        body["template"] = template;
     } else {
         body["template"] = json!({ "mappings": mappings(parts.flavour, true) });
     }
@@ -544,7 +545,7 @@ mod tests {
         assert_eq!(t["_meta"]["version"], TEMPLATE_VERSION);
         assert_eq!(t["_meta"]["managed_by"], "dnsenrich");
         // Without retention the lifecycle is logs@settings' ILM policy.
-        assert_eq!(t["template"], json!({}));
+        assert!(t.get("template").is_none());
         let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
         for k in keys {
             assert!(
@@ -595,6 +596,11 @@ mod tests {
             .get("dynamic_templates")
             .is_none());
         assert_eq!(c["_meta"]["version"], TEMPLATE_VERSION);
+        // The component template API's shape: a template and its _meta.
+        let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["_meta", "template"]);
+        let inner: Vec<&String> = c["template"].as_object().unwrap().keys().collect();
+        assert_eq!(inner, ["mappings"]);
     }
 
     #[test]
