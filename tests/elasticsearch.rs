@@ -903,6 +903,46 @@ fn the_daemon_refuses_to_start_with_a_data_stream_osmem_cannot_take() {
 }
 
 #[test]
+fn the_per_data_stream_template_of_an_earlier_version_gives_way() {
+    // dnsenrich 0.x installed dnsenrich-<data stream> at priority 200; its
+    // pattern overlaps logs-pihole.dns-* at the same priority, which the
+    // server refuses, so it has to go first.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = "_index_template/dnsenrich-logs-pihole.dns-test";
+    let put = es.put(
+        legacy,
+        &json!({
+            "index_patterns": ["logs-pihole.dns-test"],
+            "priority": 200,
+            "data_stream": {},
+            "_meta": { "managed_by": "dnsenrich", "version": "0.1.0" },
+        }),
+    );
+    assert_eq!(put["acknowledged"], true, "{put}");
+    let cfg = ElasticsearchConfig {
+        index: None,
+        namespace: "test".into(),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    // osmem then refuses the data stream itself; the templates are in place.
+    assert!(runtime().block_on(output.prepare()).is_err());
+    assert!(
+        es.get(legacy).get("index_templates").is_none(),
+        "{}",
+        es.get(legacy)
+    );
+    let t = es.get("_index_template/dnsenrich-logs-pihole.dns");
+    assert_eq!(
+        t["index_templates"][0]["index_template"]["index_patterns"],
+        json!(["logs-pihole.dns-*"])
+    );
+}
+
+#[test]
 fn a_retention_on_a_server_without_lifecycles_stops_at_start() {
     let es = Osmem::start();
     let dir = tempfile::tempdir().unwrap();

@@ -239,6 +239,7 @@ async fn install_for(shared: &Shared, setup: &Setup, dataset: &str) {
                         })
                         .await;
                 }
+                remove_legacy(shared, &shared.target.for_dataset(&key)).await;
                 (
                     template::index_template_name(&format!("logs-{key}")),
                     template::data_stream_body(&key, &setup.parts, shared.retention.as_deref()),
@@ -252,6 +253,37 @@ async fn install_for(shared: &Shared, setup: &Setup, dataset: &str) {
         install(shared, "_index_template", &name, body).await;
     })
     .await;
+}
+
+/// Deletes the template dnsenrich 0.x installed for one data stream
+/// (`dnsenrich-<data stream>`, priority 200): its pattern overlaps the
+/// per-dataset template's at the same priority, which the server refuses.
+/// Only a template dnsenrich manages is deleted; failing to is logged, and
+/// the install that follows says what the server refused.
+async fn remove_legacy(shared: &Shared, data_stream: &str) {
+    let path = format!(
+        "/_index_template/{}",
+        template::index_template_name(data_stream)
+    );
+    let Ok((200, found)) = call(shared, Method::Get, &path, None).await else {
+        return;
+    };
+    if stored("_index_template", &found)["_meta"]["managed_by"] != "dnsenrich" {
+        return;
+    }
+    match call(shared, Method::Delete, &path, None).await {
+        Ok((status, _)) if status < 300 => tracing::info!(
+            template = %path.trim_start_matches("/_index_template/"),
+            "deleted the per-data-stream template of an earlier dnsenrich"
+        ),
+        Ok((status, body)) => tracing::warn!(
+            template = %path.trim_start_matches("/_index_template/"),
+            status,
+            body = %body,
+            "could not delete the per-data-stream template of an earlier dnsenrich"
+        ),
+        Err(_) => {}
+    }
 }
 
 /// Puts one template unless the server's copy is as new or newer, retrying
