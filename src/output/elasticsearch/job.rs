@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::bulk;
-use super::route::{dataset_of, Target};
+use super::route::{checked_dataset, raw_dataset, Target};
 use crate::pipeline::{Ack, EncodedBatch};
 
 /// Batches gathered for one bulk request. The documents are copied once,
@@ -26,6 +26,10 @@ pub(super) struct BulkJob {
     /// The datasets of the job's documents, each once: their templates are
     /// installed before the job is sent.
     pub(super) datasets: Vec<String>,
+    /// Each dataset value the documents hold, as written, with the index or
+    /// data stream it goes to: a document's action line is written without
+    /// checking and building the name again.
+    routes: Vec<(Vec<u8>, String)>,
     /// Document bytes gathered (without the action lines).
     pub(super) bytes: usize,
 }
@@ -62,13 +66,22 @@ impl BulkJob {
         let mut ranges = Vec::with_capacity(batch.len());
         for d in 0..batch.len() {
             let doc = batch.doc(d);
-            let dataset = dataset_of(doc);
-            if !self.datasets.iter().any(|s| s == dataset) {
-                self.datasets.push(dataset.to_owned());
-            }
+            let raw = raw_dataset(doc);
+            let at = match self.routes.iter().position(|(r, _)| r == raw) {
+                Some(at) => at,
+                None => {
+                    let dataset = checked_dataset(raw);
+                    if !self.datasets.iter().any(|d| d == dataset) {
+                        self.datasets.push(dataset.to_owned());
+                    }
+                    self.routes
+                        .push((raw.to_vec(), target.for_dataset(dataset)));
+                    self.routes.len() - 1
+                }
+            };
             let action = self.source.len();
             let id = ids.as_deref_mut().map(bulk::DocIds::next_id);
-            bulk::push_create(&mut self.source, &target.for_doc(doc), id.as_ref(), doc);
+            bulk::push_create(&mut self.source, &self.routes[at].1, id.as_ref(), doc);
             let end = self.source.len() - 1;
             ranges.push(Placed {
                 action,
@@ -168,6 +181,7 @@ mod tests {
             r#"{"event":{"dataset":"pihole.dns"}}"#,
             r#"{"event":{"dataset":"pihole.dhcp"}}"#,
             r#"{"event":{"dataset":"pihole.dns"}}"#,
+            r#"{"event":{"dataset":"Not-A-Dataset"}}"#,
         ] {
             b.docs.extend_from_slice(d.as_bytes());
             b.ends.push(b.docs.len());
@@ -193,6 +207,7 @@ mod tests {
             [
                 "logs-pihole.dns-home",
                 "logs-pihole.dhcp-home",
+                "logs-pihole.dns-home",
                 "logs-pihole.dns-home"
             ]
         );

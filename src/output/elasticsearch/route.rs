@@ -11,6 +11,7 @@
 //! first key is the event's dataset.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use memchr::memmem;
 
@@ -75,14 +76,28 @@ impl Target {
 /// [`DEFAULT_DATASET`] if it has none or one that cannot be part of an index
 /// name.
 pub fn dataset_of(doc: &[u8]) -> &str {
+    checked_dataset(raw_dataset(doc))
+}
+
+/// The bytes of a document's first `"dataset":"…"` value, unchecked.
+pub fn raw_dataset(doc: &[u8]) -> &[u8] {
     const KEY: &[u8] = b"\"dataset\":\"";
-    let found = memmem::find(doc, KEY).and_then(|at| {
-        let rest = &doc[at + KEY.len()..];
-        let end = memchr::memchr(b'"', rest)?;
-        let value = std::str::from_utf8(&rest[..end]).ok()?;
-        validate_dataset(value).ok().map(|()| value)
-    });
-    found.unwrap_or(DEFAULT_DATASET)
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(KEY));
+    FINDER
+        .find(doc)
+        .and_then(|at| {
+            let rest = &doc[at + KEY.len()..];
+            memchr::memchr(b'"', rest).map(|end| &rest[..end])
+        })
+        .unwrap_or_default()
+}
+
+/// `raw` if it can name a data stream or index, else [`DEFAULT_DATASET`].
+pub fn checked_dataset(raw: &[u8]) -> &str {
+    std::str::from_utf8(raw)
+        .ok()
+        .filter(|v| validate_dataset(v).is_ok())
+        .unwrap_or(DEFAULT_DATASET)
 }
 
 #[cfg(test)]
