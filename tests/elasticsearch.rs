@@ -943,6 +943,49 @@ fn the_per_data_stream_template_of_an_earlier_version_gives_way() {
 }
 
 #[test]
+fn a_server_down_at_start_is_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", osmem::free_port());
+    let cfg = ElasticsearchConfig {
+        index: None,
+        ..config(&url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    // Nothing answers: the check is left to when the server does.
+    runtime()
+        .block_on(output.prepare())
+        .expect("an unreachable server does not stop the start");
+}
+
+#[test]
+fn a_target_found_unfit_after_start_holds_the_events_instead_of_dead_lettering_them() {
+    // The output runs without the start-up check (as when the server came up
+    // only later); osmem cannot take the data stream.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ElasticsearchConfig {
+        index: None,
+        namespace: "held".into(),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let dl_path = cfg.dead_letter_path.clone();
+    let out = Running::start(cfg);
+    let acks = Acks::default();
+    out.send(marked_batch(0, 3, &acks).0);
+    wait_until("the data-stream template is installed", || {
+        es.get("_index_template/dnsenrich-logs-pihole.dns")["index_templates"][0].is_object()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = out.stats.report();
+    assert_eq!((stats.stored, stats.dead_lettered), (0, 0), "{stats}");
+    assert_eq!(acks.len(), 0, "held, not acknowledged");
+    assert!(!dl_path.exists());
+    // Dropping the runtime abandons the held batch unacknowledged.
+}
+
+#[test]
 fn a_retention_on_a_server_without_lifecycles_stops_at_start() {
     let es = Osmem::start();
     let dir = tempfile::tempdir().unwrap();
