@@ -317,12 +317,23 @@ impl Config {
         })
     }
 
-    /// With data streams (or an index per `{dataset}`) every dataset a
-    /// grammar sets becomes part of an index name, so it must be one.
+    /// The Elasticsearch output's names and limits; with data streams (or an
+    /// index per `{dataset}`) every dataset a grammar sets becomes part of an
+    /// index name, so it must be one.
     fn check_datasets(&self, grammars: &GrammarSet) -> Result<(), ConfigError> {
         let crate::output::OutputConfig::Elasticsearch(es) = &self.output else {
             return Ok(());
         };
+        es.check_values().map_err(|e| match e {
+            crate::output::OutputError::Config { key, reason } => ConfigError::Invalid {
+                key: format!("output.{key}"),
+                reason,
+            },
+            other => ConfigError::Invalid {
+                key: "output".into(),
+                reason: other.to_string(),
+            },
+        })?;
         let named = match &es.index {
             None => true,
             Some(i) => i.contains(crate::output::elasticsearch::route::DATASET_PLACEHOLDER),
@@ -420,6 +431,11 @@ mod tests {
         assert!(e.to_string().contains("my-app"), "{e}");
         // One fixed index does not name the dataset.
         Config::parse(&text("index = \"dns\"\n")).unwrap();
+        // check-config catches what run would refuse about the target.
+        let e = Config::parse(&text("index = \"dns\"\nretention = \"30\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("output.retention: "), "{e}");
+        let e = Config::parse(&text("index = \"dns\"\nnamespace = \"a-b\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("output.namespace: "), "{e}");
         assert!(GrammarSet::builtin()
             .unwrap()
             .datasets()

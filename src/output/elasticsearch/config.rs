@@ -292,8 +292,9 @@ impl ElasticsearchConfig {
         })
     }
 
-    /// The names, the limits and the dead-letter path.
-    fn check_values(&self) -> Result<(), OutputError> {
+    /// The checks of [`ElasticsearchConfig::build`] that need no file or
+    /// server: names, namespace, retention, limits (for `check-config`).
+    pub fn check_values(&self) -> Result<(), OutputError> {
         if let Some(old) = &self.data_stream {
             return Err(OutputError::config(
                 "data_stream",
