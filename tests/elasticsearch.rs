@@ -943,6 +943,29 @@ fn the_per_data_stream_template_of_an_earlier_version_gives_way() {
 }
 
 #[test]
+fn a_server_that_will_not_say_what_it_is_still_gets_the_events() {
+    // A writer without the `monitor` privilege gets 403 to GET /: no
+    // templates then, but the documents are sent, not held.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let proxy = FaultProxy::start(&rt, es.addr(), vec![Fault::Status(403)]);
+    let cfg = config(&proxy.url(), "dns-blind", dir.path());
+    let out = Running::start_on(rt, cfg);
+    let acks = Acks::default();
+    let (b, markers) = marked_batch(0, 3, &acks);
+    out.send(b);
+    let report = out.finish();
+    assert_eq!((report.stored, report.dead_lettered), (3, 0), "{report}");
+    assert_eq!(
+        question_names(&es.search_all("dns-blind")),
+        markers.into_iter().collect()
+    );
+    assert!(proxy.heads.lock().unwrap()[0].starts_with("GET / "));
+    assert!(es.get("_index_template/dnsenrich-dns-blind")["index_templates"][0].is_null());
+}
+
+#[test]
 fn a_server_down_at_start_is_not_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", osmem::free_port());

@@ -47,6 +47,10 @@ use crate::output::OutputError;
 pub(super) struct Setup {
     pub server: Server,
     pub parts: Parts,
+    /// `false` when the server refused to say (`GET /` answered 401/403: a
+    /// writer without the `monitor` privilege); no templates are installed
+    /// then, and the bulk requests meet whatever the server does.
+    pub known: bool,
 }
 
 /// The templates installed so far, one gate per template key (a dataset, or
@@ -125,7 +129,20 @@ pub(super) async fn ready_for(shared: &Shared, datasets: &[String]) {
                         );
                         delay
                     }
-                    Err(Problem::Retry(e) | Problem::Refused(e)) => {
+                    Err(Problem::Refused(e)) => {
+                        tracing::warn!(
+                            url = %shared.url,
+                            error = %e,
+                            "Elasticsearch does not say what it is to these credentials; \
+                             sending events without installing templates"
+                        );
+                        return Setup {
+                            server: Server::from_root(&Value::Null),
+                            parts: Parts::standalone(),
+                            known: false,
+                        };
+                    }
+                    Err(Problem::Retry(e)) => {
                         attempt += 1;
                         let delay = shared.backoff.delay(attempt);
                         tracing::warn!(
@@ -181,7 +198,11 @@ async fn probe(shared: &Shared) -> Result<Setup, Problem> {
             return Err(Problem::Unfit(why));
         }
     }
-    let setup = Setup { server, parts };
+    let setup = Setup {
+        server,
+        parts,
+        known: true,
+    };
     if let Target::DataStream { .. } = &shared.target {
         install_for(shared, &setup, DEFAULT_DATASET).await;
         check_data_stream(shared, &setup).await?;
@@ -199,10 +220,9 @@ async fn check_data_stream(shared: &Shared, setup: &Setup) -> Result<(), Problem
     match status {
         200..=299 => Ok(()),
         400 if kind == "resource_already_exists_exception" => Ok(()),
-        401 | 403 => Err(Problem::Refused(format!(
-            "HTTP {status}: {}",
-            reason(&error)
-        ))),
+        // A writer may create the data stream by writing to it
+        // (`auto_configure`) without the right to create it explicitly.
+        401 | 403 => Ok(()),
         400..=499 => Err(Problem::Unfit(format!(
             "{} cannot create the data stream {name} ({}); write to a plain index instead \
              with --index NAME (or index = \"...\" under [output])",
@@ -218,6 +238,9 @@ async fn install_for(shared: &Shared, setup: &Setup, dataset: &str) {
     let Some(templates) = &shared.templates else {
         return;
     };
+    if !setup.known {
+        return;
+    }
     let key = shared.target.template_key(dataset).into_owned();
     let gate = {
         let mut gates = templates.gates.lock().unwrap_or_else(|p| p.into_inner());
