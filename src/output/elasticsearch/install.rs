@@ -9,10 +9,16 @@
 //!  per dataset, when its first document comes (the default dataset at start):
 //!    GET /_component_template/dnsenrich@mappings   → PUT unless as new or newer (ES only)
 //!    GET /_index_template/dnsenrich-logs-<dataset> → PUT unless as new or newer
+//!    (first: DELETE the 0.x template dnsenrich-logs-<dataset>-<namespace>)
 //!  data stream mode, at start:
-//!    PUT /_data_stream/logs-pihole.dns-<namespace> created, or already there;
-//!                                                  anything else: the server cannot take it
+//!    PUT /_data_stream/logs-pihole.dns-<namespace> created, already there, or
+//!                                                  401/403 (a writer may still
+//!                                                  create it by writing); any
+//!                                                  other 4xx: the server cannot take it
 //! ```
+//!
+//! A 401/403 to `GET /` (credentials that may write but not monitor) leaves
+//! the server unknown: no templates are installed and the events are sent.
 //!
 //! With `install_template = false` none of this is done: the templates are
 //! someone else's, and so is knowing that the server can take the target.
