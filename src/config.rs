@@ -301,6 +301,7 @@ impl Config {
         }
         let grammars =
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
+        self.check_datasets(&grammars)?;
         self.enrich.validate()?;
         self.buffer.validate()?;
         if self.sync_enabled() {
@@ -356,6 +357,44 @@ impl Config {
             user_dir.display()
         );
         self.state_dir = user_dir;
+    }
+
+    /// The Elasticsearch output's names and limits; with data streams (or an
+    /// index per `{dataset}`) every dataset a grammar sets becomes part of an
+    /// index name, so it must be one.
+    fn check_datasets(&self, grammars: &GrammarSet) -> Result<(), ConfigError> {
+        let crate::output::OutputConfig::Elasticsearch(es) = &self.output else {
+            return Ok(());
+        };
+        es.check_values().map_err(|e| match e {
+            crate::output::OutputError::Config { key, reason } => ConfigError::Invalid {
+                key: format!("output.{key}"),
+                reason,
+            },
+            other => ConfigError::Invalid {
+                key: "output".into(),
+                reason: other.to_string(),
+            },
+        })?;
+        let named = match &es.index {
+            None => true,
+            Some(i) => i.contains(crate::output::elasticsearch::route::DATASET_PLACEHOLDER),
+        };
+        if !named {
+            return Ok(());
+        }
+        for dataset in grammars.datasets() {
+            crate::output::elasticsearch::validate_dataset(dataset).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "parse.grammars".into(),
+                    reason: format!(
+                        "event.dataset = {dataset} cannot name an Elasticsearch data stream \
+                         or index: {reason}"
+                    ),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether `run` syncs indicators in the background: `[sync]` names a source.
@@ -510,6 +549,41 @@ mod tests {
         let e = Config::parse(&text("")).unwrap_err();
         assert!(e.to_string().starts_with("sync.distribution:"), "{e}");
         Config::parse(&text("distribution = \"pymemcache\"\n")).unwrap();
+    }
+
+    #[test]
+    fn a_dataset_that_cannot_name_a_data_stream_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path().join("x.grammar");
+        std::fs::write(
+            &g,
+            "@app myapp\n@defaults\n    event.dataset = my-app\n\nrule r: hello\n    event.action = hi\n",
+        )
+        .unwrap();
+        let text = |output: &str| {
+            format!(
+                "[parse]\ngrammars = [{:?}]\n[output]\ntype = \"elasticsearch\"\n{output}",
+                g.display().to_string()
+            )
+        };
+        let e = Config::parse(&text("")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("parse.grammars: ") && e.contains("my-app"),
+            "{e}"
+        );
+        let e = Config::parse(&text("index = \"dns-{dataset}\"\n")).unwrap_err();
+        assert!(e.to_string().contains("my-app"), "{e}");
+        // One fixed index does not name the dataset.
+        Config::parse(&text("index = \"dns\"\n")).unwrap();
+        // check-config catches what run would refuse about the target.
+        let e = Config::parse(&text("index = \"dns\"\nretention = \"30\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("output.retention: "), "{e}");
+        let e = Config::parse(&text("index = \"dns\"\nnamespace = \"a-b\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("output.namespace: "), "{e}");
+        assert!(GrammarSet::builtin()
+            .unwrap()
+            .datasets()
+            .contains(&"pihole.dhcp"));
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct LineDecoder {
     grammars: Arc<GrammarSet>,
     max_line: usize,
     keep_original: bool,
+    /// With an Elasticsearch data stream as output: its namespace.
+    namespace: Option<&'static str>,
     queries: QueryContext,
     pub stats: DecodeStats,
     last_match: Option<Matched>,
@@ -86,6 +88,7 @@ impl LineDecoder {
             grammars,
             max_line: max_line.max(1),
             keep_original: false,
+            namespace: None,
             queries: QueryContext::default(),
             stats: DecodeStats::default(),
             last_match: None,
@@ -101,6 +104,14 @@ impl LineDecoder {
         self
     }
 
+    /// Writes `data_stream.{type,dataset,namespace}` into every event, for an
+    /// output that is a data stream of `namespace`: `logs`, the event's
+    /// `event.dataset`, `namespace`.
+    pub fn data_stream(mut self, namespace: Option<&'static str>) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
     /// Decodes one line (without its line terminator; a trailing `\r` is dropped).
     pub fn decode(&mut self, raw: &[u8]) -> Event {
         self.decode_at(raw, false, Utc::now())
@@ -109,6 +120,14 @@ impl LineDecoder {
     /// Decodes one line that the framing layer may already have cut
     /// (`truncated`), as if received at `now`.
     pub fn decode_at(&mut self, raw: &[u8], truncated: bool, now: DateTime<Utc>) -> Event {
+        let mut ev = self.decode_line(raw, truncated, now);
+        if let Some(ns) = self.namespace {
+            ev.set_data_stream(ns);
+        }
+        ev
+    }
+
+    fn decode_line(&mut self, raw: &[u8], truncated: bool, now: DateTime<Utc>) -> Event {
         self.stats.lines += 1;
         self.last_match = None;
         let mut ev = Event::default();

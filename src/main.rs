@@ -119,9 +119,18 @@ struct RunArgs {
     /// Ship to Elasticsearch at this URL (instead of NDJSON).
     #[arg(long, value_name = "URL")]
     elasticsearch: Option<String>,
-    /// Write into this plain index instead of the data stream.
+    /// Write into this plain index instead of the data streams (`{dataset}`
+    /// in the name: one index per dataset).
     #[arg(long, value_name = "NAME")]
     index: Option<String>,
+    /// The namespace of the data streams, logs-<dataset>-<NAMESPACE>
+    /// (`[output] namespace`; not the memcached key namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    es_namespace: Option<String>,
+    /// Keep data-stream documents this long (30d, 12h): a data stream
+    /// lifecycle instead of Elastic's `logs` ILM policy (`[output] retention`).
+    #[arg(long, value_name = "PERIOD")]
+    es_retention: Option<String>,
     /// Write NDJSON to this file (`-` is stdout).
     #[arg(long, value_name = "FILE|-")]
     output: Option<PathBuf>,
@@ -459,12 +468,19 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
         }
         (None, None) => {}
     }
-    if let Some(index) = &a.index {
-        match &mut cfg.output {
-            OutputConfig::Elasticsearch(es) => es.index = Some(index.clone()),
-            OutputConfig::Ndjson(_) => {
-                anyhow::bail!("--index needs the Elasticsearch output (--elasticsearch URL)")
-            }
+    for (flag, value) in [
+        ("--index", &a.index),
+        ("--es-namespace", &a.es_namespace),
+        ("--es-retention", &a.es_retention),
+    ] {
+        let Some(value) = value else { continue };
+        let OutputConfig::Elasticsearch(es) = &mut cfg.output else {
+            anyhow::bail!("{flag} needs the Elasticsearch output (--elasticsearch URL)")
+        };
+        match flag {
+            "--index" => es.index = Some(value.clone()),
+            "--es-namespace" => es.namespace = value.clone(),
+            _ => es.retention = Some(value.clone()),
         }
     }
     Ok(cfg.check()?)

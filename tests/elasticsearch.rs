@@ -1,8 +1,10 @@
 //! The Elasticsearch output against a real server (osmem-server), in plain-index
 //! mode: events stored and read back, the index template's ECS mappings,
 //! rejected documents in the dead-letter file, a server that is down at start
-//! or dies mid-stream, request failures injected by a proxy, gzip bodies, and
-//! the data-stream path (which osmem answers with "no data streams").
+//! or dies mid-stream, request failures injected by a proxy, gzip bodies, one
+//! index per dataset, the mapping types against the pinned ECS release, the
+//! template version rule, and the data-stream target, which osmem cannot take
+//! (it has no data streams) and which therefore stops the output at start.
 //!
 //! The tests are plain `#[test]`s: the output runs on its own runtime while the
 //! test thread feeds it with flume's blocking `send` and checks the server with
@@ -576,7 +578,7 @@ fn failed_requests_and_refused_items_are_retried_until_stored() {
     assert!((1..=9).contains(&report.retried), "{report:?}");
     assert_eq!((report.stored, report.dead_lettered), (9, 0));
     assert_eq!(question_names(&es.search_all("dns-faults")), markers);
-    assert!(proxy.heads.lock().unwrap()[0].starts_with("POST /dns-faults/_bulk?filter_path="));
+    assert!(proxy.heads.lock().unwrap()[0].starts_with("POST /_bulk?filter_path="));
 }
 
 /// Sends 10 marked documents through a proxy that loses the answer to the
@@ -659,34 +661,366 @@ fn gzip_bodies_are_accepted() {
     );
 }
 
+/// A DNS query and a DHCP acknowledgement as a Pi-hole box sends them over
+/// syslog, and an RFC 5424 line with structured data.
+const LINES: [&str; 3] = [
+    "<30>Nov 28 01:10:50 pihole dnsmasq[17008]: query[A] routed.example.test from 10.0.0.7",
+    "<30>Nov 28 01:10:50 pihole dnsmasq-dhcp[17008]: DHCPACK(lo) 127.0.0.55 02:00:5e:c0:de:01 laptop",
+    "<30>1 2026-11-28T01:10:51Z pihole dnsmasq 17008 - [origin@48577 ip=\"10.0.0.1\"] query[AAAA] sd.example.test from 10.0.0.8",
+];
+
+/// Events decoded as the pipeline does for a data-stream output of
+/// namespace `test`, with the raw line kept.
+fn routed_events(lines: &[&str]) -> Vec<Event> {
+    let grammars = Arc::new(GrammarSet::builtin().expect("builtin grammars"));
+    let utc = Zone::Fixed(chrono::FixedOffset::east_opt(0).unwrap());
+    let mut dec = LineDecoder::new(grammars, utc, 64 * 1024)
+        .keep_original(true)
+        .data_stream(Some("test"));
+    lines.iter().map(|l| dec.decode(l.as_bytes())).collect()
+}
+
 #[test]
-fn data_stream_mode_writes_to_the_data_stream_with_a_data_stream_template() {
-    // osmem has no data streams: it answers every item with
-    // unsupported_operation_exception, which shows the request went to the
-    // data stream, and the documents land in the dead-letter file.
+fn each_dataset_lands_in_its_own_index_with_the_required_fields() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Running::start(config(&es.url, "dns-{dataset}", dir.path()));
+    let acks = Acks::default();
+    out.send(EncodedBatch::encode(
+        &routed_events(&LINES),
+        vec![acks.ack(0)],
+    ));
+    let report = out.finish();
+    assert_eq!((report.stored, report.dead_lettered), (3, 0), "{report}");
+
+    let dns = es.search_all("dns-pihole.dns");
+    let dhcp = es.search_all("dns-pihole.dhcp");
+    assert_eq!((dns.len(), dhcp.len()), (2, 1));
+    for (doc, dataset) in dns
+        .iter()
+        .map(|d| (d, "pihole.dns"))
+        .chain(dhcp.iter().map(|d| (d, "pihole.dhcp")))
+    {
+        assert_eq!(doc["ecs"]["version"], "8.17.0", "{doc}");
+        assert_eq!(doc["event"]["dataset"], dataset, "{doc}");
+        assert_eq!(
+            doc["data_stream"],
+            json!({ "type": "logs", "dataset": dataset, "namespace": "test" }),
+            "{doc}"
+        );
+        assert_eq!(doc["host"]["name"], "pihole", "{doc}");
+        assert!(doc["event"]["created"].is_string(), "{doc}");
+        assert!(doc["message"].is_string(), "{doc}");
+        assert!(doc["event"]["original"].is_string(), "{doc}");
+    }
+    assert!(dhcp[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("DHCPACK(lo) 127.0.0.55"));
+    // One index template per index, each with the ECS mappings.
+    for index in ["dns-pihole.dns", "dns-pihole.dhcp"] {
+        let t = es.get(&format!("_index_template/dnsenrich-{index}"));
+        let t = &t["index_templates"][0]["index_template"];
+        assert_eq!(t["index_patterns"], json!([index]), "{t}");
+        assert_eq!(
+            t["_meta"]["version"],
+            dnsenrich::output::elasticsearch::template::TEMPLATE_VERSION
+        );
+    }
+}
+
+/// `a.b.c` → type of every field in a `_mapping` answer's `properties`.
+fn flat_mapping(m: &Value) -> std::collections::BTreeMap<String, String> {
+    dnsenrich::output::elasticsearch::template::flat_types(m)
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn stored_mapping_types_equal_the_pinned_ecs_release() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Running::start(config(&es.url, "dns-ecs", dir.path()));
+    let acks = Acks::default();
+    let mut events = routed_events(&LINES);
+    events.extend(fixture_events());
+    out.send(EncodedBatch::encode(&events, vec![acks.ack(0)]));
+    let report = out.finish();
+    assert_eq!(report.dead_lettered, 0, "{report}");
+
+    let ecs: std::collections::BTreeMap<String, String> = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ecs/ecs-8.17-fields.tsv"),
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| !l.starts_with('#') && !l.is_empty())
+    .map(|l| {
+        let (f, t) = l.split_once('\t').unwrap();
+        (f.to_owned(), t.to_owned())
+    })
+    .collect();
+    // The two ECS types OpenSearch (and so osmem) names differently.
+    let on_opensearch = |t: &str| match t {
+        "flattened" => "flat_object".to_owned(),
+        "constant_keyword" => "keyword".to_owned(),
+        t => t.to_owned(),
+    };
+    let stored = flat_mapping(&es.mapping("dns-ecs"));
+    let docs = es.search_all("dns-ecs");
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (field, ty) in &stored {
+        if let Some(want) = ecs.get(field) {
+            checked += 1;
+            if on_opensearch(want) != *ty {
+                wrong.push(format!("{field}: stored as {ty}, ECS 8.17 says {want}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // What the documents carry is in the mapping, so the check covered them.
+    for field in [
+        "message",
+        "ecs.version",
+        "data_stream.dataset",
+        "host.name",
+        "event.created",
+        "event.original",
+        "dns.question.name",
+        "client.ip",
+        "log.syslog.structured_data",
+    ] {
+        assert!(stored.contains_key(field), "{field} not mapped");
+        assert!(ecs.contains_key(field), "{field} not in the ECS extract");
+    }
+    assert!(checked >= 30, "only {checked} ECS fields stored");
+    assert!(docs
+        .iter()
+        .any(|d| d["log"]["syslog"]["structured_data"]["origin@48577"]["ip"] == "10.0.0.1"));
+}
+
+#[test]
+fn a_newer_template_on_the_server_is_left_alone_and_an_older_one_replaced() {
+    use dnsenrich::output::elasticsearch::template::TEMPLATE_VERSION;
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let put = |index: &str, version: u64| {
+        es.put(
+            &format!("_index_template/dnsenrich-{index}"),
+            &json!({
+                "index_patterns": [index],
+                "template": { "mappings": { "properties": { "marker": { "type": "keyword" } } } },
+                "_meta": { "managed_by": "dnsenrich", "version": version },
+            }),
+        )
+    };
+    put("dns-newer", TEMPLATE_VERSION + 1);
+    put("dns-older", TEMPLATE_VERSION - 1);
+    for index in ["dns-newer", "dns-older"] {
+        let out = Running::start(config(&es.url, index, dir.path()));
+        let acks = Acks::default();
+        out.send(marked_batch(0, 1, &acks).0);
+        assert_eq!(out.finish().stored, 1);
+    }
+    let version = |index: &str| {
+        let t = es.get(&format!("_index_template/dnsenrich-{index}"));
+        t["index_templates"][0]["index_template"]["_meta"]["version"].clone()
+    };
+    assert_eq!(version("dns-newer"), TEMPLATE_VERSION + 1);
+    assert_eq!(version("dns-older"), TEMPLATE_VERSION);
+    // The newer template's mapping is the one the index got.
+    let newer = es.mapping("dns-newer");
+    assert_eq!(newer["properties"]["marker"]["type"], "keyword");
+    assert!(
+        newer["properties"]["source"]["properties"]["ip"].is_null() || {
+            // Dynamic mapping may still add fields; none of ours is typed `ip`.
+            newer["properties"]["source"]["properties"]["ip"]["type"] != "ip"
+        }
+    );
+}
+
+#[test]
+fn a_data_stream_on_a_server_without_data_streams_stops_at_start() {
+    // osmem has no data streams (PUT _data_stream answers
+    // unsupported_operation_exception); it reports itself as OpenSearch.
     let es = Osmem::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = ElasticsearchConfig {
         index: None,
-        data_stream: "logs-pihole.dns-test".into(),
+        namespace: "test".into(),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    let err = runtime()
+        .block_on(output.prepare())
+        .expect_err("the target is refused at start");
+    let text = err.to_string();
+    assert!(matches!(err, OutputError::Unfit { .. }), "{text}");
+    assert!(text.contains("OpenSearch 3.8.0"), "{text}");
+    assert!(text.contains("logs-pihole.dns-test"), "{text}");
+    assert!(text.contains("--index"), "{text}");
+    assert!(text.contains("data streams are not supported"), "{text}");
+
+    // The standalone template OpenSearch takes was installed on the way,
+    // with flat_object for the structured data.
+    let t = es.get("_index_template/dnsenrich-logs-pihole.dns");
+    let t = &t["index_templates"][0]["index_template"];
+    assert_eq!(t["index_patterns"], json!(["logs-pihole.dns-*"]));
+    assert!(t["data_stream"].is_object(), "{t}");
+    assert!(
+        t.get("composed_of").map_or(true, |c| c == &json!([])),
+        "{t}"
+    );
+    assert_eq!(
+        t["template"]["mappings"]["properties"]["log"]["properties"]["syslog"]["properties"]
+            ["structured_data"]["type"],
+        "flat_object"
+    );
+}
+
+#[test]
+fn the_daemon_refuses_to_start_with_a_data_stream_osmem_cannot_take() {
+    let es = Osmem::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut d = common::daemon::DaemonBuilder::new(state.path())
+        .config("[output]\ntype = \"elasticsearch\"\n")
+        .arg("--elasticsearch")
+        .arg(&es.url)
+        .arg("--es-namespace")
+        .arg("home")
+        .spawn();
+    let status = d.wait_exit(Duration::from_secs(20));
+    assert!(!status.success(), "{}", d.stderr());
+    let stderr = d.stderr();
+    assert!(stderr.contains("logs-pihole.dns-home"), "{stderr}");
+    assert!(stderr.contains("--index"), "{stderr}");
+    assert!(
+        stderr.contains("dnsenrich: error: Elasticsearch: OpenSearch"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_per_data_stream_template_of_an_earlier_version_gives_way() {
+    // dnsenrich 0.x installed dnsenrich-<data stream> at priority 200; its
+    // pattern overlaps logs-pihole.dns-* at the same priority, which the
+    // server refuses, so it has to go first.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = "_index_template/dnsenrich-logs-pihole.dns-test";
+    let put = es.put(
+        legacy,
+        &json!({
+            "index_patterns": ["logs-pihole.dns-test"],
+            "priority": 200,
+            "data_stream": {},
+            "_meta": { "managed_by": "dnsenrich", "version": "0.1.0" },
+        }),
+    );
+    assert_eq!(put["acknowledged"], true, "{put}");
+    let cfg = ElasticsearchConfig {
+        index: None,
+        namespace: "test".into(),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    // osmem then refuses the data stream itself; the templates are in place.
+    assert!(runtime().block_on(output.prepare()).is_err());
+    assert!(
+        es.get(legacy).get("index_templates").is_none(),
+        "{}",
+        es.get(legacy)
+    );
+    let t = es.get("_index_template/dnsenrich-logs-pihole.dns");
+    assert_eq!(
+        t["index_templates"][0]["index_template"]["index_patterns"],
+        json!(["logs-pihole.dns-*"])
+    );
+}
+
+#[test]
+fn a_server_that_will_not_say_what_it_is_still_gets_the_events() {
+    // A writer without the `monitor` privilege gets 403 to GET /: no
+    // templates then, but the documents are sent, not held.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let proxy = FaultProxy::start(&rt, es.addr(), vec![Fault::Status(403)]);
+    let cfg = config(&proxy.url(), "dns-blind", dir.path());
+    let out = Running::start_on(rt, cfg);
+    let acks = Acks::default();
+    let (b, markers) = marked_batch(0, 3, &acks);
+    out.send(b);
+    let report = out.finish();
+    assert_eq!((report.stored, report.dead_lettered), (3, 0), "{report}");
+    assert_eq!(
+        question_names(&es.search_all("dns-blind")),
+        markers.into_iter().collect()
+    );
+    assert!(proxy.heads.lock().unwrap()[0].starts_with("GET / "));
+    assert!(es.get("_index_template/dnsenrich-dns-blind")["index_templates"][0].is_null());
+}
+
+#[test]
+fn a_server_down_at_start_is_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", osmem::free_port());
+    let cfg = ElasticsearchConfig {
+        index: None,
+        ..config(&url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    // Nothing answers: the check is left to when the server does.
+    runtime()
+        .block_on(output.prepare())
+        .expect("an unreachable server does not stop the start");
+}
+
+#[test]
+fn a_target_found_unfit_after_start_holds_the_events_instead_of_dead_lettering_them() {
+    // The output runs without the start-up check (as when the server came up
+    // only later); osmem cannot take the data stream.
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ElasticsearchConfig {
+        index: None,
+        namespace: "held".into(),
         ..config(&es.url, "unused", dir.path())
     };
     let dl_path = cfg.dead_letter_path.clone();
     let out = Running::start(cfg);
     let acks = Acks::default();
-    out.send(marked_batch(0, 2, &acks).0);
-    let report = out.finish();
-    assert_eq!((report.stored, report.dead_lettered), (0, 2));
-    assert_eq!(acks.len(), 1);
+    out.send(marked_batch(0, 3, &acks).0);
+    wait_until("the data-stream template is installed", || {
+        es.get("_index_template/dnsenrich-logs-pihole.dns")["index_templates"][0].is_object()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = out.stats.report();
+    assert_eq!((stats.stored, stats.dead_lettered), (0, 0), "{stats}");
+    assert_eq!(acks.len(), 0, "held, not acknowledged");
+    assert!(!dl_path.exists());
+    // Dropping the runtime abandons the held batch unacknowledged.
+}
 
-    let dl = dead_letters(&dl_path);
-    assert_eq!(dl.len(), 2);
-    assert_eq!(dl[0]["index"], "logs-pihole.dns-test");
-    assert_eq!(dl[0]["error"]["type"], "unsupported_operation_exception");
-
-    let t = es.get("_index_template/dnsenrich-logs-pihole.dns-test");
-    let t = &t["index_templates"][0]["index_template"];
-    assert_eq!(t["index_patterns"], json!(["logs-pihole.dns-test"]));
-    // Sent as `{}`; the server fills in its default timestamp field.
-    assert!(t["data_stream"].is_object(), "{t}");
+#[test]
+fn a_retention_on_a_server_without_lifecycles_stops_at_start() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ElasticsearchConfig {
+        index: None,
+        retention: Some("30d".into()),
+        ..config(&es.url, "unused", dir.path())
+    };
+    let output = OutputConfig::Elasticsearch(cfg)
+        .build()
+        .expect("valid config");
+    let err = runtime().block_on(output.prepare()).unwrap_err();
+    assert!(err.to_string().contains("retention"), "{err}");
+    assert!(err.to_string().contains("ISM"), "{err}");
 }

@@ -50,6 +50,14 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
         e.opt_str(k!("version"), ev.ecs.version);
         e.close();
     }
+    if !ev.data_stream.is_empty() {
+        o.key(k!("data_stream"));
+        let mut d = Obj::open(o.out);
+        d.opt_str(k!("type"), ev.data_stream.type_);
+        d.opt_str(k!("dataset"), ev.data_stream.dataset);
+        d.opt_str(k!("namespace"), ev.data_stream.namespace);
+        d.close();
+    }
     o.key(k!("event"));
     event_meta(o.out, &ev.event);
     part!(o, "dns", ev.dns, dns);
@@ -610,6 +618,7 @@ mod tests {
         ev.event.dataset = Some("pihole.dns");
         ev.event.module = Some("pihole");
         ev.event.provider = Some("p");
+        ev.set_data_stream("default");
         ev.event.original = "line\twith\u{1}ctrl é \\ \u{7f}".into();
         ev.dns.type_ = Some("answer");
         ev.dns.id = Some("12".into());

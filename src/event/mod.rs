@@ -65,6 +65,9 @@ pub struct Event {
     pub message: String,
     #[serde(skip_serializing_if = "Ecs::is_empty")]
     pub ecs: Ecs,
+    /// Written only when the output is an Elasticsearch data stream.
+    #[serde(skip_serializing_if = "DataStream::is_empty")]
+    pub data_stream: DataStream,
     pub event: EventMeta,
     #[serde(skip_serializing_if = "Dns::is_empty")]
     pub dns: Dns,
@@ -150,6 +153,42 @@ pub struct Ecs {
 impl Ecs {
     pub fn is_empty(&self) -> bool {
         self.version.is_none()
+    }
+}
+
+/// The dataset of an event whose grammar names none, so that it still has a
+/// data stream to go to.
+pub const DEFAULT_DATASET: &str = "pihole.dns";
+
+/// `data_stream.*`: the data stream the event is written to,
+/// `<type>-<dataset>-<namespace>`; the dataset is the event's `event.dataset`.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct DataStream {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<&'static str>,
+}
+
+impl DataStream {
+    pub fn is_empty(&self) -> bool {
+        self.type_.is_none() && self.dataset.is_none() && self.namespace.is_none()
+    }
+}
+
+impl Event {
+    /// Names the logs data stream of `namespace` the event goes to, after its
+    /// `event.dataset` ([`DEFAULT_DATASET`] if the grammar gave none, which
+    /// then becomes its `event.dataset` too, so the two always agree).
+    pub fn set_data_stream(&mut self, namespace: &'static str) {
+        let dataset = *self.event.dataset.get_or_insert(DEFAULT_DATASET);
+        self.data_stream = DataStream {
+            type_: Some("logs"),
+            dataset: Some(dataset),
+            namespace: Some(namespace),
+        };
     }
 }
 

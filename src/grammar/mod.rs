@@ -20,7 +20,7 @@ mod syntax;
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use field::{Constant, Field, Value};
+pub use field::{intern, Constant, Field, Value};
 pub use pattern::{arpa_name, Element, Kind, Pattern};
 pub use syntax::GrammarError;
 
@@ -245,6 +245,29 @@ impl GrammarSet {
     }
 
     /// The grammars in the order they are tried.
+    /// Every `event.dataset` a grammar sets (as a default, in an affix or
+    /// in a rule), each once.
+    pub fn datasets(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for g in self.grammars() {
+            let constants = g
+                .prefixes
+                .iter()
+                .chain(&g.suffixes)
+                .map(|a| &a.constants)
+                .chain(g.rules.iter().map(|r| &r.constants))
+                .chain([&g.defaults]);
+            for (field, c) in constants.flatten() {
+                if let (Field::EventDataset, Constant::Static(s)) = (field, c) {
+                    if !out.contains(s) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn grammars(&self) -> &[Grammar] {
         &self.grammars
     }

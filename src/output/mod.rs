@@ -64,6 +64,17 @@ impl OutputConfig {
             OutputConfig::Elasticsearch(c) => Output::Elasticsearch(c.build()?),
         })
     }
+
+    /// The namespace of the data streams events are written to, if the
+    /// output writes data streams: every event then carries `data_stream.*`.
+    pub fn data_stream_namespace(&self) -> Option<&'static str> {
+        match self {
+            OutputConfig::Elasticsearch(c) if c.index.is_none() => {
+                Some(crate::grammar::intern(&c.namespace))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A built output, ready to run.
@@ -79,6 +90,15 @@ impl Output {
         match self {
             Output::Ndjson(o) => o.stats(),
             Output::Elasticsearch(o) => o.stats(),
+        }
+    }
+
+    /// Checks at start that the destination can take what is sent to it
+    /// (Elasticsearch: the data streams, the retention); an error says why not.
+    pub async fn prepare(&self) -> Result<(), OutputError> {
+        match self {
+            Output::Ndjson(_) => Ok(()),
+            Output::Elasticsearch(o) => o.prepare().await,
         }
     }
 
@@ -110,6 +130,9 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    /// The server cannot take the target (found at start).
+    #[error("Elasticsearch: {reason}")]
+    Unfit { reason: String },
 }
 
 impl OutputError {

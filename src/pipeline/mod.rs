@@ -327,6 +327,9 @@ impl Daemon {
             buffer,
             signals,
         } = self;
+        // A target the server cannot take stops the daemon here, with the
+        // reason, before any input is read.
+        output.prepare().await?;
         let running = start_stages(
             &cfg,
             &enrich,
@@ -383,6 +386,7 @@ fn start_stages(
         zone: cfg.zone().clone(),
         max_line: cfg.parse.max_line_bytes,
         keep_original: cfg.parse.keep_original,
+        data_stream: cfg.output.data_stream_namespace(),
     };
     let threads = PipelineConfig::threads;
     let stages = vec![

@@ -29,6 +29,9 @@ pub struct ParseSettings {
     pub max_line: usize,
     /// Keep the raw line in `event.original` on every event.
     pub keep_original: bool,
+    /// The namespace of the data streams written to, when the output is an
+    /// Elasticsearch data stream: every event then carries `data_stream.*`.
+    pub data_stream: Option<&'static str>,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -47,7 +50,8 @@ pub fn spawn_parsers(
                 settings.zone.clone(),
                 settings.max_line,
             )
-            .keep_original(settings.keep_original);
+            .keep_original(settings.keep_original)
+            .data_stream(settings.data_stream);
             std::thread::Builder::new()
                 .name(format!("parse-{i}"))
                 .spawn(move || {
@@ -175,6 +179,7 @@ mod tests {
             zone: Zone::Local,
             max_line: 1024,
             keep_original: false,
+            data_stream: None,
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);

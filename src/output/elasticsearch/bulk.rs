@@ -2,10 +2,11 @@
 //! of the response item by item, and the retry delays.
 //!
 //! ```text
-//!  POST /<index or data stream>/_bulk?filter_path=errors,items.*.status,items.*.error
+//!  POST /_bulk?filter_path=errors,items.*.status,items.*.error
 //!  Content-Type: application/x-ndjson        (Content-Encoding: gzip when enabled)
 //!
-//!  {"create":{}}\n{ ...document 0... }\n{"create":{}}\n{ ...document 1... }\n
+//!  {"create":{"_index":"logs-pihole.dns-default"}}\n{ ...document 0... }\n
+//!  {"create":{"_index":"logs-pihole.dhcp-default"}}\n{ ...document 1... }\n
 //!
 //!  200 {"errors":true,"items":[{"create":{"status":201}},
 //!                              {"create":{"status":400,"error":{"type":"mapper_parsing_exception",...}}}]}
@@ -22,24 +23,23 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The action line before every document. `create` is what data streams require,
-/// and with it a retried document that is already stored answers 409.
-pub const CREATE_ACTION: &[u8] = b"{\"create\":{}}\n";
-
 /// Keeps the response to what is read: the flag and, per item, status and error.
 pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
 
-/// Appends one action line, naming the document's `_id` if given, and one
-/// document line to a request body.
-pub fn push_create(body: &mut Vec<u8>, id: Option<&DocId>, doc: &[u8]) {
-    match id {
-        None => body.extend_from_slice(CREATE_ACTION),
-        Some(id) => {
-            body.extend_from_slice(b"{\"create\":{\"_id\":\"");
-            body.extend_from_slice(id.as_bytes());
-            body.extend_from_slice(b"\"}}\n");
-        }
+/// Appends one action line and one document line to a request body. The
+/// action is `create`, which data streams require, and with which a retried
+/// document that is already stored answers 409; it names the document's index
+/// or data stream (each document of a request can go elsewhere) and its
+/// `_id` if given. Index names are checked at start-up and hold no character
+/// JSON would escape.
+pub fn push_create(body: &mut Vec<u8>, index: &str, id: Option<&DocId>, doc: &[u8]) {
+    body.extend_from_slice(b"{\"create\":{\"_index\":\"");
+    body.extend_from_slice(index.as_bytes());
+    if let Some(id) = id {
+        body.extend_from_slice(b"\",\"_id\":\"");
+        body.extend_from_slice(id.as_bytes());
     }
+    body.extend_from_slice(b"\"}}\n");
     body.extend_from_slice(doc);
     body.push(b'\n');
 }
@@ -284,21 +284,21 @@ mod tests {
             next: 1,
         };
         let mut body = Vec::new();
-        push_create(&mut body, Some(&ids.next_id()), br#"{"a":1}"#);
+        push_create(&mut body, "dns", Some(&ids.next_id()), br#"{"a":1}"#);
         assert_eq!(
             body,
-            b"{\"create\":{\"_id\":\"AAAAAAAAAAAAAAAAAAAB\"}}\n{\"a\":1}\n"
+            b"{\"create\":{\"_index\":\"dns\",\"_id\":\"AAAAAAAAAAAAAAAAAAAB\"}}\n{\"a\":1}\n"
         );
     }
 
     #[test]
     fn body_alternates_action_and_document_lines() {
         let mut body = Vec::new();
-        push_create(&mut body, None, br#"{"a":1}"#);
-        push_create(&mut body, None, br#"{"b":2}"#);
+        push_create(&mut body, "a", None, br#"{"a":1}"#);
+        push_create(&mut body, "b", None, br#"{"b":2}"#);
         assert_eq!(
             body,
-            b"{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":2}\n"
+            b"{\"create\":{\"_index\":\"a\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"b\"}}\n{\"b\":2}\n"
         );
     }
 
@@ -308,6 +308,7 @@ mod tests {
         for _ in 0..100 {
             push_create(
                 &mut body,
+                "dns",
                 None,
                 br#"{"dns":{"question":{"name":"example.com"}}}"#,
             );

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::OnceCell;
 
 use super::bulk::{self, Backoff};
-use super::template;
-use super::{ElasticsearchOutput, Shared, TemplateGate};
+use super::install::Templates;
+use super::route::Target;
+use super::{ElasticsearchOutput, Shared};
 use crate::output::dead_letter::DeadLetterFile;
 use crate::output::OutputError;
 
@@ -32,10 +33,18 @@ pub const ENV_API_KEY: &str = "DNSENRICH_ES_API_KEY";
 pub struct ElasticsearchConfig {
     /// Base URL of the cluster (one node or a load balancer).
     pub url: String,
-    /// Write to this plain index instead of a data stream.
+    /// Write to this plain index instead of data streams; `{dataset}` in the
+    /// name is replaced by each event's dataset.
     pub index: Option<String>,
-    /// The data stream, `<type>-<dataset>-<namespace>`.
-    pub data_stream: String,
+    /// The namespace of the data streams, `logs-<dataset>-<namespace>`.
+    pub namespace: String,
+    /// How long the data streams keep documents (`30d`): installs a data
+    /// stream lifecycle instead of Elastic's `logs` ILM policy.
+    pub retention: Option<String>,
+    /// Replaced by `namespace` (the dataset comes from each event); kept
+    /// only to refuse it with that hint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_stream: Option<String>,
     /// Send a bulk request once this many bytes of documents are gathered.
     pub flush_bytes: usize,
     /// ... or once the oldest gathered document has waited this long.
@@ -70,7 +79,9 @@ impl Default for ElasticsearchConfig {
         ElasticsearchConfig {
             url: "http://127.0.0.1:9200".into(),
             index: None,
-            data_stream: "logs-pihole.dns-default".into(),
+            namespace: "default".into(),
+            retention: None,
+            data_stream: None,
             flush_bytes: 5 * 1024 * 1024,
             flush_interval_ms: 1000,
             max_in_flight: 2,
@@ -165,8 +176,37 @@ pub fn validate_data_stream_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a plain index name against Elasticsearch's rules.
+/// Checks a dataset (from a grammar's `event.dataset`) as the middle part of
+/// a data-stream name.
+pub fn validate_dataset(dataset: &str) -> Result<(), String> {
+    validate_data_stream_name(&format!("logs-{dataset}-default"))
+}
+
+/// Checks a namespace as the last part of a data-stream name.
+pub fn validate_namespace(namespace: &str) -> Result<(), String> {
+    validate_data_stream_name(&format!("logs-pihole.dns-{namespace}"))
+}
+
+/// Checks a retention period: a whole number of days, hours, minutes or
+/// seconds, the units Elasticsearch's `data_retention` takes (`30d`, `12h`).
+pub fn validate_retention(r: &str) -> Result<(), String> {
+    let digits = r.trim_end_matches(['d', 'h', 'm', 's']);
+    let unit = &r[digits.len()..];
+    let ok = matches!(unit, "d" | "h" | "m" | "s")
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| n > 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{r}` is not a period like 30d, 12h, 90m or 3600s"))
+    }
+}
+
+/// Checks a plain index name against Elasticsearch's rules; a `{dataset}`
+/// in it stands for a valid dataset.
 pub fn validate_index_name(name: &str) -> Result<(), String> {
+    let name = &name.replace(super::route::DATASET_PLACEHOLDER, "dataset");
     check_chars(name)?;
     if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
         return Err(format!(
@@ -201,9 +241,14 @@ fn check_chars(name: &str) -> Result<(), String> {
 }
 
 impl ElasticsearchConfig {
-    /// The index or data stream written to.
-    pub fn target(&self) -> &str {
-        self.index.as_deref().unwrap_or(&self.data_stream)
+    /// Where documents go: data streams of `namespace`, or `index`.
+    pub fn target(&self) -> Target {
+        match &self.index {
+            Some(name) => Target::Index { name: name.clone() },
+            None => Target::DataStream {
+                namespace: self.namespace.clone(),
+            },
+        }
     }
 
     /// Checks the settings, reads secret and CA files, and builds the client.
@@ -222,20 +267,13 @@ impl ElasticsearchConfig {
         let timeout = Duration::from_millis(self.request_timeout_ms);
         let transport = self.transport(url, timeout, &env)?;
 
-        let target = self.target().to_owned();
-        let data_stream = self.index.is_none();
-        let template = self.install_template.then(|| TemplateGate {
-            name: template::template_name(&target),
-            body: template::template_body(&target, data_stream).to_string(),
-            installed: OnceCell::new(),
-        });
+        let target = self.target();
         Ok(ElasticsearchOutput {
             shared: Arc::new(Shared {
                 client: Elasticsearch::new(transport),
                 url: self.url.clone(),
-                bulk_path: format!("/{target}/_bulk"),
                 target,
-                data_stream,
+                retention: self.retention.clone(),
                 gzip: self.gzip,
                 timeout,
                 backoff: Backoff {
@@ -244,7 +282,8 @@ impl ElasticsearchConfig {
                 },
                 dead_letters: DeadLetterFile::new(&self.dead_letter_path),
                 stats: Arc::default(),
-                template,
+                templates: self.install_template.then(Templates::default),
+                server: OnceCell::new(),
             }),
             ids: self.document_ids.then(bulk::DocIds::new),
             flush_bytes: self.flush_bytes,
@@ -253,10 +292,28 @@ impl ElasticsearchConfig {
         })
     }
 
-    /// The names, the limits and the dead-letter path.
-    fn check_values(&self) -> Result<(), OutputError> {
-        validate_data_stream_name(&self.data_stream)
-            .map_err(|r| OutputError::config("data_stream", r))?;
+    /// The checks of [`ElasticsearchConfig::build`] that need no file or
+    /// server: names, namespace, retention, limits (for `check-config`).
+    pub fn check_values(&self) -> Result<(), OutputError> {
+        if let Some(old) = &self.data_stream {
+            return Err(OutputError::config(
+                "data_stream",
+                format!(
+                    "`{old}`: set `namespace` instead; each event goes to the data stream \
+                     logs-<its event.dataset>-<namespace>"
+                ),
+            ));
+        }
+        validate_namespace(&self.namespace).map_err(|r| OutputError::config("namespace", r))?;
+        if let Some(r) = &self.retention {
+            validate_retention(r).map_err(|e| OutputError::config("retention", e))?;
+            if self.index.is_some() {
+                return Err(OutputError::config(
+                    "retention",
+                    "applies to data streams; a plain index (index = ...) has no lifecycle",
+                ));
+            }
+        }
         if let Some(index) = &self.index {
             validate_index_name(index).map_err(|r| OutputError::config("index", r))?;
         }
@@ -415,7 +472,6 @@ fn secret(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
 
     use super::*;
 
@@ -463,10 +519,37 @@ mod tests {
     fn bad_settings_are_refused_with_their_key() {
         let build = |c: ElasticsearchConfig| c.build_with_env(no_env).unwrap_err().to_string();
         let c = ElasticsearchConfig {
-            data_stream: "logs-Pihole-x".into(),
+            namespace: "Home".into(),
             ..Default::default()
         };
-        assert!(build(c).starts_with("output.data_stream: "));
+        assert!(build(c).starts_with("output.namespace: "));
+        let c = ElasticsearchConfig {
+            namespace: "home-lab".into(),
+            ..Default::default()
+        };
+        assert!(build(c).starts_with("output.namespace: "));
+        let c = ElasticsearchConfig {
+            data_stream: Some("logs-pihole.dns-home".into()),
+            ..Default::default()
+        };
+        let err = build(c);
+        assert!(
+            err.starts_with("output.data_stream: ") && err.contains("namespace"),
+            "{err}"
+        );
+        for bad in ["30", "d", "0d", "30 d", "30w", "-1d", "1.5d"] {
+            let c = ElasticsearchConfig {
+                retention: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(build(c).starts_with("output.retention: "), "{bad}");
+        }
+        let c = ElasticsearchConfig {
+            retention: Some("30d".into()),
+            index: Some("dns".into()),
+            ..Default::default()
+        };
+        assert!(build(c).contains("plain index"));
         let c = ElasticsearchConfig {
             index: Some("Bad".into()),
             ..Default::default()
@@ -502,34 +585,40 @@ mod tests {
     }
 
     #[test]
-    fn target_is_the_index_or_the_data_stream_and_one_bulk_path() {
+    fn target_is_data_streams_of_the_namespace_or_the_index() {
         let c = ElasticsearchConfig::default();
         let out = c.build_with_env(no_env).unwrap();
-        assert_eq!(out.shared.bulk_path, "/logs-pihole.dns-default/_bulk");
-        assert!(out.shared.data_stream);
-        let t = out.shared.template.as_ref().unwrap();
-        assert_eq!(t.name, "dnsenrich-logs-pihole.dns-default");
-        let body: Value = serde_json::from_str(&t.body).unwrap();
-        assert_eq!(body["data_stream"], serde_json::json!({}));
-        assert_eq!(body["index_patterns"][0], "logs-pihole.dns-default");
+        assert_eq!(
+            out.shared.target,
+            Target::DataStream {
+                namespace: "default".into()
+            }
+        );
+        assert!(out.shared.templates.is_some());
+        assert_eq!(
+            out.shared.target.for_dataset("pihole.dhcp"),
+            "logs-pihole.dhcp-default"
+        );
 
         let c = ElasticsearchConfig {
-            index: Some("dns".into()),
+            index: Some("dns-{dataset}".into()),
             ..Default::default()
         };
         let out = c.build_with_env(no_env).unwrap();
-        assert_eq!(out.shared.bulk_path, "/dns/_bulk");
-        assert!(!out.shared.data_stream);
-        let body: Value =
-            serde_json::from_str(&out.shared.template.as_ref().unwrap().body).unwrap();
-        assert!(body.get("data_stream").is_none());
-        assert_eq!(body["index_patterns"][0], "dns");
+        assert_eq!(
+            out.shared.target.for_dataset("pihole.dns"),
+            "dns-pihole.dns"
+        );
 
         let c = ElasticsearchConfig {
             install_template: false,
             ..Default::default()
         };
-        assert!(c.build_with_env(no_env).unwrap().shared.template.is_none());
+        assert!(c.build_with_env(no_env).unwrap().shared.templates.is_none());
+        let parsed: ElasticsearchConfig =
+            toml::from_str("namespace = \"home\"\nretention = \"30d\"\n").unwrap();
+        assert_eq!(parsed.namespace, "home");
+        assert_eq!(parsed.retention.as_deref(), Some("30d"));
     }
 
     #[test]

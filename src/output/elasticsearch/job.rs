@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use super::bulk;
+use super::route::{checked_dataset, raw_dataset, Target};
 use crate::pipeline::{Ack, EncodedBatch};
 
 /// Batches gathered for one bulk request. The documents are copied once,
@@ -22,6 +23,13 @@ pub(super) struct BulkJob {
     /// Per batch, its acks (fired when the whole job is settled).
     acks: Vec<Vec<Ack>>,
     docs: usize,
+    /// The datasets of the job's documents, each once: their templates are
+    /// installed before the job is sent.
+    pub(super) datasets: Vec<String>,
+    /// Each dataset value the documents hold, as written, with the index or
+    /// data stream it goes to: a document's action line is written without
+    /// checking and building the name again.
+    routes: Vec<(Vec<u8>, String)>,
     /// Document bytes gathered (without the action lines).
     pub(super) bytes: usize,
 }
@@ -47,14 +55,33 @@ impl BulkJob {
         }
     }
 
-    /// Adds a batch's documents, each with an id from `ids` if given.
-    pub(super) fn push(&mut self, batch: EncodedBatch, mut ids: Option<&mut bulk::DocIds>) {
+    /// Adds a batch's documents, each addressed to its place in `target` and
+    /// with an id from `ids` if given.
+    pub(super) fn push(
+        &mut self,
+        batch: EncodedBatch,
+        target: &Target,
+        mut ids: Option<&mut bulk::DocIds>,
+    ) {
         let mut ranges = Vec::with_capacity(batch.len());
         for d in 0..batch.len() {
             let doc = batch.doc(d);
+            let raw = raw_dataset(doc);
+            let at = match self.routes.iter().position(|(r, _)| r == raw) {
+                Some(at) => at,
+                None => {
+                    let dataset = checked_dataset(raw);
+                    if !self.datasets.iter().any(|d| d == dataset) {
+                        self.datasets.push(dataset.to_owned());
+                    }
+                    self.routes
+                        .push((raw.to_vec(), target.for_dataset(dataset)));
+                    self.routes.len() - 1
+                }
+            };
             let action = self.source.len();
             let id = ids.as_deref_mut().map(bulk::DocIds::next_id);
-            bulk::push_create(&mut self.source, id.as_ref(), doc);
+            bulk::push_create(&mut self.source, &self.routes[at].1, id.as_ref(), doc);
             let end = self.source.len() - 1;
             ranges.push(Placed {
                 action,
@@ -117,6 +144,10 @@ mod tests {
 
     use super::*;
 
+    fn index() -> Target {
+        Target::Index { name: "i".into() }
+    }
+
     #[test]
     fn job_body_holds_the_selected_documents_in_order() {
         let mut job = BulkJob::default();
@@ -126,18 +157,59 @@ mod tests {
                 b.docs.extend_from_slice(d.as_bytes());
                 b.ends.push(b.docs.len());
             }
-            job.push(b, None);
+            job.push(b, &index(), None);
         }
         assert_eq!((job.docs, job.bytes), (3, 21));
         let source = job.seal();
+        let a = "{\"create\":{\"_index\":\"i\"}}\n";
         assert_eq!(
-            &source[..],
-            b"{\"create\":{}}\n{\"a\":0}\n{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":0}\n"
+            String::from_utf8_lossy(&source),
+            format!("{a}{{\"a\":0}}\n{a}{{\"a\":1}}\n{a}{{\"b\":0}}\n")
         );
         assert_eq!(job.doc(&source, 1, 0), b"{\"b\":0}");
         assert_eq!(
-            &job.body(&source, &[(0, 1), (1, 0)])[..],
-            b"{\"create\":{}}\n{\"a\":1}\n{\"create\":{}}\n{\"b\":0}\n"
+            String::from_utf8_lossy(&job.body(&source, &[(0, 1), (1, 0)])),
+            format!("{a}{{\"a\":1}}\n{a}{{\"b\":0}}\n")
+        );
+    }
+
+    #[test]
+    fn each_document_goes_to_the_data_stream_of_its_dataset() {
+        let mut job = BulkJob::default();
+        let mut b = EncodedBatch::default();
+        for d in [
+            r#"{"event":{"dataset":"pihole.dns"}}"#,
+            r#"{"event":{"dataset":"pihole.dhcp"}}"#,
+            r#"{"event":{"dataset":"pihole.dns"}}"#,
+            r#"{"event":{"dataset":"Not-A-Dataset"}}"#,
+        ] {
+            b.docs.extend_from_slice(d.as_bytes());
+            b.ends.push(b.docs.len());
+        }
+        let target = Target::DataStream {
+            namespace: "home".into(),
+        };
+        job.push(b, &target, None);
+        assert_eq!(job.datasets, ["pihole.dns", "pihole.dhcp"]);
+        let source = job.seal();
+        let actions: Vec<Value> = source
+            .split(|&c| c == b'\n')
+            .step_by(2)
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let indices: Vec<&str> = actions
+            .iter()
+            .map(|a| a["create"]["_index"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            indices,
+            [
+                "logs-pihole.dns-home",
+                "logs-pihole.dhcp-home",
+                "logs-pihole.dns-home",
+                "logs-pihole.dns-home"
+            ]
         );
     }
 
@@ -150,7 +222,7 @@ mod tests {
             b.docs.extend_from_slice(d.as_bytes());
             b.ends.push(b.docs.len());
         }
-        job.push(b, Some(&mut ids));
+        job.push(b, &index(), Some(&mut ids));
         let source = job.seal();
         let lines: Vec<&[u8]> = source.split(|&c| c == b'\n').collect();
         assert_eq!(lines.len(), 7, "three pairs and the final newline");

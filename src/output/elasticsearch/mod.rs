@@ -6,7 +6,7 @@
 //!  rx ──EncodedBatch──► gather until flush_bytes or flush_interval ──► BulkJob
 //!                                                                        │ waits for a slot
 //!         (no slot free: rx is not read, so the inputs are pushed back)  ▼ (max_in_flight)
-//!                                 POST /<target>/_bulk ◄── retry with backoff + jitter
+//!                                       POST /_bulk ◄── retry with backoff + jitter
 //!                                        │
 //!             per item: 2xx stored · 409 already stored · 429/5xx resend that item
 //!                       · other 4xx → dead-letter file with the server's reason
@@ -14,47 +14,54 @@
 //!                     every item settled ─► the acks of the job's batches fire
 //! ```
 //!
-//! The target is either a data stream (the default, `logs-pihole.dns-default`,
-//! as Elastic's own shippers write on Elasticsearch 8/9 and OpenSearch) or a
-//! plain index (`index = "..."`). Both use `create` actions and the same index
-//! template; only the name and the template's `data_stream` object differ.
+//! The target is either one data stream per dataset (the default,
+//! `logs-pihole.dns-default` and `logs-pihole.dhcp-default`, as Elastic's own
+//! integrations lay out theirs on Elasticsearch 8/9 and OpenSearch) or a plain
+//! index (`index = "..."`); each document's action line names where it goes
+//! ([`route`]). Before the first document, `install` finds out what the
+//! server is and installs the templates of [`template`].
 //!
 //! A request that fails as a whole (connection refused, timeout, 429, 5xx, an
 //! unreadable answer) is sent again, indefinitely, with exponential backoff and
 //! full jitter; it keeps its slot meanwhile, so back-pressure reaches the
 //! inputs. Rejected credentials are retried at the longest delay, with an error
-//! in the log each time, rather than dropping data. The index template is
-//! installed before the first bulk request, and retried the same way if the
-//! server is not up yet.
+//! in the log each time, rather than dropping data. The templates are
+//! installed before the first bulk request of their dataset, and retried the
+//! same way if the server is not up yet.
 //!
 //! The parts: `config` (the settings, their checks, the credentials and
 //! `build`), `job` (a bulk request's body, ids and acks), `settle` (an
 //! answer's meaning and the retry loop, and the metrics), [`bulk`] (the
-//! `_bulk` wire format and decision tables) and [`template`] (the index
-//! template). This file gathers batches into jobs and hands them to slots.
+//! `_bulk` wire format and decision tables), [`route`] (where a document
+//! goes), [`template`] (the template bodies), `server` (what `GET /` says)
+//! and `install` (the start-up check and the template installs). This file
+//! gathers batches into jobs and hands them to slots.
 
 pub mod bulk;
 mod config;
+mod install;
 mod job;
+pub mod route;
+mod server;
 mod settle;
 pub mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use self::bulk::{Backoff, RequestVerdict};
+use self::bulk::Backoff;
 pub use self::config::{
-    validate_data_stream_name, validate_index_name, ElasticsearchConfig, RetryConfig, Secret,
-    ENV_API_KEY, ENV_PASSWORD,
+    validate_data_stream_name, validate_dataset, validate_index_name, validate_namespace,
+    validate_retention, ElasticsearchConfig, RetryConfig, Secret, ENV_API_KEY, ENV_PASSWORD,
 };
+use self::install::{Setup, Templates};
 use self::job::BulkJob;
-use self::settle::{describe_metrics, reason, settle, with_causes};
+use self::route::Target;
+use self::settle::{describe_metrics, settle};
 use super::dead_letter::DeadLetterFile;
 use super::{OutputError, OutputReport, OutputStats, ReopenSignal};
 use crate::pipeline::EncodedReceiver;
@@ -63,22 +70,18 @@ use crate::pipeline::EncodedReceiver;
 struct Shared {
     client: Elasticsearch,
     url: String,
-    target: String,
-    data_stream: bool,
-    bulk_path: String,
+    target: Target,
+    /// `retention`: a data stream lifecycle instead of the `logs` ILM policy.
+    retention: Option<String>,
     gzip: bool,
     timeout: Duration,
     backoff: Backoff,
     dead_letters: DeadLetterFile,
     stats: Arc<OutputStats>,
-    template: Option<TemplateGate>,
-}
-
-/// The index template, installed once before the first bulk request.
-struct TemplateGate {
-    name: String,
-    body: String,
-    installed: OnceCell<()>,
+    /// `None` with `install_template = false`.
+    templates: Option<Templates>,
+    /// What the server is, found out once.
+    server: OnceCell<Setup>,
 }
 
 /// A built Elasticsearch output.
@@ -97,7 +100,6 @@ impl std::fmt::Debug for ElasticsearchOutput {
         f.debug_struct("ElasticsearchOutput")
             .field("url", &self.shared.url)
             .field("target", &self.shared.target)
-            .field("data_stream", &self.shared.data_stream)
             .field("flush_bytes", &self.flush_bytes)
             .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
@@ -127,16 +129,20 @@ impl ElasticsearchOutput {
         let mut ids = self.ids;
         tracing::info!(
             url = %shared.url,
-            target = %shared.target,
-            mode = if shared.data_stream { "data stream" } else { "index" },
+            target = %shared.target.describe(),
+            mode = if shared.target.is_data_stream() { "data stream" } else { "index" },
             "sending events to Elasticsearch"
         );
-        // Installing the template right away means the mapping is in place
-        // before the first event arrives; bulk requests also wait for it.
+        // Finding out the server and installing the default dataset's
+        // templates right away means the mapping is in place before the first
+        // event arrives; bulk requests also wait for it.
         let mut background = JoinSet::new();
-        if shared.template.is_some() {
+        {
             let s = shared.clone();
-            background.spawn(async move { ensure_template(&s).await });
+            background.spawn(async move {
+                let default = [crate::event::DEFAULT_DATASET.to_owned()];
+                install::ready_for(&s, &default).await
+            });
         }
 
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
@@ -173,7 +179,7 @@ impl ElasticsearchOutput {
                         if job.is_empty() {
                             deadline = Some(tokio::time::Instant::now() + self.flush_interval);
                         }
-                        job.push(batch, ids.as_mut());
+                        job.push(batch, &shared.target, ids.as_mut());
                     }
                     Err(_) => break,
                 },
@@ -230,72 +236,5 @@ fn log_join(res: Result<(), tokio::task::JoinError>) {
         if e.is_panic() {
             tracing::error!(error = %e, "a bulk request task panicked; its batches stay unacknowledged");
         }
-    }
-}
-
-/// Installs the index template once; every caller waits until that is done.
-async fn ensure_template(shared: &Shared) {
-    if let Some(t) = &shared.template {
-        t.installed
-            .get_or_init(|| install_template(shared, t))
-            .await;
-    }
-}
-
-/// `PUT _index_template/<name>`, retried while the server is unreachable or
-/// busy. A refusal (a bad request, missing privileges) is logged and the
-/// output carries on without it rather than holding every event back.
-async fn install_template(shared: &Shared, t: &TemplateGate) {
-    let path = format!("/_index_template/{}", t.name);
-    let mut attempt = 0;
-    loop {
-        let res = shared
-            .client
-            .send(
-                Method::Put,
-                &path,
-                HeaderMap::new(),
-                None::<&()>,
-                Some(t.body.as_bytes()),
-                Some(shared.timeout),
-            )
-            .await;
-        shared.stats.reachable.store(
-            res.as_ref().is_ok_and(|r| r.status_code().as_u16() < 500),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let problem = match res {
-            Ok(resp) if resp.status_code().is_success() => {
-                tracing::info!(template = %t.name, "installed the index template");
-                return;
-            }
-            Ok(resp) => {
-                let status = resp.status_code().as_u16();
-                let body = resp.bytes().await.unwrap_or_default();
-                let error = bulk::error_object(status, &body);
-                if RequestVerdict::from_status(status) != RequestVerdict::Retry {
-                    tracing::error!(
-                        template = %t.name,
-                        status,
-                        reason = %reason(&error),
-                        "could not install the index template; sending events without it \
-                         (set install_template = false if the template is managed elsewhere)"
-                    );
-                    return;
-                }
-                format!("HTTP {status}: {}", reason(&error))
-            }
-            Err(e) => with_causes(&e),
-        };
-        attempt += 1;
-        let delay = shared.backoff.delay(attempt);
-        tracing::warn!(
-            template = %t.name,
-            attempt,
-            retry_in_ms = delay.as_millis() as u64,
-            error = %problem,
-            "could not install the index template; retrying"
-        );
-        tokio::time::sleep(delay).await;
     }
 }

@@ -17,8 +17,10 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::bulk::{self, Backoff, ItemOutcome, RequestVerdict, ResponseError};
+use super::install::ready_for;
 use super::job::{BulkJob, Item};
-use super::{ensure_template, Shared};
+use super::route::Target;
+use super::Shared;
 use crate::output::dead_letter;
 use crate::output::OutputStats;
 
@@ -177,7 +179,7 @@ pub(super) async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSe
         shared.stats.ack_all(job.take_acks());
         return;
     }
-    ensure_template(&shared).await;
+    ready_for(&shared, &job.datasets).await;
     // The first request sends the job's body as built; only a retry of some
     // items needs a body of its own.
     let source = job.seal();
@@ -255,7 +257,7 @@ fn count(stats: &OutputStats, round: &Round) {
 
 /// Says what a round means for the documents `sent`, and when they go again.
 fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: Duration) {
-    let target = &shared.target;
+    let target = shared.target.describe();
     let retry_in_ms = delay.as_millis() as u64;
     match &round.request {
         Request::Answered if !round.retry.is_empty() => tracing::warn!(
@@ -294,11 +296,11 @@ fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: D
 }
 
 /// The dead-letter lines of the documents a round refused for good.
-fn dead_letter_lines(job: &BulkJob, source: &[u8], target: &str, dead: &[Refused]) -> Vec<u8> {
+fn dead_letter_lines(job: &BulkJob, source: &[u8], target: &Target, dead: &[Refused]) -> Vec<u8> {
     let mut lines = Vec::new();
     for r in dead {
         let doc = job.doc(source, r.item.0, r.item.1);
-        dead_letter::push_line(&mut lines, r.status, &r.error, target, doc);
+        dead_letter::push_line(&mut lines, r.status, &r.error, &target.for_doc(doc), doc);
     }
     lines
 }
@@ -436,7 +438,7 @@ async fn write_dead_letters(shared: &Shared, lines: &[u8], count: usize) {
     );
 }
 
-/// One `POST /<target>/_bulk`, read item by item.
+/// One `POST /_bulk`, read item by item.
 pub(super) async fn send_bulk(
     shared: &Shared,
     body: Bytes,
@@ -491,7 +493,7 @@ async fn request(
         .client
         .send(
             Method::Post,
-            &shared.bulk_path,
+            "/_bulk",
             headers,
             Some(&[("filter_path", bulk::FILTER_PATH)]),
             Some(body),
@@ -651,7 +653,10 @@ mod tests {
             batch.docs.extend_from_slice(d.as_bytes());
             batch.ends.push(batch.docs.len());
         }
-        job.push(batch, None);
+        let target = Target::DataStream {
+            namespace: "y".into(),
+        };
+        job.push(batch, &target, None);
         let source = job.seal();
         let error = json!({"type": "mapper_parsing_exception"});
         let outcomes = vec![
@@ -659,7 +664,7 @@ mod tests {
             ItemOutcome::from_status(400, Some(error.clone())),
         ];
         let round = classify(Ok(outcomes), &[(0, 0), (0, 1)]);
-        let lines = dead_letter_lines(&job, &source, "logs-x-y", &round.dead);
+        let lines = dead_letter_lines(&job, &source, &target, &round.dead);
         let lines: Vec<Value> = lines
             .split(|&c| c == b'\n')
             .filter(|l| !l.is_empty())
@@ -669,6 +674,6 @@ mod tests {
         assert_eq!(lines[0]["document"], json!({"a": 1}));
         assert_eq!(lines[0]["status"], 400);
         assert_eq!(lines[0]["error"], error);
-        assert_eq!(lines[0]["index"], "logs-x-y");
+        assert_eq!(lines[0]["index"], "logs-pihole.dns-y");
     }
 }

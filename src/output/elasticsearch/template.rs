@@ -1,325 +1,632 @@
-//! The index template dnsenrich installs before its first bulk request, so the
-//! index or data stream is created with ECS types for every field dnsenrich
-//! writes (`source.ip` an `ip`, `@timestamp` a `date`, `threat.enrichments`
-//! `nested`) instead of whatever dynamic mapping would guess.
+//! The templates dnsenrich installs, so every index or data stream it writes
+//! is created with ECS types for every field (`source.ip` an `ip`,
+//! `@timestamp` a `date`, `threat.enrichments` `nested`) instead of whatever
+//! dynamic mapping would guess, and, on Elasticsearch, with Elastic's own
+//! parts for logs data streams.
 //!
-//! Index mode and data-stream mode share this template; they differ only in
-//! the pattern (the index or data-stream name) and in the `data_stream`
-//! object, which makes Elasticsearch create a data stream on the first write.
+//! This file only builds request bodies; sending them is `install.rs`. The
+//! field types are one table, [`FIELDS`]: a field dnsenrich starts writing is
+//! one entry there (the unit tests fail for a written field without one).
 //!
-//! Choices that keep one template valid on Elasticsearch 8/9 and OpenSearch:
-//! - `log.syslog.structured_data` is an `object` with `enabled: false` (kept in
-//!   `_source`, not indexed). ECS says `flattened`, but OpenSearch has no
-//!   `flattened` type (its equivalent is `flat_object`).
-//! - `event.original` is a keyword that is neither indexed nor has doc values,
-//!   as ECS recommends: stored in `_source` only, and never too long to store.
-//! - Any other string (a field a user grammar adds, `labels.*`) becomes a
-//!   keyword through dynamic templates.
+//! What is installed, by server and target:
+//!
+//! ```text
+//!  Elasticsearch 8/9, data stream (the default)
+//!    PUT _component_template/dnsenrich@mappings     FIELDS, explicit mappings
+//!    PUT _index_template/dnsenrich-logs-<dataset>   pattern logs-<dataset>-*, priority 200
+//!        composed_of: logs@mappings, logs@settings,       (Elastic's, where the server has them)
+//!                     dnsenrich@mappings,
+//!                     logs@custom, logs-<dataset>@custom, (site hooks, may be missing)
+//!                     ecs@mappings                        (Elastic's, where the server has it)
+//!        template.lifecycle.data_retention                (only with `retention`)
+//!  OpenSearch (and osmem-server), data stream
+//!    PUT _index_template/dnsenrich-logs-<dataset>   standalone: FIELDS + keyword catch-all,
+//!                                                   flat_object for log.syslog.structured_data
+//!  any server, plain index (`index = "..."`)
+//!    PUT _index_template/dnsenrich-<index>          standalone, pattern = the index name
+//! ```
+//!
+//! Every body carries `_meta.version` = [`TEMPLATE_VERSION`]; `install.rs`
+//! replaces a template only when the one on the server is older.
 
 use serde_json::{json, Map, Value};
 
-/// Above Elastic's built-in `logs-*-*` template (priority 100), so ours is the
-/// one applied to `logs-pihole.dns-*`.
+/// Above Elastic's built-in `logs` template (priority 100, pattern
+/// `logs-*-*`), so ours is the one applied to `logs-pihole.dns-*`; the same
+/// priority Elastic's integrations use for their own datasets.
 pub const PRIORITY: u64 = 200;
 
-/// The template's name: one per target, so two dnsenrich instances writing to
-/// different indices or data streams do not overwrite each other's template.
-pub fn template_name(target: &str) -> String {
-    format!("dnsenrich-{target}")
+/// The version of the templates this binary installs, in `_meta.version`.
+/// Raised whenever a body changes (a field added, a type changed); a server
+/// holding a template of a higher version (installed by a newer dnsenrich) is
+/// left alone.
+pub const TEMPLATE_VERSION: u64 = 2;
+
+/// The component template with dnsenrich's explicit mappings (Elasticsearch).
+pub const COMPONENT: &str = "dnsenrich@mappings";
+
+/// Elastic's built-in component templates composed before ours: the
+/// `data_stream.*` `constant_keyword`s and `date_detection: false`; the
+/// settings with the `logs` ILM policy and `best_compression`.
+pub const ELASTIC_BEFORE: [&str; 2] = ["logs@mappings", "logs@settings"];
+/// Elastic's dynamic ECS mappings, composed last as Elastic's integrations
+/// do: types for ECS fields dnsenrich does not map itself (a user grammar's).
+pub const ELASTIC_ECS: &str = "ecs@mappings";
+
+/// How a field is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Keyword,
+    Long,
+    Ip,
+    Date,
+    /// `match_only_text`: full-text search without scoring data.
+    Text,
+    /// `constant_keyword`: one value per index (`data_stream.*`).
+    Constant,
+    /// A keyword kept in `_source` only: neither indexed nor doc values
+    /// (ECS's mapping of `event.original`).
+    Stored,
+    /// ECS `flattened`; OpenSearch's equivalent is `flat_object`.
+    Flattened,
+    /// An array of objects queried as units (`threat.enrichments`).
+    Nested,
+    /// An object whose sub-fields are mapped dynamically (`labels`).
+    Object,
 }
 
-/// The `PUT _index_template/<name>` body for `target`.
-pub fn template_body(target: &str, data_stream: bool) -> Value {
+/// Every field dnsenrich writes and its type: ECS's type for ECS fields (held
+/// to `fixtures/ecs/ecs-8.17-fields.tsv` by the tests), a real type for the
+/// custom ones ([`CUSTOM`]). Parents are created as plain objects unless
+/// listed (`threat.enrichments` is `nested`).
+pub const FIELDS: &[(&str, Kind)] = {
+    use Kind::*;
+    &[
+        ("@timestamp", Date),
+        ("message", Text),
+        ("tags", Keyword),
+        ("labels", Object),
+        ("ecs.version", Keyword),
+        ("data_stream.type", Constant),
+        ("data_stream.dataset", Constant),
+        ("data_stream.namespace", Constant),
+        ("event.kind", Keyword),
+        ("event.category", Keyword),
+        ("event.type", Keyword),
+        ("event.action", Keyword),
+        ("event.outcome", Keyword),
+        ("event.reason", Keyword),
+        ("event.dataset", Keyword),
+        ("event.module", Keyword),
+        ("event.provider", Keyword),
+        ("event.created", Date),
+        ("event.ingested", Date),
+        ("event.original", Stored),
+        ("dns.type", Keyword),
+        ("dns.id", Keyword),
+        ("dns.op_code", Keyword),
+        ("dns.response_code", Keyword),
+        ("dns.header_flags", Keyword),
+        ("dns.resolved_ip", Ip),
+        ("dns.question.name", Keyword),
+        ("dns.question.type", Keyword),
+        ("dns.question.class", Keyword),
+        ("dns.question.registered_domain", Keyword),
+        ("dns.question.subdomain", Keyword),
+        ("dns.question.top_level_domain", Keyword),
+        ("dns.answers.name", Keyword),
+        ("dns.answers.type", Keyword),
+        ("dns.answers.class", Keyword),
+        ("dns.answers.data", Keyword),
+        ("dns.answers.ttl", Long),
+        ("client.ip", Ip),
+        ("client.port", Long),
+        ("client.domain", Keyword),
+        ("source.ip", Ip),
+        ("source.port", Long),
+        ("source.domain", Keyword),
+        ("destination.ip", Ip),
+        ("destination.port", Long),
+        ("destination.domain", Keyword),
+        ("server.ip", Ip),
+        ("server.port", Long),
+        ("server.domain", Keyword),
+        ("network.transport", Keyword),
+        ("network.protocol", Keyword),
+        ("network.type", Keyword),
+        ("network.direction", Keyword),
+        ("related.ip", Ip),
+        ("related.hosts", Keyword),
+        ("host.hostname", Keyword),
+        ("host.name", Keyword),
+        ("observer.hostname", Keyword),
+        ("observer.product", Keyword),
+        ("observer.vendor", Keyword),
+        ("observer.type", Keyword),
+        ("observer.version", Keyword),
+        ("process.name", Keyword),
+        ("process.pid", Long),
+        ("rule.name", Keyword),
+        ("rule.ruleset", Keyword),
+        ("rule.category", Keyword),
+        ("error.message", Text),
+        ("log.syslog.priority", Long),
+        ("log.syslog.facility.code", Long),
+        ("log.syslog.facility.name", Keyword),
+        ("log.syslog.severity.code", Long),
+        ("log.syslog.severity.name", Keyword),
+        ("log.syslog.appname", Keyword),
+        ("log.syslog.hostname", Keyword),
+        ("log.syslog.procid", Keyword),
+        ("log.syslog.msgid", Keyword),
+        ("log.syslog.version", Keyword),
+        ("log.syslog.structured_data", Flattened),
+        ("log.file.path", Keyword),
+        ("log.source.address", Keyword),
+        ("log.offset", Long),
+        ("threat.feed.name", Keyword),
+        ("threat.feed.description", Keyword),
+        ("threat.feed.reference", Keyword),
+        ("threat.feed.dashboard_id", Keyword),
+        ("threat.enrichments", Nested),
+        ("threat.enrichments.indicator.type", Keyword),
+        ("threat.enrichments.indicator.provider", Keyword),
+        ("threat.enrichments.indicator.name", Keyword),
+        ("threat.enrichments.indicator.description", Keyword),
+        ("threat.enrichments.indicator.confidence", Keyword),
+        ("threat.enrichments.indicator.reference", Keyword),
+        ("threat.enrichments.indicator.first_seen", Date),
+        ("threat.enrichments.indicator.last_seen", Date),
+        ("threat.enrichments.indicator.ip", Ip),
+        ("threat.enrichments.indicator.url.domain", Keyword),
+        ("threat.enrichments.matched.atomic", Keyword),
+        ("threat.enrichments.matched.field", Keyword),
+        ("threat.enrichments.matched.type", Keyword),
+        ("threat.enrichments.matched.id", Keyword),
+        ("threat.enrichments.matched.index", Keyword),
+        ("threat.enrichments.matched.occurred", Date),
+        ("dnsmasq.serial", Long),
+        ("dnsmasq.answer_type", Keyword),
+        ("misp_src", Keyword),
+    ]
+};
+
+/// Fields (or prefixes ending in `.`) of [`FIELDS`] that are not ECS:
+/// dnsenrich's typed namespace, the classic dashboards' `misp_src`, and the
+/// two fields Filebeat writes beside ECS (`log.offset`, `log.source.address`).
+pub const CUSTOM: &[&str] = &[
+    "dnsmasq.",
+    "pihole.",
+    "misp_src",
+    "log.offset",
+    "log.source.address",
+];
+
+/// Whether `field` is one of [`CUSTOM`].
+pub fn is_custom(field: &str) -> bool {
+    CUSTOM.iter().any(|c| match c.strip_suffix('.') {
+        Some(prefix) => field.starts_with(prefix) && field[prefix.len()..].starts_with('.'),
+        None => field == *c,
+    })
+}
+
+/// Which mapping types the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Elasticsearch,
+    /// OpenSearch and servers that speak its API (osmem-server).
+    OpenSearch,
+}
+
+/// What the server has, as far as the templates are concerned; see
+/// `server.rs` for how it is found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    pub flavour: Flavour,
+    /// Which of [`ELASTIC_BEFORE`] and [`ELASTIC_ECS`] the server has.
+    pub elastic: Vec<&'static str>,
+    /// The server takes `ignore_missing_component_templates` (ES 8.7+), so
+    /// the `@custom` hooks can be named before a site creates them.
+    pub hooks: bool,
+}
+
+impl Parts {
+    /// A server to install standalone templates on (OpenSearch, osmem).
+    pub fn standalone() -> Parts {
+        Parts {
+            flavour: Flavour::OpenSearch,
+            elastic: vec![],
+            hooks: false,
+        }
+    }
+
+    /// Whether index templates are composed from component templates: on
+    /// Elasticsearch only (OpenSearch has component templates but none of
+    /// Elastic's parts to compose with).
+    pub fn composed(&self) -> bool {
+        self.flavour == Flavour::Elasticsearch
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.elastic.contains(&name)
+    }
+}
+
+/// The index template's name: one per data-stream dataset (it covers every
+/// namespace) or per plain index.
+pub fn index_template_name(pattern_base: &str) -> String {
+    format!("dnsenrich-{pattern_base}")
+}
+
+/// The two `@custom` hooks Elastic's convention gives every logs dataset.
+pub fn custom_hooks(dataset: &str) -> [String; 2] {
+    ["logs@custom".to_owned(), format!("logs-{dataset}@custom")]
+}
+
+fn meta() -> Value {
+    json!({
+        "description": "ECS mappings for dnsenrich DNS and DHCP events",
+        "managed_by": "dnsenrich",
+        "version": TEMPLATE_VERSION,
+    })
+}
+
+/// `PUT _component_template/dnsenrich@mappings`: the explicit mappings, and
+/// the keyword catch-all only where `ecs@mappings` is missing (it has its own,
+/// and dynamic templates are matched first-come).
+pub fn component_body(parts: &Parts) -> Value {
+    json!({
+        "template": { "mappings": mappings(parts.flavour, !parts.has(ELASTIC_ECS)) },
+        "_meta": meta(),
+    })
+}
+
+/// `PUT _index_template/dnsenrich-logs-<dataset>` for the data stream
+/// `logs-<dataset>-<namespace>` of every namespace. `retention` (e.g. `30d`)
+/// installs a data stream lifecycle instead of the `logs` ILM policy of
+/// `logs@settings`; `index.lifecycle.prefer_ilm: false` is what makes
+/// Elasticsearch follow the lifecycle when both are set.
+pub fn data_stream_body(dataset: &str, parts: &Parts, retention: Option<&str>) -> Value {
     let mut body = json!({
-        "index_patterns": [target],
+        "index_patterns": [format!("logs-{dataset}-*")],
         "priority": PRIORITY,
-        "template": { "mappings": mappings() },
-        "_meta": {
-            "description": "ECS mappings for dnsenrich DNS events",
-            "managed_by": "dnsenrich",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
+        "data_stream": {},
+        "_meta": meta(),
     });
-    if data_stream {
-        body["data_stream"] = json!({});
+    if parts.composed() {
+        let hooks = custom_hooks(dataset);
+        let mut composed: Vec<Value> = ELASTIC_BEFORE
+            .iter()
+            .filter(|n| parts.has(n))
+            .map(|n| json!(n))
+            .collect();
+        composed.push(json!(COMPONENT));
+        if parts.hooks {
+            composed.extend(hooks.iter().map(|h| json!(h)));
+            body["ignore_missing_component_templates"] = json!(hooks);
+        }
+        if parts.has(ELASTIC_ECS) {
+            composed.push(json!(ELASTIC_ECS));
+        }
+        body["composed_of"] = Value::Array(composed);
+        // Without retention the lifecycle is the ILM policy logs@settings names.
+        if let Some(r) = retention {
+            body["template"] = json!({
+                "lifecycle": { "data_retention": r },
+                "settings": { "index.lifecycle.prefer_ilm": false },
+            });
+        }
+    } else {
+        body["template"] = json!({ "mappings": mappings(parts.flavour, true) });
     }
     body
 }
 
-fn keyword() -> Value {
-    json!({ "type": "keyword", "ignore_above": 1024 })
-}
-
-fn typed(t: &str) -> Value {
-    json!({ "type": t })
-}
-
-/// `{"properties": {...}}` of the named fields, all of type `kind`.
-fn all(kind: fn() -> Value, names: &[&str]) -> Map<String, Value> {
-    names.iter().map(|n| (n.to_string(), kind())).collect()
-}
-
-fn object(props: Map<String, Value>) -> Value {
-    json!({ "properties": props })
-}
-
-fn with(mut props: Map<String, Value>, extra: &[(&str, Value)]) -> Map<String, Value> {
-    for (k, v) in extra {
-        props.insert(k.to_string(), v.clone());
-    }
-    props
-}
-
-fn endpoint() -> Value {
-    object(with(
-        all(keyword, &["domain"]),
-        &[("ip", typed("ip")), ("port", typed("long"))],
-    ))
-}
-
-fn code_name() -> Value {
-    object(with(all(keyword, &["name"]), &[("code", typed("long"))]))
-}
-
-/// The mappings: every field `crate::event::Event` writes, plus the threat
-/// fields enrichment adds.
-pub fn mappings() -> Value {
-    let event = with(
-        all(
-            keyword,
-            &[
-                "kind", "category", "type", "action", "outcome", "reason", "dataset", "module",
-                "provider",
-            ],
-        ),
-        &[
-            (
-                "original",
-                json!({ "type": "keyword", "index": false, "doc_values": false }),
-            ),
-            ("created", typed("date")),
-            ("ingested", typed("date")),
-        ],
-    );
-    let question = all(
-        keyword,
-        &[
-            "name",
-            "type",
-            "class",
-            "registered_domain",
-            "subdomain",
-            "top_level_domain",
-        ],
-    );
-    let answers = with(
-        all(keyword, &["name", "type", "class", "data"]),
-        &[("ttl", typed("long"))],
-    );
-    let dns = with(
-        all(
-            keyword,
-            &["type", "id", "op_code", "response_code", "header_flags"],
-        ),
-        &[
-            ("question", object(question)),
-            ("answers", object(answers)),
-            ("resolved_ip", typed("ip")),
-        ],
-    );
-    let syslog = with(
-        all(
-            keyword,
-            &["appname", "hostname", "procid", "msgid", "version"],
-        ),
-        &[
-            ("priority", typed("long")),
-            ("facility", code_name()),
-            ("severity", code_name()),
-            (
-                "structured_data",
-                json!({ "type": "object", "enabled": false }),
-            ),
-        ],
-    );
-    let log = Map::from_iter([
-        ("syslog".to_string(), object(syslog)),
-        ("source".to_string(), object(all(keyword, &["address"]))),
-        ("file".to_string(), object(all(keyword, &["path"]))),
-        ("offset".to_string(), typed("long")),
-    ]);
-    let indicator = with(
-        all(
-            keyword,
-            &[
-                "type",
-                "provider",
-                "name",
-                "description",
-                "confidence",
-                "reference",
-            ],
-        ),
-        &[
-            ("first_seen", typed("date")),
-            ("last_seen", typed("date")),
-            ("ip", typed("ip")),
-            ("url", object(all(keyword, &["domain", "full"]))),
-        ],
-    );
-    let matched = with(
-        all(keyword, &["atomic", "field", "type", "id", "index"]),
-        &[("occurred", typed("date"))],
-    );
-    let enrichments = json!({
-        "type": "nested",
-        "properties": { "indicator": object(indicator), "matched": object(matched) },
-    });
-    let threat = Map::from_iter([
-        ("enrichments".to_string(), enrichments),
-        (
-            "feed".to_string(),
-            object(all(
-                keyword,
-                &["name", "description", "reference", "dashboard_id"],
-            )),
-        ),
-    ]);
-
+/// `PUT _index_template/dnsenrich-<index>` for a plain index: standalone on
+/// every server (Elastic's `logs@settings` names an ILM policy that needs
+/// data-stream rollover, which a plain index does not have).
+pub fn index_body(index: &str, flavour: Flavour) -> Value {
     json!({
-        "dynamic_templates": [
+        "index_patterns": [index],
+        "priority": PRIORITY,
+        "template": { "mappings": mappings(flavour, true) },
+        "_meta": meta(),
+    })
+}
+
+/// The mapping of one field.
+fn leaf(kind: Kind, flavour: Flavour) -> Value {
+    match kind {
+        Kind::Keyword => json!({ "type": "keyword", "ignore_above": 1024 }),
+        Kind::Long => json!({ "type": "long" }),
+        Kind::Ip => json!({ "type": "ip" }),
+        Kind::Date => json!({ "type": "date" }),
+        Kind::Text => json!({ "type": "match_only_text" }),
+        // OpenSearch's constant_keyword wants its value up front, and a
+        // template covering every namespace cannot give one.
+        Kind::Constant => match flavour {
+            Flavour::Elasticsearch => json!({ "type": "constant_keyword" }),
+            Flavour::OpenSearch => json!({ "type": "keyword" }),
+        },
+        Kind::Stored => json!({ "type": "keyword", "index": false, "doc_values": false }),
+        Kind::Flattened => match flavour {
+            Flavour::Elasticsearch => json!({ "type": "flattened" }),
+            Flavour::OpenSearch => json!({ "type": "flat_object" }),
+        },
+        Kind::Nested => json!({ "type": "nested" }),
+        Kind::Object => json!({ "type": "object" }),
+    }
+}
+
+/// The `mappings` object: [`FIELDS`] as nested `properties`, and with
+/// `catch_all` the dynamic templates that make any other string a keyword.
+pub fn mappings(flavour: Flavour, catch_all: bool) -> Value {
+    let mut root = Map::new();
+    for (path, kind) in FIELDS {
+        let mut props = &mut root;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                let mapping = leaf(*kind, flavour);
+                // A parent listed before its children (`threat.enrichments`)
+                // keeps the children already placed under it.
+                match props.get_mut(part) {
+                    Some(Value::Object(existing)) => {
+                        if let Value::Object(m) = mapping {
+                            existing.extend(m);
+                        }
+                    }
+                    _ => {
+                        props.insert(part.to_owned(), mapping);
+                    }
+                }
+                break;
+            }
+            let node = props
+                .entry(part.to_owned())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("FIELDS parents are objects");
+            props = node
+                .entry("properties")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("properties is an object");
+        }
+    }
+    let mut m = json!({ "date_detection": false, "properties": root });
+    if catch_all {
+        let keyword = leaf(Kind::Keyword, flavour);
+        m["dynamic_templates"] = json!([
             { "labels_as_keyword": {
                 "path_match": "labels.*",
                 "match_mapping_type": "string",
-                "mapping": keyword(),
+                "mapping": keyword,
             } },
             { "strings_as_keyword": {
                 "match_mapping_type": "string",
-                "mapping": keyword(),
+                "mapping": keyword,
             } },
-        ],
-        "properties": {
-            "@timestamp": typed("date"),
-            "message": typed("match_only_text"),
-            "ecs": object(all(keyword, &["version"])),
-            "event": object(event),
-            "dns": object(dns),
-            "client": endpoint(),
-            "source": endpoint(),
-            "destination": endpoint(),
-            "server": endpoint(),
-            "network": object(all(keyword, &["transport", "protocol", "type", "direction"])),
-            "related": object(with(all(keyword, &["hosts"]), &[("ip", typed("ip"))])),
-            "host": object(all(keyword, &["hostname", "name"])),
-            "observer": object(all(keyword, &["hostname", "product", "vendor", "type", "version"])),
-            "process": object(with(all(keyword, &["name"]), &[("pid", typed("long"))])),
-            "rule": object(all(keyword, &["name", "ruleset", "category"])),
-            "log": object(log),
-            "error": object(Map::from_iter([
-                ("message".to_string(), typed("match_only_text")),
-            ])),
-            "dnsmasq": object(with(
-                all(keyword, &["answer_type"]),
-                &[("serial", typed("long"))],
-            )),
-            "labels": { "type": "object" },
-            "tags": keyword(),
-            "misp_src": keyword(),
-            "threat": object(threat),
-        },
-    })
+        ]);
+    }
+    m
+}
+
+/// Every field path of a `mappings` object with its `type` (`object` for a
+/// parent without one), flattened to `a.b.c` — the shape of `_mapping`
+/// answers and of ECS's `ecs_flat.yml`.
+pub fn flat_types(mappings: &Value) -> Vec<(String, String)> {
+    fn walk(props: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+        let Value::Object(props) = props else { return };
+        for (name, m) in props {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            let ty = m["type"].as_str().unwrap_or("object");
+            out.push((path.clone(), ty.to_owned()));
+            walk(&m["properties"], &path, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&mappings["properties"], "", &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
-    fn field<'a>(m: &'a Value, path: &str) -> &'a Value {
-        path.split('.')
-            .fold(&m["properties"], |v, part| &v[part]["properties"])
+    fn elastic() -> Parts {
+        Parts {
+            flavour: Flavour::Elasticsearch,
+            elastic: vec!["logs@mappings", "logs@settings", "ecs@mappings"],
+            hooks: true,
+        }
     }
 
-    fn leaf<'a>(m: &'a Value, path: &str) -> &'a Value {
-        let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
-        let props = if parent.is_empty() {
-            &m["properties"]
-        } else {
-            field(m, parent)
-        };
-        &props[name]
+    fn types(m: &Value) -> BTreeMap<String, String> {
+        flat_types(m).into_iter().collect()
+    }
+
+    /// The pinned ECS release's types of the ECS fields dnsenrich writes.
+    fn ecs_fixture() -> BTreeMap<String, String> {
+        let text = include_str!("../../../fixtures/ecs/ecs-8.17-fields.tsv");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (f, t) = l.split_once('\t').expect("field<TAB>type");
+                (f.to_owned(), t.trim().to_owned())
+            })
+            .collect()
     }
 
     #[test]
-    fn index_mode_has_no_data_stream_object() {
-        let t = template_body("dns-events", false);
-        assert_eq!(t["index_patterns"], json!(["dns-events"]));
+    fn every_ecs_field_has_the_type_of_the_pinned_release() {
+        let ecs = ecs_fixture();
+        let ours = types(&mappings(Flavour::Elasticsearch, false));
+        let mut wrong = Vec::new();
+        for (field, _) in FIELDS {
+            if is_custom(field) {
+                assert!(!ecs.contains_key(*field), "{field} is ECS, not custom");
+                continue;
+            }
+            match ecs.get(*field) {
+                None => wrong.push(format!("{field}: not in the ECS extract")),
+                Some(t) if *t != ours[*field] => {
+                    wrong.push(format!("{field}: ours {}, ECS {t}", ours[*field]))
+                }
+                Some(_) => {}
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn opensearch_gets_its_own_names_for_two_types() {
+        let es = types(&mappings(Flavour::Elasticsearch, true));
+        let os = types(&mappings(Flavour::OpenSearch, true));
+        assert_eq!(es["log.syslog.structured_data"], "flattened");
+        assert_eq!(os["log.syslog.structured_data"], "flat_object");
+        assert_eq!(es["data_stream.dataset"], "constant_keyword");
+        assert_eq!(os["data_stream.dataset"], "keyword");
+        let differ: Vec<_> = es.iter().filter(|(k, v)| os[*k] != **v).collect();
+        assert_eq!(differ.len(), 4, "{differ:?}");
+    }
+
+    #[test]
+    fn original_is_stored_only_and_dates_are_not_guessed() {
+        let m = mappings(Flavour::Elasticsearch, false);
+        let original = &m["properties"]["event"]["properties"]["original"];
+        assert_eq!(original["index"], false);
+        assert_eq!(original["doc_values"], false);
+        assert_eq!(m["date_detection"], false);
+        assert!(m.get("dynamic_templates").is_none());
+        let nested = &m["properties"]["threat"]["properties"]["enrichments"];
+        assert_eq!(nested["type"], "nested");
+        assert_eq!(
+            nested["properties"]["matched"]["properties"]["occurred"]["type"],
+            "date"
+        );
+    }
+
+    /// The request shape of Elastic's composable index template API with a
+    /// data stream lifecycle, and the built-in component names, as documented:
+    /// https://www.elastic.co/guide/en/elasticsearch/reference/current/index-templates.html
+    /// https://www.elastic.co/guide/en/elasticsearch/reference/current/data-streams.html
+    /// (logs@mappings, logs@settings, ecs@mappings, logs@custom,
+    /// logs-<dataset>@custom, ignore_missing_component_templates) and
+    /// https://www.elastic.co/guide/en/elasticsearch/reference/current/tutorial-manage-data-stream-retention.html
+    /// (`template.lifecycle.data_retention`).
+    #[test]
+    fn composed_data_stream_template_follows_elastics_convention() {
+        let t = data_stream_body("pihole.dhcp", &elastic(), None);
+        assert_eq!(t["index_patterns"], json!(["logs-pihole.dhcp-*"]));
         assert_eq!(t["priority"], 200);
-        assert!(t.get("data_stream").is_none());
-    }
-
-    #[test]
-    fn data_stream_mode_adds_the_data_stream_object() {
-        let t = template_body("logs-pihole.dns-default", true);
-        assert_eq!(t["index_patterns"], json!(["logs-pihole.dns-default"]));
         assert_eq!(t["data_stream"], json!({}));
         assert_eq!(
-            t["template"]["mappings"],
-            template_body("x", false)["template"]["mappings"]
+            t["composed_of"],
+            json!([
+                "logs@mappings",
+                "logs@settings",
+                "dnsenrich@mappings",
+                "logs@custom",
+                "logs-pihole.dhcp@custom",
+                "ecs@mappings",
+            ])
         );
         assert_eq!(
-            template_name("logs-pihole.dns-default"),
-            "dnsenrich-logs-pihole.dns-default"
+            t["ignore_missing_component_templates"],
+            json!(["logs@custom", "logs-pihole.dhcp@custom"])
+        );
+        assert_eq!(t["_meta"]["version"], TEMPLATE_VERSION);
+        assert_eq!(t["_meta"]["managed_by"], "dnsenrich");
+        // Without retention the lifecycle is logs@settings' ILM policy.
+        assert!(t.get("template").is_none());
+        let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+        for k in keys {
+            assert!(
+                [
+                    "index_patterns",
+                    "priority",
+                    "data_stream",
+                    "composed_of",
+                    "ignore_missing_component_templates",
+                    "template",
+                    "_meta"
+                ]
+                .contains(&k.as_str()),
+                "{k} is not a field of the index template API"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_installs_a_data_stream_lifecycle_that_wins_over_ilm() {
+        let t = data_stream_body("pihole.dns", &elastic(), Some("30d"));
+        assert_eq!(
+            t["template"],
+            json!({
+                "lifecycle": { "data_retention": "30d" },
+                "settings": { "index.lifecycle.prefer_ilm": false },
+            })
         );
     }
 
     #[test]
-    fn ecs_types() {
-        let m = mappings();
-        for (path, ty) in [
-            ("@timestamp", "date"),
-            ("message", "match_only_text"),
-            ("ecs.version", "keyword"),
-            ("event.created", "date"),
-            ("host.name", "keyword"),
-            ("error.message", "match_only_text"),
-            ("dnsmasq.serial", "long"),
-            ("dnsmasq.answer_type", "keyword"),
-            ("source.ip", "ip"),
-            ("source.port", "long"),
-            ("client.ip", "ip"),
-            ("client.port", "long"),
-            ("destination.ip", "ip"),
-            ("server.ip", "ip"),
-            ("dns.resolved_ip", "ip"),
-            ("related.ip", "ip"),
-            ("related.hosts", "keyword"),
-            ("dns.question.name", "keyword"),
-            ("dns.answers.data", "keyword"),
-            ("dns.header_flags", "keyword"),
-            ("process.pid", "long"),
-            ("log.offset", "long"),
-            ("log.syslog.priority", "long"),
-            ("log.syslog.facility.code", "long"),
-            ("log.syslog.severity.name", "keyword"),
-            ("log.file.path", "keyword"),
-            ("tags", "keyword"),
-            ("misp_src", "keyword"),
-            ("threat.enrichments", "nested"),
-            ("threat.enrichments.indicator.first_seen", "date"),
-            ("threat.enrichments.matched.atomic", "keyword"),
-            ("threat.feed.name", "keyword"),
-            ("threat.enrichments.indicator.type", "keyword"),
-            ("threat.enrichments.indicator.provider", "keyword"),
-            ("threat.enrichments.indicator.last_seen", "date"),
-            ("threat.enrichments.indicator.ip", "ip"),
-            ("threat.enrichments.indicator.url.domain", "keyword"),
-            ("threat.enrichments.matched.field", "keyword"),
-            ("threat.enrichments.matched.type", "keyword"),
-        ] {
-            assert_eq!(leaf(&m, path)["type"], ty, "{path}");
-        }
-        assert_eq!(leaf(&m, "event.original")["index"], false);
-        assert_eq!(leaf(&m, "log.syslog.structured_data")["enabled"], false);
+    fn missing_elastic_parts_are_left_out_and_old_servers_get_no_hooks() {
+        let parts = Parts {
+            flavour: Flavour::Elasticsearch,
+            elastic: vec!["logs@mappings", "logs@settings"],
+            hooks: false,
+        };
+        let t = data_stream_body("pihole.dns", &parts, None);
+        assert_eq!(
+            t["composed_of"],
+            json!(["logs@mappings", "logs@settings", "dnsenrich@mappings"])
+        );
+        assert!(t.get("ignore_missing_component_templates").is_none());
+        // Without ecs@mappings our component brings the keyword catch-all.
+        let c = component_body(&parts);
+        assert!(c["template"]["mappings"]["dynamic_templates"].is_array());
+        assert!(component_body(&elastic())["template"]["mappings"]
+            .get("dynamic_templates")
+            .is_none());
+        assert_eq!(c["_meta"]["version"], TEMPLATE_VERSION);
+        // The component template API's shape: a template and its _meta.
+        let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["_meta", "template"]);
+        let inner: Vec<&String> = c["template"].as_object().unwrap().keys().collect();
+        assert_eq!(inner, ["mappings"]);
+    }
+
+    #[test]
+    fn standalone_templates_carry_the_mappings_themselves() {
+        let t = data_stream_body("pihole.dns", &Parts::standalone(), Some("30d"));
+        assert!(t.get("composed_of").is_none());
+        assert!(t["template"].get("lifecycle").is_none());
+        assert_eq!(
+            t["template"]["mappings"],
+            mappings(Flavour::OpenSearch, true)
+        );
+        let i = index_body("dns-events", Flavour::Elasticsearch);
+        assert_eq!(i["index_patterns"], json!(["dns-events"]));
+        assert!(i.get("data_stream").is_none());
+        assert_eq!(
+            index_template_name("logs-pihole.dns"),
+            "dnsenrich-logs-pihole.dns"
+        );
+    }
+
+    #[test]
+    fn custom_fields_are_told_apart() {
+        assert!(is_custom("dnsmasq.serial"));
+        assert!(is_custom("misp_src"));
+        assert!(!is_custom("dnsmasqx"));
+        assert!(!is_custom("dns.id"));
     }
 
     #[test]
@@ -328,6 +635,11 @@ mod tests {
         let mut ev = Event {
             timestamp: Some(chrono::Utc::now()),
             ..Event::default()
+        };
+        ev.data_stream = DataStream {
+            type_: Some("logs"),
+            dataset: Some("pihole.dns"),
+            namespace: Some("default"),
         };
         ev.event.kind = Some("event");
         ev.event.category.push("network");
@@ -430,7 +742,7 @@ mod tests {
         ev.tags.push("t");
 
         let doc: Value = serde_json::from_str(&ev.to_json()).unwrap();
-        let m = mappings();
+        let m = mappings(Flavour::Elasticsearch, false);
         let mut missing = Vec::new();
         fn walk(doc: &Value, props: &Value, path: String, missing: &mut Vec<String>) {
             let Value::Object(o) = doc else { return };
@@ -449,7 +761,7 @@ mod tests {
                     Value::Array(a) => a.first().unwrap_or(&Value::Null),
                     v => v,
                 };
-                if v.is_object() {
+                if v.is_object() && mapped["type"] != "flattened" {
                     walk(v, &mapped["properties"], p, missing);
                 }
             }
