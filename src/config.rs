@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::decode::DEFAULT_MAX_LINE;
 use crate::enrich::{EnrichConfig, EnrichError};
 use crate::grammar::{GrammarError, GrammarSet};
+use crate::input::InputError;
 use crate::input::InputsConfig;
 use crate::output::buffer::{BufferConfig, InvalidBufferConfig};
-use crate::output::OutputConfig;
+use crate::output::{OutputConfig, OutputError};
 use crate::sync::{InvalidSyncConfig, SyncConfig};
 use crate::syslog::Zone;
 use crate::telemetry::MetricsConfig;
@@ -202,6 +203,10 @@ pub enum ConfigError {
     Sync(#[from] InvalidSyncConfig),
     #[error(transparent)]
     Buffer(#[from] InvalidBufferConfig),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("input.tls: {0}")]
+    Tls(#[source] InputError),
 }
 
 /// A configuration that passed [`Config::check`], with what checking it
@@ -261,7 +266,10 @@ impl Config {
         cfg.check()
     }
 
-    /// Checks what the types alone cannot, and compiles the grammars.
+    /// Checks what the types alone cannot, and compiles the grammars. It
+    /// also reads every file `run` reads at start (TLS certificates and keys,
+    /// indicator files, the Elasticsearch credential and CA files), so
+    /// `check-config` refuses all that `run` refuses, with the same message.
     pub fn check(self) -> Result<ValidConfig, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: key.to_owned(),
@@ -289,6 +297,22 @@ impl Config {
         let grammars =
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
         self.enrich.validate()?;
+        if !self.enrich.ioc_files.is_empty() {
+            // Read as `run` reads them, so a file it would refuse is refused
+            // here, with the same message, by `check-config` too.
+            crate::enrich::store::StoreMap::load(&self.enrich.ioc_files).map_err(|e| {
+                ConfigError::Enrich(EnrichError::Invalid {
+                    key: "enrich.ioc_files".into(),
+                    reason: e.to_string(),
+                })
+            })?;
+        }
+        if !self.input.tls.listen.is_empty() {
+            self.input.tls.server_config().map_err(ConfigError::Tls)?;
+        }
+        if let OutputConfig::Elasticsearch(es) = &self.output {
+            es.validate()?;
+        }
         self.buffer.validate()?;
         if self.sync_enabled() {
             self.sync.validate()?;

@@ -106,6 +106,8 @@ struct RunArgs {
     /// Write into this plain index instead of the data stream.
     #[arg(long, value_name = "NAME")]
     index: Option<String>,
+    #[command(flatten)]
+    es: EsAccessArgs,
     /// Write NDJSON to this file (`-` is stdout).
     #[arg(long, value_name = "FILE|-")]
     output: Option<PathBuf>,
@@ -132,6 +134,54 @@ struct RunArgs {
     /// Serve Prometheus metrics, /health and /ready on this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+}
+
+/// How to reach a secured Elasticsearch; each flag can also be given as the
+/// environment variable named in its help. They replace the config file's
+/// credentials (all of them, when any credential flag is given) and CA.
+#[derive(clap::Args, Debug, Default, Clone)]
+struct EsAccessArgs {
+    /// Elasticsearch user for basic auth (with --es-password-file, or the
+    /// password in $DNSENRICH_ES_PASSWORD).
+    #[arg(long, value_name = "USER", env = "DNSENRICH_ES_USER")]
+    es_user: Option<String>,
+    /// A file holding the password of --es-user (trailing newline ignored).
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_PASSWORD_FILE")]
+    es_password_file: Option<PathBuf>,
+    /// A file holding an Elasticsearch API key: `id:key`, or the base64
+    /// `encoded` value Elasticsearch prints when it creates one.
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_API_KEY_FILE")]
+    es_api_key_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the cluster's certificate, e.g. the
+    /// config/certs/http_ca.crt of an Elasticsearch 8 node.
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_CA")]
+    es_ca: Option<PathBuf>,
+}
+
+impl EsAccessArgs {
+    fn is_empty(&self) -> bool {
+        self.es_user.is_none()
+            && self.es_password_file.is_none()
+            && self.es_api_key_file.is_none()
+            && self.es_ca.is_none()
+    }
+
+    /// Puts the flags into the Elasticsearch output's settings.
+    fn apply(&self, es: &mut dnsenrich::output::ElasticsearchConfig) {
+        if self.es_user.is_some()
+            || self.es_password_file.is_some()
+            || self.es_api_key_file.is_some()
+        {
+            es.username = self.es_user.clone();
+            es.password = None;
+            es.password_file = self.es_password_file.clone();
+            es.api_key = None;
+            es.api_key_file = self.es_api_key_file.clone();
+        }
+        if self.es_ca.is_some() {
+            es.ca_file = self.es_ca.clone();
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -395,6 +445,15 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
             OutputConfig::Ndjson(_) => {
                 anyhow::bail!("--index needs the Elasticsearch output (--elasticsearch URL)")
             }
+        }
+    }
+    if !a.es.is_empty() {
+        match &mut cfg.output {
+            OutputConfig::Elasticsearch(es) => a.es.apply(es),
+            OutputConfig::Ndjson(_) => anyhow::bail!(
+                "--es-user, --es-password-file, --es-api-key-file and --es-ca (or their \
+                 DNSENRICH_ES_* variables) need the Elasticsearch output (--elasticsearch URL)"
+            ),
         }
     }
     Ok(cfg.check()?)

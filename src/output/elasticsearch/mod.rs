@@ -27,12 +27,14 @@
 //! installed before the first bulk request, and retried the same way if the
 //! server is not up yet.
 //!
-//! The parts: `config` (the settings, their checks, the credentials and
-//! `build`), `job` (a bulk request's body, ids and acks), `settle` (an
+//! The parts: `config` (the settings, their checks and `build`), `auth`
+//! (the credentials, the CA, the URL checks and what connection errors
+//! mean), `job` (a bulk request's body, ids and acks), `settle` (an
 //! answer's meaning and the retry loop, and the metrics), [`bulk`] (the
 //! `_bulk` wire format and decision tables) and [`template`] (the index
 //! template). This file gathers batches into jobs and hands them to slots.
 
+mod auth;
 pub mod bulk;
 mod config;
 mod job;
@@ -48,10 +50,13 @@ use elasticsearch::Elasticsearch;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
+pub use self::auth::{
+    mask_url, Auth, ENV_API_KEY, ENV_API_KEY_FILE, ENV_CA, ENV_PASSWORD, ENV_PASSWORD_FILE,
+    ENV_USER,
+};
 use self::bulk::{Backoff, RequestVerdict};
 pub use self::config::{
     validate_data_stream_name, validate_index_name, ElasticsearchConfig, RetryConfig, Secret,
-    ENV_API_KEY, ENV_PASSWORD,
 };
 use self::job::BulkJob;
 use self::settle::{describe_metrics, reason, settle, with_causes};
@@ -62,7 +67,9 @@ use crate::pipeline::EncodedReceiver;
 /// What every bulk task needs.
 struct Shared {
     client: Elasticsearch,
-    url: String,
+    url: elasticsearch::http::Url,
+    /// The credential every request carries, named in refusals.
+    auth: Auth,
     target: String,
     data_stream: bool,
     bulk_path: String,
@@ -95,7 +102,8 @@ impl std::fmt::Debug for ElasticsearchOutput {
     // By hand: the client holds the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchOutput")
-            .field("url", &self.shared.url)
+            .field("url", &self.shared.url.as_str())
+            .field("auth", &self.shared.auth)
             .field("target", &self.shared.target)
             .field("data_stream", &self.shared.data_stream)
             .field("flush_bytes", &self.flush_bytes)
@@ -127,6 +135,7 @@ impl ElasticsearchOutput {
         let mut ids = self.ids;
         tracing::info!(
             url = %shared.url,
+            credential = %shared.auth.describe(),
             target = %shared.target,
             mode = if shared.data_stream { "data stream" } else { "index" },
             "sending events to Elasticsearch"
@@ -285,7 +294,7 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
                 }
                 format!("HTTP {status}: {}", reason(&error))
             }
-            Err(e) => with_causes(&e),
+            Err(e) => auth::explain_transport(&with_causes(&e), &shared.url),
         };
         attempt += 1;
         let delay = shared.backoff.delay(attempt);
