@@ -45,6 +45,39 @@ enum Command {
     /// Ask every memcached server for a sample of keys and report whether the
     /// configured distribution looks for each where it is.
     CheckIndicators(CheckIndicatorsArgs),
+    /// Work with dead-letter files (documents Elasticsearch refused).
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// Send the documents of a dead-letter file to the configured
+    /// Elasticsearch output again, once the cause of their refusal is fixed.
+    /// FILE is not changed; documents refused again go to a new dead-letter
+    /// file (--refused). Exits 1 if any document was refused again.
+    Replay(Box<ReplayArgs>),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The dead-letter file to send again.
+    file: PathBuf,
+    /// The configuration `run` uses; its `[output]` says where to send.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Send to Elasticsearch at this URL (overrides the config).
+    #[arg(long, value_name = "URL")]
+    elasticsearch: Option<String>,
+    /// Send into this plain index instead of the configured target.
+    #[arg(long, value_name = "NAME")]
+    index: Option<String>,
+    #[command(flatten)]
+    es: EsAccessArgs,
+    /// Where documents refused again (and unreadable lines) go
+    /// [default: FILE.refused.ndjson].
+    #[arg(long, value_name = "FILE")]
+    refused: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -218,6 +251,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Sync(args) => sync(*args),
         Command::CheckIndicators(args) => check_indicators(args),
+        Command::DeadLetters(DeadLettersCommand::Replay(args)) => replay(*args),
     };
     match result {
         Ok(code) => code,
@@ -255,6 +289,53 @@ fn sync(args: sync_args::SyncArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{report}");
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use dnsenrich::output::replay::{default_refused_path, replay};
+    use dnsenrich::output::{ElasticsearchConfig, OutputConfig};
+    let mut cfg = match &a.config {
+        Some(p) => Config::read(p)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &a.elasticsearch {
+        let mut es = match &cfg.output {
+            OutputConfig::Elasticsearch(es) => es.clone(),
+            OutputConfig::Ndjson(_) => ElasticsearchConfig::default(),
+        };
+        es.url = url.clone();
+        cfg.output = OutputConfig::Elasticsearch(es);
+    }
+    let OutputConfig::Elasticsearch(es) = &mut cfg.output else {
+        anyhow::bail!(
+            "the output is not Elasticsearch: give --elasticsearch URL, or a --config whose \
+             [output] has type = \"elasticsearch\""
+        );
+    };
+    if let Some(index) = &a.index {
+        es.index = Some(index.clone());
+    }
+    a.es.apply(es);
+    let cfg = cfg.check()?;
+    init_logging(&cfg.log);
+    let OutputConfig::Elasticsearch(es) = &cfg.output else {
+        unreachable!("set above")
+    };
+    let refused = a.refused.unwrap_or_else(|| default_refused_path(&a.file));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    let report = rt.block_on(replay(es.clone(), &a.file, &refused))?;
+    eprintln!(
+        "dnsenrich dead-letters replay {}: {report}",
+        a.file.display()
+    );
+    Ok(if report.refused + report.unreadable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -74,9 +74,7 @@ impl Auth {
     /// id, never the secret.
     pub fn describe(&self) -> String {
         match self {
-            Auth::None => "no credentials (set --es-user with --es-password-file, \
-                           or --es-api-key-file)"
-                .into(),
+            Auth::None => "no credentials".into(),
             Auth::Basic { user, .. } => format!("user `{user}` (basic auth)"),
             Auth::ApiKey { id: Some(id), .. } => format!("API key id `{id}`"),
             Auth::ApiKey { id: None, .. } => "an API key whose id cannot be read".into(),

@@ -235,7 +235,8 @@ impl Blocked {
         match self {
             Blocked::Credentials => {
                 "the credential is rejected or lacks a privilege (create_doc and \
-                 auto_configure on the target); fix username/password or api_key"
+                 auto_configure on the target); fix username and password_file, or \
+                 api_key_file (--es-user, --es-password-file, --es-api-key-file)"
             }
             Blocked::ReadOnly => {
                 "the target is read-only (index.blocks.write, or the disk's flood-stage \
