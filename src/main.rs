@@ -55,7 +55,8 @@ enum DeadLettersCommand {
     /// Send the documents of a dead-letter file to the configured
     /// Elasticsearch output again, once the cause of their refusal is fixed.
     /// FILE is not changed; documents refused again go to a new dead-letter
-    /// file (--refused). Exits 1 if any document was refused again.
+    /// file (--refused), and so do lines that are not dead-letter lines.
+    /// Exits 1 if anything was kept there.
     Replay(Box<ReplayArgs>),
 }
 

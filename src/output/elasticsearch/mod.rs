@@ -287,6 +287,7 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
                         template = %t.name,
                         status,
                         reason = %reason(&error),
+                        credential = %shared.auth.describe(),
                         "could not install the index template; sending events without it \
                          (set install_template = false if the template is managed elsewhere)"
                     );
