@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::DEFAULT_MAX_LINE;
+use crate::enrich::store::StoreMap;
 use crate::enrich::{EnrichConfig, EnrichError};
 use crate::grammar::{GrammarError, GrammarSet};
 use crate::input::InputError;
@@ -217,6 +218,7 @@ pub struct ValidConfig {
     config: Config,
     grammars: Arc<GrammarSet>,
     zone: Zone,
+    indicators: Option<Arc<StoreMap>>,
 }
 
 impl ValidConfig {
@@ -228,6 +230,11 @@ impl ValidConfig {
     /// The time zone of `[parse] timezone`.
     pub fn zone(&self) -> &Zone {
         &self.zone
+    }
+
+    /// The indicators of `[enrich] ioc_files`, as read when checking.
+    pub fn indicators(&self) -> Option<Arc<StoreMap>> {
+        self.indicators.clone()
     }
 }
 
@@ -297,16 +304,20 @@ impl Config {
         let grammars =
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
         self.enrich.validate()?;
-        if !self.enrich.ioc_files.is_empty() {
-            // Read as `run` reads them, so a file it would refuse is refused
-            // here, with the same message, by `check-config` too.
-            crate::enrich::store::StoreMap::load(&self.enrich.ioc_files).map_err(|e| {
-                ConfigError::Enrich(EnrichError::Invalid {
-                    key: "enrich.ioc_files".into(),
-                    reason: e.to_string(),
-                })
-            })?;
-        }
+        // Read here, so `check-config` refuses a file `run` would refuse,
+        // with the same message; `run` uses what was read.
+        let indicators = if self.enrich.ioc_files.is_empty() {
+            None
+        } else {
+            Some(Arc::new(StoreMap::load(&self.enrich.ioc_files).map_err(
+                |e| {
+                    ConfigError::Enrich(EnrichError::Invalid {
+                        key: "enrich.ioc_files".into(),
+                        reason: e.to_string(),
+                    })
+                },
+            )?))
+        };
         if !self.input.tls.listen.is_empty() {
             self.input.tls.server_config().map_err(ConfigError::Tls)?;
         }
@@ -337,6 +348,7 @@ impl Config {
             config: self,
             grammars,
             zone,
+            indicators,
         })
     }
 
@@ -439,6 +451,34 @@ mod tests {
         let c = Config::parse("[output]\ntype = \"elasticsearch\"\nurl = \"http://127.0.0.1:9200\"\nindex = \"dns\"\n").unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
+    fn indicator_files_are_read_once_when_checked_and_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("list.txt");
+        std::fs::write(
+            &list,
+            "evil.example
+bad.example
+",
+        )
+        .unwrap();
+        let c = Config::parse(&format!(
+            "[enrich]
+ioc_files = [{:?}]
+",
+            list.display().to_string()
+        ))
+        .unwrap();
+        assert!(c.indicators().unwrap().len() >= 2);
+        let e = Config::parse(
+            "[enrich]
+ioc_files = [\"/nonexistent/dnsenrich/ioc.txt\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("enrich.ioc_files: "), "{e}");
+        assert!(Config::parse("").unwrap().indicators().is_none());
     }
 
     #[test]
