@@ -84,6 +84,27 @@ fn https_to_a_plain_http_port_says_the_server_does_not_speak_tls() {
     );
 }
 
+#[test]
+fn http_to_a_tls_port_says_to_write_https() {
+    let es = Osmem::start();
+    let pki = Pki::server();
+    let front = TlsFront::start(&pki.path("server.pem"), &pki.path("server.key"), es.addr());
+    let state = tempfile::tempdir().unwrap();
+    let d = DaemonBuilder::new(state.path())
+        .elasticsearch(
+            &format!("http://127.0.0.1:{}", front.addr.port()),
+            "dns-http",
+        )
+        .start();
+    send_queries(&d, "http", 1);
+    assert!(
+        d.wait_for_stderr("if the cluster uses TLS", WAIT),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(es.count("dns-http"), 0);
+}
+
 /// A front that refuses every request with 401, as Elasticsearch does.
 fn refusing_front() -> HttpFront {
     HttpFront::start(

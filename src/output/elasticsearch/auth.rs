@@ -373,11 +373,14 @@ pub fn explain_transport(text: &str, url: &Url) -> String {
         Some("the server's certificate has expired".to_owned())
     } else if url.scheme() == "http"
         && (text.contains("connection closed before message completed")
-            || text.contains("IncompleteMessage"))
+            || text.contains("IncompleteMessage")
+            // A TLS server answers a plain request with a TLS alert.
+            || text.contains("invalid HTTP version parsed"))
     {
         Some(
-            "the server closed the connection without answering; if the cluster \
-             uses TLS (Elasticsearch 8 does by default), write https://"
+            "the server closed the connection or answered in something other than \
+             HTTP; if the cluster uses TLS (Elasticsearch 8 does by default), write \
+             https://"
                 .to_owned(),
         )
     } else {
