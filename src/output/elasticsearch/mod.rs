@@ -9,7 +9,10 @@
 //!                                 POST /<target>/_bulk ◄── retry with backoff + jitter
 //!                                        │
 //!             per item: 2xx stored · 409 already stored · 429/5xx resend that item
+//!                       · refused for the target's reason (credentials, read-only
+//!                         or closed index, a field every document has) → resend
 //!                       · other 4xx → dead-letter file with the server's reason
+//!             whole request: 413 → two halves, each settled on its own
 //!                                        │
 //!                     every item settled ─► the acks of the job's batches fire
 //! ```

@@ -722,6 +722,45 @@ mod tests {
     }
 
     #[test]
+    fn refusals_of_the_targets_keep_the_documents_instead_of_dead_lettering_them() {
+        let ro = json!({"type": "cluster_block_exception", "reason": "blocked by: [FORBIDDEN/8/index write (api)];"});
+        let own = json!({"type": "mapper_parsing_exception",
+                         "reason": "failed to parse field [source.ip] of type [ip]"});
+        let outcomes = vec![
+            ItemOutcome::Created,
+            ItemOutcome::from_status(403, Some(ro.clone())),
+            ItemOutcome::from_status(400, Some(own)),
+            ItemOutcome::from_status(403, Some(ro.clone())),
+        ];
+        let round = classify(Ok(outcomes), &SENT[..4]);
+        assert_eq!(round.retry, [(0, 1), (1, 0)]);
+        assert_eq!(round.blocked, 2);
+        assert_eq!(round.blocked_by(), Some(Blocked::ReadOnly));
+        assert_eq!(round.dead.len(), 1);
+        assert_eq!(round.dead[0].item, (0, 2));
+        assert!(!round.failed());
+
+        // The same reasons as a whole-request answer: every document again.
+        let closed = json!({"type": "index_closed_exception", "reason": "closed"});
+        let round = classify(status(400, closed), &SENT);
+        assert!(matches!(
+            round.request,
+            Request::Blocked(Blocked::Closed, _)
+        ));
+        assert_eq!(round.retry, SENT);
+        assert!(round.dead.is_empty());
+        let round = classify(status(403, ro), &SENT);
+        assert!(matches!(
+            round.request,
+            Request::Blocked(Blocked::ReadOnly, _)
+        ));
+        // A 413 is split by the caller; a single document too large is dead.
+        assert!(too_large(&status(413, Value::Null), 2));
+        assert!(!too_large(&status(413, Value::Null), 1));
+        assert_eq!(classify(status(413, Value::Null), &SENT[..1]).dead.len(), 1);
+    }
+
+    #[test]
     fn failed_requests_and_refused_items_back_off_separately() {
         let backoff = Backoff {
             initial: Duration::from_millis(10),
