@@ -260,7 +260,8 @@ impl Config {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string(),
+            // The offending line is quoted: a password in a URL must not be.
+            message: crate::output::elasticsearch::mask_urls_in(&e.to_string()),
         })
     }
 
@@ -268,7 +269,8 @@ impl Config {
     pub fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::from("<config>"),
-            message: e.to_string(),
+            // The offending line is quoted: a password in a URL must not be.
+            message: crate::output::elasticsearch::mask_urls_in(&e.to_string()),
         })?;
         cfg.check()
     }
@@ -479,6 +481,19 @@ ioc_files = [\"/nonexistent/dnsenrich/ioc.txt\"]\n",
         .unwrap_err();
         assert!(e.to_string().starts_with("enrich.ioc_files: "), "{e}");
         assert!(Config::parse("").unwrap().indicators().is_none());
+    }
+
+    #[test]
+    fn a_syntax_error_quoting_a_url_masks_its_password() {
+        let e = Config::parse(
+            "[output]\ntype = \"elasticsearch\"\nurl = \"https://u:hunter2@es:9200\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("https://***@es:9200") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -229,6 +229,29 @@ pub fn mask_url(text: &str) -> String {
     }
 }
 
+/// Any text (a TOML syntax error quoting the line, say) with the userinfo
+/// of every URL in it masked as in [`mask_url`].
+pub fn mask_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\''))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Basic auth, an API key, or nothing. A value in the config (or its
 /// `_file`) wins over the environment; setting both forms of one secret,
 /// or a password and an API key, is refused.
@@ -435,6 +458,15 @@ mod tests {
         );
         assert_eq!(mask_url("u:pw@h:9200"), "***@h:9200");
         assert_eq!(mask_url("http://h:9200/a@b"), "http://h:9200/a@b");
+    }
+
+    #[test]
+    fn urls_in_any_text_lose_their_userinfo() {
+        assert_eq!(
+            mask_urls_in("url = \"https://u:pw@es:9200/x\" and http://h/a@b"),
+            "url = \"https://***@es:9200/x\" and http://h/a@b"
+        );
+        assert_eq!(mask_urls_in("no url here"), "no url here");
     }
 
     #[test]

@@ -54,8 +54,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 pub use self::auth::{
-    mask_url, Auth, ENV_API_KEY, ENV_API_KEY_FILE, ENV_CA, ENV_PASSWORD, ENV_PASSWORD_FILE,
-    ENV_USER,
+    mask_url, mask_urls_in, Auth, ENV_API_KEY, ENV_API_KEY_FILE, ENV_CA, ENV_PASSWORD,
+    ENV_PASSWORD_FILE, ENV_USER,
 };
 use self::bulk::{Backoff, RequestVerdict};
 pub use self::config::{
