@@ -171,8 +171,9 @@ struct RunArgs {
 }
 
 /// How to reach a secured Elasticsearch; each flag can also be given as the
-/// environment variable named in its help. They replace the config file's
-/// credentials (all of them, when any credential flag is given) and CA.
+/// environment variable named in its help. They override the config file:
+/// a basic-auth flag replaces its API key, an API key flag its user and
+/// password.
 #[derive(clap::Args, Debug, Default, Clone)]
 struct EsAccessArgs {
     /// Elasticsearch user for basic auth (with --es-password-file, or the
@@ -202,13 +203,26 @@ impl EsAccessArgs {
 
     /// Puts the flags into the Elasticsearch output's settings.
     fn apply(&self, es: &mut dnsenrich::output::ElasticsearchConfig) {
-        if self.es_user.is_some()
-            || self.es_password_file.is_some()
-            || self.es_api_key_file.is_some()
-        {
-            es.username = self.es_user.clone();
-            es.password = None;
-            es.password_file = self.es_password_file.clone();
+        // A flag of one kind of credential replaces the other kind: basic
+        // auth flags drop the file's API key, an API key flag its user and
+        // password. Both kinds on the command line are refused by the check.
+        if self.es_user.is_some() || self.es_password_file.is_some() {
+            es.api_key = None;
+            es.api_key_file = None;
+            if self.es_user.is_some() {
+                es.username = self.es_user.clone();
+            }
+            if self.es_password_file.is_some() {
+                es.password = None;
+                es.password_file = self.es_password_file.clone();
+            }
+        }
+        if self.es_api_key_file.is_some() {
+            if self.es_user.is_none() && self.es_password_file.is_none() {
+                es.username = None;
+                es.password = None;
+                es.password_file = None;
+            }
             es.api_key = None;
             es.api_key_file = self.es_api_key_file.clone();
         }
@@ -1017,5 +1031,46 @@ mod sync_args {
             let e = cfg(&[]).unwrap_err().to_string();
             assert!(e.contains("no source"), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EsAccessArgs;
+    use dnsenrich::output::{ElasticsearchConfig, Secret};
+
+    #[test]
+    fn credential_flags_replace_the_other_kind_of_credential() {
+        let file = ElasticsearchConfig {
+            username: Some("from-file".into()),
+            password: Some(Secret::new("pw")),
+            api_key_file: Some("/etc/key".into()),
+            ..Default::default()
+        };
+        // The file's user goes with a password file from the command line.
+        let mut es = file.clone();
+        EsAccessArgs {
+            es_password_file: Some("/run/pw".into()),
+            ..Default::default()
+        }
+        .apply(&mut es);
+        assert_eq!(es.username.as_deref(), Some("from-file"));
+        assert!(es.password.is_none() && es.api_key_file.is_none());
+        assert_eq!(es.password_file.as_deref(), Some("/run/pw".as_ref()));
+        // An API key flag drops the user and password.
+        let mut es = file.clone();
+        EsAccessArgs {
+            es_api_key_file: Some("/run/key".into()),
+            es_ca: Some("/run/ca.pem".into()),
+            ..Default::default()
+        }
+        .apply(&mut es);
+        assert!(es.username.is_none() && es.password.is_none());
+        assert_eq!(es.api_key_file.as_deref(), Some("/run/key".as_ref()));
+        assert_eq!(es.ca_file.as_deref(), Some("/run/ca.pem".as_ref()));
+        // No flags: the file as it is.
+        let mut es = file.clone();
+        EsAccessArgs::default().apply(&mut es);
+        assert_eq!(es, file);
     }
 }
