@@ -17,11 +17,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::DEFAULT_MAX_LINE;
+use crate::enrich::store::StoreMap;
 use crate::enrich::{EnrichConfig, EnrichError};
 use crate::grammar::{GrammarError, GrammarSet};
+use crate::input::InputError;
 use crate::input::InputsConfig;
 use crate::output::buffer::{BufferConfig, InvalidBufferConfig};
-use crate::output::OutputConfig;
+use crate::output::{OutputConfig, OutputError};
 use crate::sync::{InvalidSyncConfig, SyncConfig};
 use crate::syslog::Zone;
 use crate::telemetry::MetricsConfig;
@@ -207,6 +209,10 @@ pub enum ConfigError {
     Sync(#[from] InvalidSyncConfig),
     #[error(transparent)]
     Buffer(#[from] InvalidBufferConfig),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("input.tls: {0}")]
+    Tls(#[source] InputError),
 }
 
 /// A configuration that passed [`Config::check`], with what checking it
@@ -217,6 +223,7 @@ pub struct ValidConfig {
     config: Config,
     grammars: Arc<GrammarSet>,
     zone: Zone,
+    indicators: Option<Arc<StoreMap>>,
 }
 
 impl ValidConfig {
@@ -228,6 +235,11 @@ impl ValidConfig {
     /// The time zone of `[parse] timezone`.
     pub fn zone(&self) -> &Zone {
         &self.zone
+    }
+
+    /// The indicators of `[enrich] ioc_files`, as read when checking.
+    pub fn indicators(&self) -> Option<Arc<StoreMap>> {
+        self.indicators.clone()
     }
 }
 
@@ -258,7 +270,8 @@ impl Config {
     fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let syntax = |e: toml::de::Error| ConfigError::Syntax {
             path: path.to_owned(),
-            message: plain_type_names(&e.to_string()),
+            // The offending line is quoted: a password in a URL must not be.
+            message: plain_type_names(&crate::output::elasticsearch::mask_urls_in(&e.to_string())),
         };
         let mut cfg: Config = toml::from_str(text).map_err(syntax)?;
         let table: toml::Table = toml::from_str(text).map_err(syntax)?;
@@ -272,7 +285,10 @@ impl Config {
         Self::from_text(text, Path::new("<config>"))?.check()
     }
 
-    /// Checks what the types alone cannot, and compiles the grammars.
+    /// Checks what the types alone cannot, and compiles the grammars. It
+    /// also reads every file `run` reads at start (TLS certificates and keys,
+    /// indicator files, the Elasticsearch credential and CA files), so
+    /// `check-config` refuses all that `run` refuses, with the same message.
     pub fn check(mut self) -> Result<ValidConfig, ConfigError> {
         self.input.drop_unasked_listeners();
         self.fall_back_to_a_user_state_dir();
@@ -303,6 +319,26 @@ impl Config {
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
         self.check_datasets(&grammars)?;
         self.enrich.validate()?;
+        // Read here, so `check-config` refuses a file `run` would refuse,
+        // with the same message; `run` uses what was read.
+        let indicators = if self.enrich.ioc_files.is_empty() {
+            None
+        } else {
+            Some(Arc::new(StoreMap::load(&self.enrich.ioc_files).map_err(
+                |e| {
+                    ConfigError::Enrich(EnrichError::Invalid {
+                        key: "enrich.ioc_files".into(),
+                        reason: e.to_string(),
+                    })
+                },
+            )?))
+        };
+        if !self.input.tls.listen.is_empty() {
+            self.input.tls.server_config().map_err(ConfigError::Tls)?;
+        }
+        if let OutputConfig::Elasticsearch(es) = &self.output {
+            es.validate()?;
+        }
         self.buffer.validate()?;
         if self.sync_enabled() {
             self.sync.validate()?;
@@ -327,6 +363,7 @@ impl Config {
             config: self,
             grammars,
             zone,
+            indicators,
         })
     }
 
@@ -633,6 +670,47 @@ mod tests {
         let c = Config::parse("[output]\ntype = \"elasticsearch\"\nurl = \"http://127.0.0.1:9200\"\nindex = \"dns\"\n").unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
+    fn indicator_files_are_read_once_when_checked_and_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("list.txt");
+        std::fs::write(
+            &list,
+            "evil.example
+bad.example
+",
+        )
+        .unwrap();
+        let c = Config::parse(&format!(
+            "[enrich]
+ioc_files = [{:?}]
+",
+            list.display().to_string()
+        ))
+        .unwrap();
+        assert!(c.indicators().unwrap().len() >= 2);
+        let e = Config::parse(
+            "[enrich]
+ioc_files = [\"/nonexistent/dnsenrich/ioc.txt\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("enrich.ioc_files: "), "{e}");
+        assert!(Config::parse("").unwrap().indicators().is_none());
+    }
+
+    #[test]
+    fn a_syntax_error_quoting_a_url_masks_its_password() {
+        let e = Config::parse(
+            "[output]\ntype = \"elasticsearch\"\nurl = \"https://u:hunter2@es:9200\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("https://***@es:9200") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -55,6 +55,40 @@ enum Command {
         /// The directory to write them into (created if missing).
         dir: PathBuf,
     },
+    /// Work with dead-letter files (documents Elasticsearch refused).
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// Send the documents of a dead-letter file to the configured
+    /// Elasticsearch output again, once the cause of their refusal is fixed.
+    /// FILE is not changed; documents refused again go to a new dead-letter
+    /// file (--refused), and so do lines that are not dead-letter lines.
+    /// Exits 1 if anything was kept there.
+    Replay(Box<ReplayArgs>),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The dead-letter file to send again.
+    file: PathBuf,
+    /// The configuration `run` uses; its `[output]` says where to send.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Send to Elasticsearch at this URL (overrides the config).
+    #[arg(long, value_name = "URL")]
+    elasticsearch: Option<String>,
+    /// Send into this plain index instead of the configured target.
+    #[arg(long, value_name = "NAME")]
+    index: Option<String>,
+    #[command(flatten)]
+    es: EsAccessArgs,
+    /// Where documents refused again (and unreadable lines) go
+    /// [default: FILE.refused.ndjson].
+    #[arg(long, value_name = "FILE")]
+    refused: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +165,8 @@ struct RunArgs {
     /// lifecycle instead of Elastic's `logs` ILM policy (`[output] retention`).
     #[arg(long, value_name = "PERIOD")]
     es_retention: Option<String>,
+    #[command(flatten)]
+    es: EsAccessArgs,
     /// Write NDJSON to this file (`-` is stdout).
     #[arg(long, value_name = "FILE|-")]
     output: Option<PathBuf>,
@@ -157,6 +193,68 @@ struct RunArgs {
     /// Serve Prometheus metrics, /health and /ready on this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+}
+
+/// How to reach a secured Elasticsearch; each flag can also be given as the
+/// environment variable named in its help. They override the config file:
+/// a basic-auth flag replaces its API key, an API key flag its user and
+/// password.
+#[derive(clap::Args, Debug, Default, Clone)]
+struct EsAccessArgs {
+    /// Elasticsearch user for basic auth (with --es-password-file, or the
+    /// password in $DNSENRICH_ES_PASSWORD).
+    #[arg(long, value_name = "USER", env = "DNSENRICH_ES_USER")]
+    es_user: Option<String>,
+    /// A file holding the password of --es-user (trailing newline ignored).
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_PASSWORD_FILE")]
+    es_password_file: Option<PathBuf>,
+    /// A file holding an Elasticsearch API key: `id:key`, or the base64
+    /// `encoded` value Elasticsearch prints when it creates one.
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_API_KEY_FILE")]
+    es_api_key_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the cluster's certificate, e.g. the
+    /// config/certs/http_ca.crt of an Elasticsearch 8 node.
+    #[arg(long, value_name = "FILE", env = "DNSENRICH_ES_CA")]
+    es_ca: Option<PathBuf>,
+}
+
+impl EsAccessArgs {
+    fn is_empty(&self) -> bool {
+        self.es_user.is_none()
+            && self.es_password_file.is_none()
+            && self.es_api_key_file.is_none()
+            && self.es_ca.is_none()
+    }
+
+    /// Puts the flags into the Elasticsearch output's settings.
+    fn apply(&self, es: &mut dnsenrich::output::ElasticsearchConfig) {
+        // A flag of one kind of credential replaces the other kind: basic
+        // auth flags drop the file's API key, an API key flag its user and
+        // password. Both kinds on the command line are refused by the check.
+        if self.es_user.is_some() || self.es_password_file.is_some() {
+            es.api_key = None;
+            es.api_key_file = None;
+            if self.es_user.is_some() {
+                es.username = self.es_user.clone();
+            }
+            if self.es_password_file.is_some() {
+                es.password = None;
+                es.password_file = self.es_password_file.clone();
+            }
+        }
+        if self.es_api_key_file.is_some() {
+            if self.es_user.is_none() && self.es_password_file.is_none() {
+                es.username = None;
+                es.password = None;
+                es.password_file = None;
+            }
+            es.api_key = None;
+            es.api_key_file = self.es_api_key_file.clone();
+        }
+        if self.es_ca.is_some() {
+            es.ca_file = self.es_ca.clone();
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -199,6 +297,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Manpages { dir } => manpages(&dir),
+        Command::DeadLetters(DeadLettersCommand::Replay(args)) => replay(*args),
     };
     match result {
         Ok(code) => code,
@@ -275,6 +374,53 @@ fn sync(args: sync_args::SyncArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{report}");
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use dnsenrich::output::replay::{default_refused_path, replay};
+    use dnsenrich::output::{ElasticsearchConfig, OutputConfig};
+    let mut cfg = match &a.config {
+        Some(p) => Config::read(p)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &a.elasticsearch {
+        let mut es = match &cfg.output {
+            OutputConfig::Elasticsearch(es) => es.clone(),
+            OutputConfig::Ndjson(_) => ElasticsearchConfig::default(),
+        };
+        es.url = url.clone();
+        cfg.output = OutputConfig::Elasticsearch(es);
+    }
+    let OutputConfig::Elasticsearch(es) = &mut cfg.output else {
+        anyhow::bail!(
+            "the output is not Elasticsearch: give --elasticsearch URL, or a --config whose \
+             [output] has type = \"elasticsearch\""
+        );
+    };
+    if let Some(index) = &a.index {
+        es.index = Some(index.clone());
+    }
+    a.es.apply(es);
+    let cfg = cfg.check()?;
+    init_logging(&cfg.log);
+    let OutputConfig::Elasticsearch(es) = &cfg.output else {
+        unreachable!("set above")
+    };
+    let refused = a.refused.unwrap_or_else(|| default_refused_path(&a.file));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    let report = rt.block_on(replay(es.clone(), &a.file, &refused))?;
+    eprintln!(
+        "dnsenrich dead-letters replay {}: {report}",
+        a.file.display()
+    );
+    Ok(if report.refused + report.unreadable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -481,6 +627,15 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
             "--index" => es.index = Some(value.clone()),
             "--es-namespace" => es.namespace = value.clone(),
             _ => es.retention = Some(value.clone()),
+        }
+    }
+    if !a.es.is_empty() {
+        match &mut cfg.output {
+            OutputConfig::Elasticsearch(es) => a.es.apply(es),
+            OutputConfig::Ndjson(_) => anyhow::bail!(
+                "--es-user, --es-password-file, --es-api-key-file and --es-ca (or their \
+                 DNSENRICH_ES_* variables) need the Elasticsearch output (--elasticsearch URL)"
+            ),
         }
     }
     Ok(cfg.check()?)
@@ -984,5 +1139,46 @@ mod sync_args {
             let e = cfg(&[]).unwrap_err().to_string();
             assert!(e.contains("no source"), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EsAccessArgs;
+    use dnsenrich::output::{ElasticsearchConfig, Secret};
+
+    #[test]
+    fn credential_flags_replace_the_other_kind_of_credential() {
+        let file = ElasticsearchConfig {
+            username: Some("from-file".into()),
+            password: Some(Secret::new("pw")),
+            api_key_file: Some("/etc/key".into()),
+            ..Default::default()
+        };
+        // The file's user goes with a password file from the command line.
+        let mut es = file.clone();
+        EsAccessArgs {
+            es_password_file: Some("/run/pw".into()),
+            ..Default::default()
+        }
+        .apply(&mut es);
+        assert_eq!(es.username.as_deref(), Some("from-file"));
+        assert!(es.password.is_none() && es.api_key_file.is_none());
+        assert_eq!(es.password_file.as_deref(), Some("/run/pw".as_ref()));
+        // An API key flag drops the user and password.
+        let mut es = file.clone();
+        EsAccessArgs {
+            es_api_key_file: Some("/run/key".into()),
+            es_ca: Some("/run/ca.pem".into()),
+            ..Default::default()
+        }
+        .apply(&mut es);
+        assert!(es.username.is_none() && es.password.is_none());
+        assert_eq!(es.api_key_file.as_deref(), Some("/run/key".as_ref()));
+        assert_eq!(es.ca_file.as_deref(), Some("/run/ca.pem".as_ref()));
+        // No flags: the file as it is.
+        let mut es = file.clone();
+        EsAccessArgs::default().apply(&mut es);
+        assert_eq!(es, file);
     }
 }

@@ -28,7 +28,7 @@ use super::inflight::InFlight;
 use super::memcached::{parse_server, Memcached, MemcachedSettings};
 use super::rules::{default_rules, LookupRule, SourceField, Target};
 use super::stats::EnrichStats;
-use super::store::Store;
+use super::store::{Store, StoreMap};
 use super::{CompiledRule, EnrichStage, Shared};
 use crate::event::Str;
 use crate::indicator::distribution::{address_of, DistributionKind, Placement};
@@ -270,17 +270,23 @@ impl EnrichConfig {
     /// With neither memcached nor indicator files the stage is off: its
     /// enrichers pass batches through untouched (no `misp_src` at all).
     pub fn build(&self) -> Result<EnrichStage, EnrichError> {
+        self.build_with(None)
+    }
+
+    /// [`build`](Self::build), with the indicator files already read into
+    /// `loaded` (by [`crate::config::Config::check`]) instead of read again.
+    pub fn build_with(&self, loaded: Option<Arc<StoreMap>>) -> Result<EnrichStage, EnrichError> {
         let (rules, targets) = self.compile()?;
         if !self.is_enabled() {
             return Ok(EnrichStage::off());
         }
-        let store = if self.ioc_files.is_empty() {
-            None
-        } else {
-            Some(
+        let store = match (self.ioc_files.is_empty(), loaded) {
+            (true, _) => None,
+            (false, Some(map)) => Some(Store::with_map(self.ioc_files.clone(), map)),
+            (false, None) => Some(
                 Store::open(self.ioc_files.clone())
                     .map_err(|e| invalid("enrich.ioc_files", e.to_string()))?,
-            )
+            ),
         };
         let timeout = Duration::from_millis(self.timeout_ms);
         let memcached = if self.memcached.is_empty() {

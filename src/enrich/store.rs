@@ -278,6 +278,14 @@ impl Store {
         })
     }
 
+    /// A store of `files`, already read into `map`.
+    pub fn with_map(files: Vec<PathBuf>, map: Arc<StoreMap>) -> Store {
+        Store {
+            files,
+            map: RwLock::new(map),
+        }
+    }
+
     /// The current map (one per batch: a reload does not change a batch half-way).
     pub fn snapshot(&self) -> Arc<StoreMap> {
         self.map.read().unwrap_or_else(|e| e.into_inner()).clone()

@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod dead_letter;
 pub mod elasticsearch;
 pub mod ndjson;
+pub mod replay;
 
 use std::fmt;
 use std::path::PathBuf;

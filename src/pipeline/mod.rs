@@ -196,7 +196,7 @@ impl Daemon {
     pub fn build(cfg: ValidConfig, ctx: BuildContext) -> Result<Daemon, DaemonError> {
         let signals = Signals::install()?;
         let output = ctx.output(&cfg.output).build()?;
-        let enrich = Arc::new(cfg.enrich.build()?);
+        let enrich = Arc::new(cfg.enrich.build_with(cfg.indicators())?);
         if enrich.is_active() {
             tracing::info!(
                 memcached = ?enrich.memcached_servers(),

@@ -2,6 +2,7 @@
 //! ports, and the real `dnsenrich` binary with its syslog clients.
 
 pub mod daemon;
+pub mod front;
 pub mod limits;
 pub mod memcached;
 pub mod misp;

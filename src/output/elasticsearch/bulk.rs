@@ -116,9 +116,18 @@ pub enum ItemOutcome {
     Duplicate,
     /// 429 or 5xx: not stored this time; send it again.
     Retry { status: u16 },
-    /// Any other status: the server will never take it (a mapping error, a
-    /// missing index). It goes to the dead-letter file with the server's error.
+    /// Any other status: the server will never take it (a mapping error on
+    /// a field of its own). It goes to the dead-letter file with the
+    /// server's error.
     Reject { status: u16, error: Value },
+    /// Refused for a reason that is not the document's but the target's
+    /// ([`Blocked`]): every other document would be refused the same way, so
+    /// it is kept and sent again until the cause is fixed.
+    Blocked {
+        why: Blocked,
+        status: u16,
+        error: Value,
+    },
 }
 
 impl ItemOutcome {
@@ -128,12 +137,136 @@ impl ItemOutcome {
             200..=299 => ItemOutcome::Created,
             409 => ItemOutcome::Duplicate,
             429 | 500..=599 => ItemOutcome::Retry { status },
-            _ => ItemOutcome::Reject {
-                status,
-                error: error.unwrap_or(Value::Null),
-            },
+            _ => {
+                let error = error.unwrap_or(Value::Null);
+                match Blocked::of(status, &error) {
+                    Some(why) => ItemOutcome::Blocked { why, status, error },
+                    None => ItemOutcome::Reject { status, error },
+                }
+            }
         }
     }
+}
+
+/// Fields every document dnsenrich writes carries, with values dnsenrich
+/// makes itself (not copied from a log line). A mapping that refuses one of
+/// them refuses every document, so such a refusal is the mapping's fault,
+/// not the document's.
+pub const EVERY_DOCUMENT_FIELDS: &[&str] = &[
+    "@timestamp",
+    "event",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.dataset",
+    "event.module",
+    "event.created",
+    "ecs",
+    "ecs.version",
+    "data_stream",
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+];
+
+/// Why the target refuses every document, whatever the document holds. Such
+/// documents are not dead-lettered (that would empty the pipeline into the
+/// dead-letter file for as long as the cause lasts) but kept and sent again,
+/// and the cause is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// 401/403: the credential is wrong or lacks a privilege on the target.
+    Credentials,
+    /// `cluster_block_exception`: the index or the cluster is read-only
+    /// (`index.blocks.write`, a flood-stage disk watermark).
+    ReadOnly,
+    /// `index_closed_exception`.
+    Closed,
+    /// The target does not exist and cannot be created
+    /// (`index_not_found_exception`, an invalid name).
+    Missing,
+    /// The mapping refuses a field every document has
+    /// ([`EVERY_DOCUMENT_FIELDS`]).
+    Mapping,
+}
+
+impl Blocked {
+    /// Whether a refusal with `status` and the server's `error` object is
+    /// one of these.
+    pub fn of(status: u16, error: &Value) -> Option<Blocked> {
+        let ty = error.get("type").and_then(Value::as_str).unwrap_or("");
+        match ty {
+            "cluster_block_exception" => return Some(Blocked::ReadOnly),
+            "index_closed_exception" => return Some(Blocked::Closed),
+            "index_not_found_exception" | "invalid_index_name_exception" => {
+                return Some(Blocked::Missing)
+            }
+            "security_exception" => return Some(Blocked::Credentials),
+            _ => {}
+        }
+        if matches!(status, 401 | 403) {
+            return Some(Blocked::Credentials);
+        }
+        let mapping = matches!(
+            ty,
+            "mapper_parsing_exception"
+                | "document_parsing_exception"
+                | "illegal_argument_exception"
+                | "strict_dynamic_mapping_exception"
+        );
+        let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
+        (mapping && field_of(reason).is_some_and(|f| EVERY_DOCUMENT_FIELDS.contains(&f)))
+            .then_some(Blocked::Mapping)
+    }
+
+    /// The label of `dnsenrich_bulk_blocked_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Blocked::Credentials => "credentials",
+            Blocked::ReadOnly => "read_only",
+            Blocked::Closed => "index_closed",
+            Blocked::Missing => "missing_target",
+            Blocked::Mapping => "mapping",
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Blocked::Credentials => {
+                "the credential is rejected or lacks a privilege (create_doc and \
+                 auto_configure on the target); fix username and password_file, or \
+                 api_key_file (--es-user, --es-password-file, --es-api-key-file)"
+            }
+            Blocked::ReadOnly => {
+                "the target is read-only (index.blocks.write, or the disk's flood-stage \
+                 watermark); free disk space or lift the block"
+            }
+            Blocked::Closed => "the target index is closed; open it (POST /<index>/_open)",
+            Blocked::Missing => {
+                "the target does not exist and cannot be created; create it, allow \
+                 auto-creation, or install the index template (install_template = true)"
+            }
+            Blocked::Mapping => {
+                "the target's mapping refuses a field every document has; fix the mapping \
+                 or the index template (or write to a new index)"
+            }
+        }
+    }
+}
+
+/// The field an Elasticsearch mapping error names: `failed to parse field
+/// [x] of type ...`, `mapper [x] cannot be changed ...`, `object mapping for
+/// [x] tried to parse ...`, `mapping set to strict, dynamic introduction of
+/// [x] within [y] is not allowed`.
+fn field_of(reason: &str) -> Option<&str> {
+    for marker in ["field [", "mapper [", "mapping for [", "introduction of ["] {
+        if let Some(at) = reason.find(marker) {
+            let rest = &reason[at + marker.len()..];
+            return rest.find(']').map(|end| &rest[..end]);
+        }
+    }
+    None
 }
 
 /// A 2xx response that cannot be matched to the request.
@@ -346,7 +479,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(out[5], ItemOutcome::Reject { status: 404, .. }));
+        // A missing index refuses every document alike: kept, not dead.
+        assert!(matches!(
+            out[5],
+            ItemOutcome::Blocked {
+                why: Blocked::Missing,
+                status: 404,
+                ..
+            }
+        ));
         assert_eq!(out[6], ItemOutcome::Created);
     }
 
@@ -379,6 +520,42 @@ mod tests {
         assert_eq!(RequestVerdict::from_status(502), RequestVerdict::Retry);
         assert_eq!(RequestVerdict::from_status(400), RequestVerdict::Reject);
         assert_eq!(RequestVerdict::from_status(413), RequestVerdict::Reject);
+    }
+
+    #[test]
+    fn refusals_that_no_document_can_escape_are_told_apart() {
+        use serde_json::json;
+        let item = |status, error: Value| ItemOutcome::from_status(status, Some(error));
+        let blocked = |o: ItemOutcome| match o {
+            ItemOutcome::Blocked { why, .. } => Some(why),
+            _ => None,
+        };
+        // As osmem-server and Elasticsearch answer them.
+        let ro = json!({"type": "cluster_block_exception",
+                        "reason": "index [ro] blocked by: [FORBIDDEN/8/index write (api)];"});
+        assert_eq!(blocked(item(403, ro)), Some(Blocked::ReadOnly));
+        let closed = json!({"type": "index_closed_exception", "reason": "closed"});
+        assert_eq!(blocked(item(400, closed)), Some(Blocked::Closed));
+        let denied = json!({"type": "security_exception",
+                            "reason": "action [indices:data/write/bulk[s]] is unauthorized"});
+        assert_eq!(blocked(item(403, denied)), Some(Blocked::Credentials));
+        let ts = json!({"type": "document_parsing_exception",
+                        "reason": "[1:15] failed to parse field [@timestamp] of type [long] in document"});
+        assert_eq!(blocked(item(400, ts)), Some(Blocked::Mapping));
+        let kind = json!({"type": "illegal_argument_exception",
+                          "reason": "mapper [event.kind] cannot be changed from type [keyword] to [long]"});
+        assert_eq!(blocked(item(400, kind)), Some(Blocked::Mapping));
+        // A field of the document's own: that document only.
+        let ip = json!({"type": "mapper_parsing_exception",
+                        "reason": "failed to parse field [source.ip] of type [ip] in document"});
+        assert!(matches!(
+            item(400, ip),
+            ItemOutcome::Reject { status: 400, .. }
+        ));
+        assert!(matches!(
+            ItemOutcome::from_status(400, None),
+            ItemOutcome::Reject { .. }
+        ));
     }
 
     #[test]

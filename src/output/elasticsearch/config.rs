@@ -7,25 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use elasticsearch::auth::Credentials;
-use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
-use elasticsearch::http::Url;
 use elasticsearch::Elasticsearch;
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::OnceCell;
 
+use super::auth::Access;
 use super::bulk::{self, Backoff};
 use super::install::Templates;
 use super::route::Target;
 use super::{ElasticsearchOutput, Shared};
 use crate::output::dead_letter::DeadLetterFile;
 use crate::output::OutputError;
-
-/// Environment variable read for the password when the config has none.
-pub const ENV_PASSWORD: &str = "DNSENRICH_ES_PASSWORD";
-/// Environment variable read for the API key when the config has none.
-pub const ENV_API_KEY: &str = "DNSENRICH_ES_API_KEY";
 
 /// `[output] type = "elasticsearch"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,9 +244,24 @@ impl ElasticsearchConfig {
         }
     }
 
+    /// Checks everything [`build`](Self::build) checks, reading the secret
+    /// and CA files, without building a client: what `check-config` and
+    /// `run` refuse alike.
+    pub fn validate(&self) -> Result<(), OutputError> {
+        self.access(&|k| std::env::var(k).ok()).map(|_| ())
+    }
+
+    /// The settings checked, and the URL, the credential and the CA read.
+    fn access(&self, env: &impl Fn(&str) -> Option<String>) -> Result<Access, OutputError> {
+        let access = Access::resolve(self, env)?;
+        self.check_values()?;
+        Ok(access)
+    }
+
     /// Checks the settings, reads secret and CA files, and builds the client.
     /// Secrets missing from the config are taken from
-    /// [`ENV_PASSWORD`] / [`ENV_API_KEY`].
+    /// [`ENV_PASSWORD`](super::auth::ENV_PASSWORD) /
+    /// [`ENV_API_KEY`](super::auth::ENV_API_KEY).
     pub fn build(&self) -> Result<ElasticsearchOutput, OutputError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
@@ -262,16 +270,16 @@ impl ElasticsearchConfig {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ElasticsearchOutput, OutputError> {
-        let url = self.checked_url()?;
-        self.check_values()?;
+        let access = self.access(&env)?;
         let timeout = Duration::from_millis(self.request_timeout_ms);
-        let transport = self.transport(url, timeout, &env)?;
+        let transport = self.transport(&access, timeout)?;
 
         let target = self.target();
         Ok(ElasticsearchOutput {
             shared: Arc::new(Shared {
                 client: Elasticsearch::new(transport),
-                url: self.url.clone(),
+                url: access.url.clone(),
+                auth: access.auth,
                 target,
                 retention: self.retention.clone(),
                 gzip: self.gzip,
@@ -341,139 +349,31 @@ impl ElasticsearchConfig {
     }
 
     /// The HTTP transport: the node, its timeout, the credentials and the CA.
-    fn transport(
-        &self,
-        url: Url,
-        timeout: Duration,
-        env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Transport, OutputError> {
-        let mut builder =
-            TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(timeout);
-        if let Some(creds) = self.credentials(env)? {
-            builder = builder.auth(creds);
-        }
-        if let Some(ca) = &self.ca_file {
-            let pem = std::fs::read(ca).map_err(|source| OutputError::Io {
-                what: "cannot read the CA file",
-                path: ca.clone(),
-                source,
-            })?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| OutputError::config("ca_file", format!("{}: {e}", ca.display())))?;
-            builder = builder.cert_validation(CertificateValidation::Full(cert));
-        }
-        builder
+    fn transport(&self, access: &Access, timeout: Duration) -> Result<Transport, OutputError> {
+        let builder = TransportBuilder::new(SingleNodeConnectionPool::new(access.url.clone()))
+            .timeout(timeout);
+        access
+            .apply(builder)
             .build()
             .map_err(|e| OutputError::config("url", e.to_string()))
-    }
-
-    fn checked_url(&self) -> Result<Url, OutputError> {
-        let url = Url::parse(&self.url)
-            .map_err(|e| OutputError::config("url", format!("`{}`: {e}", self.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(OutputError::config(
-                "url",
-                "must start with http:// or https://",
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(OutputError::config(
-                "url",
-                "must not hold credentials (they would show in logs); \
-                 use username/password or api_key",
-            ));
-        }
-        Ok(url)
-    }
-
-    /// Basic auth, an API key, or nothing. A value in the config (or its
-    /// `_file`) wins over the environment; setting both forms of one secret,
-    /// or a password and an API key, is refused.
-    fn credentials(
-        &self,
-        env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Credentials>, OutputError> {
-        let password = secret(
-            ("password", &self.password),
-            ("password_file", &self.password_file),
-        )?;
-        let api_key = secret(
-            ("api_key", &self.api_key),
-            ("api_key_file", &self.api_key_file),
-        )?;
-        match (&self.username, password, api_key) {
-            (Some(_), _, Some(_)) => Err(OutputError::config(
-                "api_key",
-                "set either username/password or api_key, not both",
-            )),
-            (None, Some(_), _) => Err(OutputError::config(
-                "username",
-                "a password is set but no username",
-            )),
-            (Some(user), password, None) => {
-                let password = password
-                    .or_else(|| env(ENV_PASSWORD).filter(|p| !p.is_empty()).map(Secret))
-                    .ok_or_else(|| {
-                        OutputError::config(
-                            "password",
-                            format!(
-                                "username is set but no password \
-                                 (password, password_file or {ENV_PASSWORD})"
-                            ),
-                        )
-                    })?;
-                Ok(Some(Credentials::Basic(user.clone(), password.0)))
-            }
-            (None, None, key) => {
-                let Some(key) =
-                    key.or_else(|| env(ENV_API_KEY).filter(|k| !k.is_empty()).map(Secret))
-                else {
-                    return Ok(None);
-                };
-                Ok(Some(match key.0.split_once(':') {
-                    Some((id, k)) => Credentials::ApiKey(id.to_owned(), k.to_owned()),
-                    None => Credentials::EncodedApiKey(key.0),
-                }))
-            }
-        }
-    }
-}
-
-/// One secret given inline or as a file (trailing whitespace trimmed).
-fn secret(
-    inline: (&'static str, &Option<Secret>),
-    file: (&'static str, &Option<PathBuf>),
-) -> Result<Option<Secret>, OutputError> {
-    match (inline.1, file.1) {
-        (Some(_), Some(_)) => Err(OutputError::config(
-            file.0,
-            format!("set {} or {}, not both", inline.0, file.0),
-        )),
-        (Some(s), None) if s.0.is_empty() => Err(OutputError::config(inline.0, "is empty")),
-        (Some(s), None) => Ok(Some(s.clone())),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|source| OutputError::Io {
-                what: "cannot read",
-                path: path.clone(),
-                source,
-            })?;
-            let s = text.trim_end();
-            if s.is_empty() {
-                return Err(OutputError::config(
-                    file.0,
-                    format!("{} is empty", path.display()),
-                ));
-            }
-            Ok(Some(Secret(s.to_owned())))
-        }
-        (None, None) => Ok(None),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use elasticsearch::auth::Credentials;
 
+    use super::super::auth::{ENV_API_KEY, ENV_PASSWORD};
     use super::*;
+
+    impl ElasticsearchConfig {
+        fn credentials(
+            &self,
+            env: &impl Fn(&str) -> Option<String>,
+        ) -> Result<Option<Credentials>, OutputError> {
+            Access::resolve(self, env).map(|a| a.auth.credentials())
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

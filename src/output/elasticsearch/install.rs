@@ -452,7 +452,12 @@ async fn call(
         res.as_ref().is_ok_and(|r| r.status_code().as_u16() < 500),
         Ordering::Relaxed,
     );
-    let resp = res.map_err(|e| Problem::Retry(with_causes(&e)))?;
+    let resp = res.map_err(|e| {
+        Problem::Retry(super::auth::explain_transport(
+            &with_causes(&e),
+            &shared.url,
+        ))
+    })?;
     let status = resp.status_code().as_u16();
     let bytes = resp
         .bytes()

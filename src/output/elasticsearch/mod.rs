@@ -9,7 +9,10 @@
 //!                                       POST /_bulk ◄── retry with backoff + jitter
 //!                                        │
 //!             per item: 2xx stored · 409 already stored · 429/5xx resend that item
+//!                       · refused for the target's reason (credentials, read-only
+//!                         or closed index, a field every document has) → resend
 //!                       · other 4xx → dead-letter file with the server's reason
+//!             whole request: 413 → two halves, each settled on its own
 //!                                        │
 //!                     every item settled ─► the acks of the job's batches fire
 //! ```
@@ -29,14 +32,16 @@
 //! installed before the first bulk request of their dataset, and retried the
 //! same way if the server is not up yet.
 //!
-//! The parts: `config` (the settings, their checks, the credentials and
-//! `build`), `job` (a bulk request's body, ids and acks), `settle` (an
+//! The parts: `config` (the settings, their checks and `build`), `auth`
+//! (the credentials, the CA, the URL checks and what connection errors
+//! mean), `job` (a bulk request's body, ids and acks), `settle` (an
 //! answer's meaning and the retry loop, and the metrics), [`bulk`] (the
 //! `_bulk` wire format and decision tables), [`route`] (where a document
 //! goes), [`template`] (the template bodies), `server` (what `GET /` says)
 //! and `install` (the start-up check and the template installs). This file
 //! gathers batches into jobs and hands them to slots.
 
+mod auth;
 pub mod bulk;
 mod config;
 mod install;
@@ -53,10 +58,14 @@ use elasticsearch::Elasticsearch;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
+pub use self::auth::{
+    mask_url, mask_urls_in, Auth, ENV_API_KEY, ENV_API_KEY_FILE, ENV_CA, ENV_PASSWORD,
+    ENV_PASSWORD_FILE, ENV_USER,
+};
 use self::bulk::Backoff;
 pub use self::config::{
     validate_data_stream_name, validate_dataset, validate_index_name, validate_namespace,
-    validate_retention, ElasticsearchConfig, RetryConfig, Secret, ENV_API_KEY, ENV_PASSWORD,
+    validate_retention, ElasticsearchConfig, RetryConfig, Secret,
 };
 use self::install::{Setup, Templates};
 use self::job::BulkJob;
@@ -69,7 +78,9 @@ use crate::pipeline::EncodedReceiver;
 /// What every bulk task needs.
 struct Shared {
     client: Elasticsearch,
-    url: String,
+    url: elasticsearch::http::Url,
+    /// The credential every request carries, named in refusals.
+    auth: Auth,
     target: Target,
     /// `retention`: a data stream lifecycle instead of the `logs` ILM policy.
     retention: Option<String>,
@@ -98,7 +109,8 @@ impl std::fmt::Debug for ElasticsearchOutput {
     // By hand: the client holds the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchOutput")
-            .field("url", &self.shared.url)
+            .field("url", &self.shared.url.as_str())
+            .field("auth", &self.shared.auth)
             .field("target", &self.shared.target)
             .field("flush_bytes", &self.flush_bytes)
             .field("max_in_flight", &self.max_in_flight)
@@ -129,6 +141,7 @@ impl ElasticsearchOutput {
         let mut ids = self.ids;
         tracing::info!(
             url = %shared.url,
+            credential = %shared.auth.describe(),
             target = %shared.target.describe(),
             mode = if shared.target.is_data_stream() { "data stream" } else { "index" },
             "sending events to Elasticsearch"

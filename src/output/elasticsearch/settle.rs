@@ -7,6 +7,7 @@
 //! dead letters and counts. Every bulk metric is emitted from [`emit`], next
 //! to [`describe_metrics`], so their names are spelled in one place.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,8 @@ use elasticsearch::http::Method;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::bulk::{self, Backoff, ItemOutcome, RequestVerdict, ResponseError};
+use super::auth::explain_transport;
+use super::bulk::{self, Backoff, Blocked, ItemOutcome, RequestVerdict, ResponseError};
 use super::install::ready_for;
 use super::job::{BulkJob, Item};
 use super::route::Target;
@@ -27,15 +29,19 @@ use crate::output::OutputStats;
 /// Why a bulk request got no item-by-item answer.
 #[derive(Debug)]
 pub(super) enum Failure {
-    Transport(elasticsearch::Error),
-    Status { status: u16, error: Value },
+    /// No answer: the error and its causes, with what to do about it.
+    Transport(String),
+    Status {
+        status: u16,
+        error: Value,
+    },
     Invalid(ResponseError),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Transport(e) => f.write_str(&with_causes(e)),
+            Failure::Transport(e) => f.write_str(e),
             Failure::Status { status, error } => write!(f, "HTTP {status}: {}", reason(error)),
             Failure::Invalid(e) => write!(f, "{e}"),
         }
@@ -80,8 +86,20 @@ pub(super) struct Round {
     retry: Vec<Item>,
     /// Refused for good, each with the server's status and reason.
     dead: Vec<Refused>,
+    /// Of `retry`, how many were refused for a reason of the target's, and
+    /// the first such refusal: they wait for the cause to be fixed.
+    blocked: usize,
+    block: Option<Block>,
     /// What the request came to as a whole.
     request: Request,
+}
+
+/// A refusal every document of the target meets, whatever it holds.
+#[derive(Debug)]
+struct Block {
+    why: Blocked,
+    status: u16,
+    error: Value,
 }
 
 /// A document the server will never take.
@@ -98,21 +116,30 @@ enum Request {
     /// Answered item by item.
     #[default]
     Answered,
-    /// Refused as a whole for good (a 4xx other than 401, 403, 408, 429):
-    /// every document is dead.
+    /// Refused as a whole for good (a 4xx other than 401, 403, 408, 429,
+    /// for a reason of the request's own): every document is dead.
     Refused { status: u16, error: Value },
     /// Failed as a whole (no connection, a timeout, 408, 429, 5xx, an
     /// unreadable answer): every document is sent again.
     Failed(Failure),
-    /// The credentials or their privileges were rejected: every document is
-    /// sent again, at the longest delay.
-    Credentials(Failure),
+    /// Refused as a whole for a reason of the target's ([`Blocked`]: the
+    /// credentials, a read-only or closed index): every document is sent
+    /// again; after rejected credentials at the longest delay.
+    Blocked(Blocked, Failure),
 }
 
 impl Round {
     /// The request failed as a whole and nothing is known of its items.
     fn failed(&self) -> bool {
-        matches!(self.request, Request::Failed(_) | Request::Credentials(_))
+        matches!(self.request, Request::Failed(_) | Request::Blocked(..))
+    }
+
+    /// Why the target refuses every document, if it does.
+    fn blocked_by(&self) -> Option<Blocked> {
+        match &self.request {
+            Request::Blocked(why, _) => Some(*why),
+            _ => self.block.as_ref().map(|b| b.why),
+        }
     }
 }
 
@@ -120,7 +147,47 @@ impl Round {
 pub(super) fn classify(answer: Result<Vec<ItemOutcome>, Failure>, sent: &[Item]) -> Round {
     let outcomes = match answer {
         Ok(outcomes) => outcomes,
-        Err(Failure::Status { status, error })
+        Err(failure) => return classify_failure(failure, sent),
+    };
+    // The response was checked to hold one item per document sent. Counted
+    // here and reported once per request: a metrics lookup per document
+    // would cost more than the bookkeeping.
+    let mut round = Round::default();
+    for (outcome, &item) in outcomes.into_iter().zip(sent) {
+        match outcome {
+            ItemOutcome::Created => round.created += 1,
+            ItemOutcome::Duplicate => round.duplicates += 1,
+            ItemOutcome::Retry { .. } => round.retry.push(item),
+            ItemOutcome::Blocked { why, status, error } => {
+                round.retry.push(item);
+                round.blocked += 1;
+                round.block.get_or_insert(Block { why, status, error });
+            }
+            ItemOutcome::Reject { status, error } => round.dead.push(Refused {
+                item,
+                status,
+                error,
+            }),
+        }
+    }
+    round
+}
+
+/// A request that got no item-by-item answer.
+fn classify_failure(failure: Failure, sent: &[Item]) -> Round {
+    let blocked = match &failure {
+        Failure::Status { status, error } => match RequestVerdict::from_status(*status) {
+            RequestVerdict::Credentials => {
+                Some(Blocked::of(*status, error).unwrap_or(Blocked::Credentials))
+            }
+            RequestVerdict::Reject => Blocked::of(*status, error),
+            RequestVerdict::Retry => None,
+        },
+        _ => None,
+    };
+    let request = match (blocked, failure) {
+        (Some(why), failure) => Request::Blocked(why, failure),
+        (None, Failure::Status { status, error })
             if RequestVerdict::from_status(status) == RequestVerdict::Reject =>
         {
             let dead = sent
@@ -137,75 +204,89 @@ pub(super) fn classify(answer: Result<Vec<ItemOutcome>, Failure>, sent: &[Item])
                 ..Round::default()
             };
         }
-        Err(failure) => {
-            let credentials = matches!(&failure, Failure::Status { status, .. }
-                if RequestVerdict::from_status(*status) == RequestVerdict::Credentials);
-            return Round {
-                retry: sent.to_vec(),
-                request: if credentials {
-                    Request::Credentials(failure)
-                } else {
-                    Request::Failed(failure)
-                },
-                ..Round::default()
-            };
-        }
+        (None, failure) => Request::Failed(failure),
     };
-    // The response was checked to hold one item per document sent. Counted
-    // here and reported once per request: a metrics lookup per document
-    // would cost more than the bookkeeping.
-    let mut round = Round::default();
-    for (outcome, &item) in outcomes.into_iter().zip(sent) {
-        match outcome {
-            ItemOutcome::Created => round.created += 1,
-            ItemOutcome::Duplicate => round.duplicates += 1,
-            ItemOutcome::Retry { .. } => round.retry.push(item),
-            ItemOutcome::Reject { status, error } => round.dead.push(Refused {
-                item,
-                status,
-                error,
-            }),
-        }
+    Round {
+        retry: sent.to_vec(),
+        request,
+        ..Round::default()
     }
-    round
+}
+
+/// Whether an answer is `413 Request Entity Too Large` to a request of
+/// several documents, which smaller requests can get through.
+fn too_large(answer: &Result<Vec<ItemOutcome>, Failure>, docs: usize) -> bool {
+    matches!(answer, Err(Failure::Status { status: 413, .. })) && docs > 1
 }
 
 /// Sends one bulk job until every document is stored, already stored, or
 /// dead-lettered, then fires the acks of its batches.
 pub(super) async fn settle(shared: Arc<Shared>, mut job: BulkJob, _slot: OwnedSemaphorePermit) {
     let _in_flight = InFlight::enter();
-    let mut pending = job.items();
+    let pending = job.items();
     if pending.is_empty() {
         shared.stats.ack_all(job.take_acks());
         return;
     }
     ready_for(&shared, &job.datasets).await;
     // The first request sends the job's body as built; only a retry of some
-    // items needs a body of its own.
+    // items, or a half of a request too large, needs a body of its own.
     let source = job.seal();
-    let mut body = source.clone();
+    let mut parts = VecDeque::from([(pending, source.clone())]);
+    while let Some((items, body)) = parts.pop_front() {
+        // `&mut`: a job is not `Sync` (its acks are not), and a shared
+        // borrow would have to be to live across the awaits.
+        if let Some((first, second)) = settle_part(&shared, &mut job, &source, items, body).await {
+            let (b1, b2) = (job.body(&source, &first), job.body(&source, &second));
+            parts.push_front((second, b2));
+            parts.push_front((first, b1));
+        }
+    }
+    shared.stats.ack_all(job.take_acks());
+}
+
+/// Sends the documents `pending` of a job until each is settled; or, when
+/// the server answers that the request is too large, returns them in two
+/// halves to be sent one after the other.
+async fn settle_part(
+    shared: &Shared,
+    job: &mut BulkJob,
+    source: &[u8],
+    mut pending: Vec<Item>,
+    mut body: Bytes,
+) -> Option<(Vec<Item>, Vec<Item>)> {
     let mut attempts = Attempts::default();
     loop {
-        let answer = send_bulk(&shared, body.clone(), pending.len()).await;
+        let answer = send_bulk(shared, body.clone(), pending.len()).await;
+        if too_large(&answer, pending.len()) {
+            tracing::warn!(
+                target = %shared.target.describe(),
+                documents = pending.len(),
+                bytes = body.len(),
+                "Elasticsearch (or a proxy before it) refused a bulk request as too large \
+                 (413); sending it in two halves (lower flush_bytes to avoid this)"
+            );
+            let second = pending.split_off(pending.len() / 2);
+            return Some((pending, second));
+        }
         let round = classify(answer, &pending);
         count(&shared.stats, &round);
         let (attempt, delay) = attempts.next(&round, shared.backoff);
-        log_round(&shared, &round, pending.len(), attempt, delay);
+        log_round(shared, &round, pending.len(), attempt, delay);
         if !round.dead.is_empty() {
-            let lines = dead_letter_lines(&job, &source, &shared.target, &round.dead);
-            write_dead_letters(&shared, &lines, round.dead.len()).await;
+            let lines = dead_letter_lines(job, source, &shared.target, &round.dead);
+            write_dead_letters(shared, &lines, round.dead.len()).await;
         }
         if round.retry.is_empty() {
-            break;
+            return None;
         }
         tokio::time::sleep(delay).await;
         // After a failed request the same body goes again.
         if !round.failed() {
             pending = round.retry;
-            body = job.body(&source, &pending);
+            body = job.body(source, &pending);
         }
     }
-    shared.stats.ack_all(job.take_acks());
 }
 
 /// The retries of one job so far. Failed requests and rounds of refused items
@@ -235,9 +316,13 @@ impl Attempts {
                 self.request += 1;
                 (self.request, backoff.delay(self.request))
             }
-            Request::Credentials(_) => {
+            Request::Blocked(Blocked::Credentials, _) => {
                 self.request += 1;
                 (self.request, backoff.max)
+            }
+            Request::Blocked(..) => {
+                self.request += 1;
+                (self.request, backoff.delay(self.request))
             }
         }
     }
@@ -260,6 +345,22 @@ fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: D
     let target = shared.target.describe();
     let retry_in_ms = delay.as_millis() as u64;
     match &round.request {
+        Request::Answered if round.block.is_some() => {
+            let Some(b) = &round.block else { return };
+            tracing::error!(
+                target = %target,
+                blocked = round.blocked,
+                of = sent,
+                status = b.status,
+                reason = %reason(&b.error),
+                credential = %shared.auth.describe(),
+                attempt,
+                retry_in_ms,
+                "Elasticsearch refuses documents for a reason that is not theirs: {}; they \
+                 are kept and sent again until that is fixed (not dead-lettered)",
+                b.why.advice()
+            )
+        }
         Request::Answered if !round.retry.is_empty() => tracing::warn!(
             target = %target,
             refused = round.retry.len(),
@@ -276,13 +377,16 @@ fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: D
             documents = sent,
             "Elasticsearch refused a whole bulk request; its documents go to the dead-letter file"
         ),
-        Request::Credentials(failure) => tracing::error!(
+        Request::Blocked(why, failure) => tracing::error!(
             target = %target,
             attempt,
             retry_in_ms,
+            documents = sent,
+            credential = %shared.auth.describe(),
             error = %failure,
-            "Elasticsearch rejected the credentials or their privileges; \
-             check username/password or api_key (events are kept and retried)"
+            "Elasticsearch refused a whole bulk request: {}; its documents are kept and \
+             sent again until that is fixed",
+            why.advice()
         ),
         Request::Failed(failure) => tracing::warn!(
             target = %target,
@@ -357,7 +461,8 @@ fn emit(m: Metric<'_>) {
                 for (status, n) in [
                     ("created", round.created),
                     ("duplicate", round.duplicates),
-                    ("retried", round.retry.len()),
+                    ("retried", round.retry.len() - round.blocked),
+                    ("blocked", round.blocked),
                     ("dead_letter", round.dead.len()),
                 ] {
                     if n > 0 {
@@ -368,6 +473,10 @@ fn emit(m: Metric<'_>) {
             }
             if !round.retry.is_empty() {
                 metrics::counter!("dnsenrich_bulk_retries_total").increment(1);
+            }
+            if let Some(why) = round.blocked_by() {
+                metrics::counter!("dnsenrich_bulk_blocked_total", "reason" => why.label())
+                    .increment(1);
             }
         }
         Metric::DeadLetters(n) => {
@@ -397,7 +506,13 @@ pub(super) fn describe_metrics() {
     );
     describe_counter!(
         "dnsenrich_bulk_items_total",
-        "Bulk items by outcome (created, duplicate, retried, dead_letter)"
+        "Bulk items by outcome (created, duplicate, retried, blocked, dead_letter)"
+    );
+    describe_counter!(
+        "dnsenrich_bulk_blocked_total",
+        "Bulk requests whose documents the target refused for a reason of its own, by \
+         reason (credentials, read_only, index_closed, missing_target, mapping); the \
+         documents are kept and sent again"
     );
     describe_counter!(
         "dnsenrich_bulk_retries_total",
@@ -483,6 +598,10 @@ pub(super) async fn send_bulk(
     result
 }
 
+fn transport(shared: &Shared, e: &elasticsearch::Error) -> Failure {
+    Failure::Transport(explain_transport(&with_causes(e), &shared.url))
+}
+
 async fn request(
     shared: &Shared,
     headers: HeaderMap,
@@ -500,9 +619,9 @@ async fn request(
             Some(shared.timeout),
         )
         .await
-        .map_err(Failure::Transport)?;
+        .map_err(|e| transport(shared, &e))?;
     let status = resp.status_code();
-    let bytes = resp.bytes().await.map_err(Failure::Transport)?;
+    let bytes = resp.bytes().await.map_err(|e| transport(shared, &e))?;
     if !status.is_success() {
         return Err(Failure::Status {
             status: status.as_u16(),
@@ -595,10 +714,52 @@ mod tests {
         assert_eq!(round.retry, SENT);
         for code in [401, 403] {
             let round = classify(status(code, json!({"type": "security_exception"})), &SENT);
-            assert!(matches!(round.request, Request::Credentials(_)), "{code}");
+            assert!(
+                matches!(round.request, Request::Blocked(Blocked::Credentials, _)),
+                "{code}"
+            );
             assert_eq!(round.retry, SENT, "{code}");
             assert!(round.dead.is_empty(), "{code}");
         }
+    }
+
+    #[test]
+    fn refusals_of_the_targets_keep_the_documents_instead_of_dead_lettering_them() {
+        let ro = json!({"type": "cluster_block_exception", "reason": "blocked by: [FORBIDDEN/8/index write (api)];"});
+        let own = json!({"type": "mapper_parsing_exception",
+                         "reason": "failed to parse field [source.ip] of type [ip]"});
+        let outcomes = vec![
+            ItemOutcome::Created,
+            ItemOutcome::from_status(403, Some(ro.clone())),
+            ItemOutcome::from_status(400, Some(own)),
+            ItemOutcome::from_status(403, Some(ro.clone())),
+        ];
+        let round = classify(Ok(outcomes), &SENT[..4]);
+        assert_eq!(round.retry, [(0, 1), (1, 0)]);
+        assert_eq!(round.blocked, 2);
+        assert_eq!(round.blocked_by(), Some(Blocked::ReadOnly));
+        assert_eq!(round.dead.len(), 1);
+        assert_eq!(round.dead[0].item, (0, 2));
+        assert!(!round.failed());
+
+        // The same reasons as a whole-request answer: every document again.
+        let closed = json!({"type": "index_closed_exception", "reason": "closed"});
+        let round = classify(status(400, closed), &SENT);
+        assert!(matches!(
+            round.request,
+            Request::Blocked(Blocked::Closed, _)
+        ));
+        assert_eq!(round.retry, SENT);
+        assert!(round.dead.is_empty());
+        let round = classify(status(403, ro), &SENT);
+        assert!(matches!(
+            round.request,
+            Request::Blocked(Blocked::ReadOnly, _)
+        ));
+        // A 413 is split by the caller; a single document too large is dead.
+        assert!(too_large(&status(413, Value::Null), 2));
+        assert!(!too_large(&status(413, Value::Null), 1));
+        assert_eq!(classify(status(413, Value::Null), &SENT[..1]).dead.len(), 1);
     }
 
     #[test]
