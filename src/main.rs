@@ -88,6 +88,10 @@ struct RunArgs {
     /// Listen for syslog over TLS (repeatable); needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     listen_tls: Vec<std::net::SocketAddr>,
+    /// Listen for RELP from rsyslog's omrelp (repeatable; replaces the
+    /// configured list); each message is answered once it is stored.
+    #[arg(long, value_name = "ADDR")]
+    listen_relp: Vec<std::net::SocketAddr>,
     /// TLS certificate chain (PEM).
     #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -340,6 +344,9 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     if !a.listen_tls.is_empty() {
         cfg.input.tls.listen = a.listen_tls.clone();
     }
+    if !a.listen_relp.is_empty() {
+        cfg.input.relp.listen = a.listen_relp.clone();
+    }
     if let Some(c) = &a.tls_cert {
         cfg.input.tls.cert = c.clone();
     }
@@ -488,6 +495,10 @@ fn announce(d: &Daemon) {
     }
     if let Some(t) = &inputs.tls {
         parts.extend(t.local_addrs().iter().map(|a| format!("tls://{a}")));
+    }
+    if let Some(r) = &inputs.relp {
+        let scheme = if r.is_tls() { "relp+tls" } else { "relp" };
+        parts.extend(r.local_addrs().iter().map(|a| format!("{scheme}://{a}")));
     }
     let hint = inputs
         .udp
