@@ -18,9 +18,11 @@
 //! a non-200 answer destroys the send buffer), whereas a session that ends
 //! with commands unanswered has them resent on the next one.
 //!
-//! Back-pressure: handing a batch on waits while the pipeline is full, and
-//! the client stops by itself once its window of unanswered commands is
-//! full. How a session ends, and what the client sees:
+//! Back-pressure: handing a batch on waits while the pipeline is full, the
+//! client stops by itself once its own window of unanswered commands is
+//! full, and a session with `window` commands unanswered is not read until
+//! answers go out (a client with a larger window is slowed, not dropped).
+//! How a session ends, and what the client sees:
 //!
 //! | end                                   | sent last           |
 //! |---------------------------------------|---------------------|
@@ -50,6 +52,11 @@ use crate::pipeline::{Ack, FrameBatch, FrameSender, InputKind};
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 16 * 1024;
+
+/// The shortest `syslog` frame (`2 syslog 0` LF): one read holds at most
+/// `READ_BUFFER / MIN_SYSLOG_FRAME` commands, which bounds how far past the
+/// window a session can get before it stops reading.
+const MIN_SYSLOG_FRAME: usize = 11;
 
 /// A client that does not read its answers for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,7 +232,9 @@ impl<'a> Session<'a> {
         Session {
             settings,
             decoder: RelpDecoder::new(settings.max_data),
-            session: RelpSession::new(settings.window),
+            // Reading stops at the window; one read's worth more is
+            // tolerated, anything beyond is a client ignoring the answers.
+            session: RelpSession::new(settings.window + READ_BUFFER / MIN_SYSLOG_FRAME + 1),
             outbox,
             settled,
             in_flight: 0,
@@ -257,6 +266,9 @@ impl<'a> Session<'a> {
             // Idle only while no answer is owed: waiting on the output is
             // not the client's idleness.
             let may_idle = idle_deadline.is_some() && self.session.unacked() == 0;
+            // Back-pressure at the window: a client with more unanswered
+            // commands is not read until answers go out.
+            let may_read = self.session.unacked() < self.settings.window;
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => return End::Shutdown,
@@ -283,7 +295,7 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(idle_deadline.unwrap_or(far)), if may_idle => {
                     return End::Idle;
                 }
-                read = stream.read(&mut buf) => match read {
+                read = stream.read(&mut buf), if may_read => match read {
                     Ok(0) => return End::Eof,
                     Ok(n) => {
                         self.link.touch();

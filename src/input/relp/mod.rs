@@ -58,8 +58,9 @@ pub struct RelpConfig {
     /// The largest message (RELP DATALEN) taken; a longer one ends the
     /// session, as librelp's server does by default (`oversizeMode` abort).
     pub max_frame: usize,
-    /// Most commands a client may have unanswered; more end the session.
-    /// librelp's client sends at most 128 (`omrelp` `windowSize`).
+    /// Most commands a session may have unanswered before it is no longer
+    /// read until answers go out (back-pressure). librelp's client keeps at
+    /// most its `windowSize` (omrelp's setting, 128 by default) unanswered.
     pub window: usize,
     /// Most connections open at once, over all addresses; at the limit a new
     /// connection evicts the one that has been idle longest.
