@@ -491,3 +491,56 @@ fn rsyslog_through_an_elasticsearch_outage_with_the_disk_buffer() {
         .collect();
     assert_eq!(stored, names(0..N));
 }
+
+#[test]
+fn rsyslog_omrelp_over_tls_delivers_every_message() {
+    let pki = common::pki::Pki::server();
+    // librelp offers only anonymous TLS unless it has a certificate of its own.
+    pki.leaf("ca", "client", "pihole", "extendedKeyUsage=clientAuth\n");
+    let state = tempfile::tempdir().unwrap();
+    let out = state.path().join("events.ndjson");
+    let tls = format!(
+        "[input.relp]\ncert = {}\nkey = {}\n",
+        toml::Value::String(pki.path("server.pem").display().to_string()),
+        toml::Value::String(pki.path("server.key").display().to_string()),
+    );
+    let d = relp_daemon(state.path(), "127.0.0.1:0", &tls)
+        .ndjson_file(&out)
+        .start();
+    assert!(
+        d.announced.as_deref().unwrap_or("").contains("relp+tls://"),
+        "{:?}",
+        d.announced
+    );
+    let log = state.path().join("pihole.log");
+    append_log(&log, 0..0);
+    // The shipped snippet with TLS on, checking the server's name.
+    let config = pihole_snippet(&log, d.relp()).replace(
+        "WindowSize=\"1024\"",
+        &format!(
+            "WindowSize=\"1024\" tls=\"on\" tls.caCert=\"{}\" tls.myCert=\"{}\" tls.myPrivKey=\"{}\" tls.authMode=\"name\" tls.permittedPeer=[\"localhost\"]",
+            pki.path("ca.pem").display(),
+            pki.path("client.pem").display(),
+            pki.path("client.key").display(),
+        ),
+    );
+    let r = Rsyslog::start(&config);
+    const N: usize = 500;
+    append_log(&log, 0..N);
+    let deadline = std::time::Instant::now() + WAIT;
+    while names_in(&common::daemon::read_events(&out)).1 < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every message arrived over TLS; rsyslog:\n{}\ndnsenrich:\n{}",
+            r.log(),
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        names_in(&common::daemon::read_events(&out)).0,
+        names(0..N),
+        "rsyslog log:\n{}",
+        r.log()
+    );
+}
