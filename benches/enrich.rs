@@ -214,6 +214,7 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
         zone: "UTC".parse().unwrap(),
         max_line: DEFAULT_MAX_LINE,
         keep_original: false,
+        tally: Arc::default(),
     };
     let frames: Vec<FrameBatch> = lines
         .chunks(BATCH)

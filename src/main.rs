@@ -472,6 +472,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             truncated = p.truncated,
             invalid_utf8 = p.invalid_utf8,
             empty = p.empty,
+            lost = report.abandoned.lost,
+            reread_from_files = report.abandoned.reread,
+            resent_by_relp = report.abandoned.resent,
             output = %report.output,
             "stopped"
         );

@@ -18,6 +18,7 @@ use crate::decode::{DecodeStats, LineDecoder};
 use crate::enrich::Enricher;
 use crate::event::Str;
 use crate::grammar::GrammarSet;
+use crate::pipeline::tally::Tally;
 use crate::pipeline::{EncodedBatch, EventBatch, FrameBatch};
 use crate::syslog::Zone;
 
@@ -29,6 +30,8 @@ pub struct ParseSettings {
     pub max_line: usize,
     /// Keep the raw line in `event.original` on every event.
     pub keep_original: bool,
+    /// Where the workers count what they hold and what they parsed.
+    pub tally: Arc<Tally>,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -42,6 +45,7 @@ pub fn spawn_parsers(
     (0..n.max(1))
         .map(|i| {
             let (rx, tx) = (rx.clone(), tx.clone());
+            let tally = settings.tally.clone();
             let mut decoder = LineDecoder::new(
                 settings.grammars.clone(),
                 settings.zone.clone(),
@@ -53,8 +57,9 @@ pub fn spawn_parsers(
                 .spawn(move || {
                     let mut reported = DecodeStats::default();
                     while let Ok(batch) = rx.recv() {
-                        let out = parse_batch(&mut decoder, batch);
+                        let out = parse_batch(&mut decoder, tally.track(batch));
                         report_parse_metrics(&decoder.stats, &mut reported);
+                        tally.note_parsed(i, &decoder.stats);
                         if tx.send(out).is_err() {
                             break;
                         }
@@ -175,6 +180,7 @@ mod tests {
             zone: Zone::Local,
             max_line: 1024,
             keep_original: false,
+            tally: Arc::default(),
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);
