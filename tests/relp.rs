@@ -468,12 +468,17 @@ fn rsyslog_through_an_elasticsearch_outage_with_the_disk_buffer() {
     append_log(&log, 0..0);
     let r = Rsyslog::start(&pihole_snippet(&log, d.relp()));
     const N: usize = 2000;
+    let started = std::time::Instant::now();
     append_log(&log, 0..N);
     // Elasticsearch is down: every message is still answered, from the buffer.
     wait_until(
         "every message is answered from the disk buffer",
         WAIT,
         || d.metric("dnsenrich_relp_messages_acknowledged_total") >= Some(N as f64),
+    );
+    eprintln!(
+        "{N} messages answered from the buffer in {:?}",
+        started.elapsed()
     );
     wait_until("the buffer holds every message", WAIT, || {
         d.metric("dnsenrich_buffer_documents") >= Some(N as f64)
