@@ -215,6 +215,7 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
         max_line: DEFAULT_MAX_LINE,
         keep_original: false,
         data_stream: None,
+        tally: Arc::default(),
     };
     let frames: Vec<FrameBatch> = lines
         .chunks(BATCH)

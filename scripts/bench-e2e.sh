@@ -13,6 +13,11 @@
 #   b    TCP octet-counted -> dnsenrich -> Elasticsearch _bulk -> examples/bulk_sink
 #   b1m  as b, with the output's flush_bytes at 1 MiB instead of the default 5 MiB
 #   bid  as b, with document_ids = true (an _id per document, kept across retries)
+#   bdisk as b, through the disk buffer ([buffer] type = "disk"): compare its
+#        CPU/event with (b)'s at the same offered load
+#   drain the disk buffer filled with DRAIN_LINES while the sink is down (CPU/event
+#        of the fill, disk bytes per event), then the sink starts: documents/s
+#        from the buffer into _bulk
 #   c    UDP at a fixed offered rate (UDP_RATE lines/s for UDP_SECS s) -> NDJSON /dev/null
 #   d    loggen (syslog-ng-core) over TCP -> dnsenrich -> NDJSON /dev/null
 #   e    TCP at a modest rate -> dnsenrich -> osmem-server; reads back _count and a hit
@@ -46,10 +51,11 @@ UDP_SECS=${UDP_SECS:-10}              # seconds of UDP load in (c)
 LOGGEN_RATE=${LOGGEN_RATE:-200000}    # loggen --rate in (d)
 LOGGEN_SECS=${LOGGEN_SECS:-5}         # loggen --interval in (d)
 OSMEM_LINES=${OSMEM_LINES:-20000}     # lines sent to osmem-server in (e)
+DRAIN_LINES=${DRAIN_LINES:-1000000}   # lines buffered on disk in (drain)
 OSMEM_RATE=${OSMEM_RATE:-2000}        # offered lines/s in (e)
 OSMEM_WAIT=${OSMEM_WAIT:-120}         # seconds (e) waits for osmem-server to hold every document
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the binaries already built
-SCENARIOS=${SCENARIOS:-"gen a b b1m bid c d e f"}  # which scenarios to run
+SCENARIOS=${SCENARIOS:-"gen a b b1m bid bdisk drain c d e f"}  # which scenarios to run
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -181,6 +187,26 @@ type = "elasticsearch"
 url = "http://127.0.0.1:9200"
 document_ids = true
 EOF
+
+# Through the disk buffer (scenarios bdisk and drain), with the buffer under
+# state directory $2.
+disk_config() {
+    mkdir -p "$2"
+    sed "s|^state_dir = .*|state_dir = \"$2\"|" "$WORK/dnsenrich.toml" >"$1"
+    cat >>"$1" <<EOF
+
+[buffer]
+type = "disk"
+max_bytes = 8589934592
+
+[output]
+type = "elasticsearch"
+url = "http://127.0.0.1:9200"
+
+[output.retry]
+max_backoff_ms = 500
+EOF
+}
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
@@ -351,6 +377,44 @@ if want b1m; then
 fi
 if want bid; then
     bench_bulk bid "$WORK/dnsenrich-ids.toml"
+fi
+if want bdisk; then
+    disk_config "$WORK/dnsenrich-disk.toml" "$WORK/state-bdisk"
+    bench_bulk bdisk "$WORK/dnsenrich-disk.toml"
+fi
+
+# ---------------------------------------------------------------- (drain) disk buffer: fill, then drain
+if want drain; then
+    for r in $(seq "$RUNS"); do
+        rm -rf "$WORK/state-drain$r"
+        disk_config "$WORK/dnsenrich-drain$r.toml" "$WORK/state-drain$r"
+        SPORT=$(free_port)
+        # The sink is down: everything goes to disk.
+        DCONF="$WORK/dnsenrich-drain$r.toml" start_daemon "drain$r" --elasticsearch "http://127.0.0.1:$SPORT" --index bench
+        j=$("$LOADGEN" --tcp "127.0.0.1:$DTCP" --lines "$DRAIN_LINES" --duration-secs 120 --watch-pid "$DPID")
+        bytes=$(du -sb "$WORK/state-drain$r/buffer" | cut -f1)
+        record drain cpu_us "$(jq -r '.watch.cpu_us_per_line' <<<"$j")"
+        record drain eps "$(jq -r '.watch.lines_per_busy_sec' <<<"$j")"
+        record drain rss_mib "$(jq -r '.watch.vmhwm_kib / 1024' <<<"$j")"
+        record drain disk_bytes "$(python3 -c "print($bytes / $DRAIN_LINES)")"
+        cpu0=$(cpu_of "$DPID")
+        "$SINK" --port "$SPORT" --max-secs 300 --exit-after-docs "$DRAIN_LINES" >"$WORK/sink-drain$r.out" 2>"$WORK/sink-drain$r.err" &
+        SPID=$!
+        PIDS+=("$SPID")
+        for _ in $(seq 3000); do
+            kill -0 "$SPID" 2>/dev/null || break
+            sleep 0.1
+        done
+        cpu1=$(cpu_of "$DPID")
+        stop_pid "$SPID" 10
+        stop_pid "$DPID"
+        sj=$(tail -1 "$WORK/sink-drain$r.out")
+        sdocs=$(jq -r '.docs' <<<"$sj")
+        record drain drain_dps "$(jq -r '.docs_per_sec_first_to_last' <<<"$sj")"
+        record drain drain_cpu_us "$(python3 -c "print(($cpu1 - $cpu0) * 1e6 / max(1, $sdocs))")"
+        record drain complete "$([ "$sdocs" = "$DRAIN_LINES" ] && echo 1 || echo 0)"
+        log "(drain) run $r: fill $(jq -c '.watch | {busy_secs, lines_per_busy_sec, cpu_us_per_line}' <<<"$j") disk_bytes=$bytes sink=$(jq -c '{docs, docs_per_sec_first_to_last, cpu_secs}' <<<"$sj")"
+    done
 fi
 
 # ---------------------------------------------------------------- (f) (a) with enrichment
@@ -571,6 +635,10 @@ row("(b1m) as (b), `flush_bytes = 1 MiB`", "b1m", f(gen),
     f"config variation (default is 5 MiB); {complete('b1m')}; to daemon idle {f(med('b1m','idle_eps'))}/s; sink CPU {f(med('b1m','sink_cpu_us'),'{:.2f}')} µs/doc; runs: {runs_eps('b1m')}")
 row("(bid) as (b), `document_ids = true`", "bid", f(gen),
     f"config variation (default is off); {complete('bid')}; to daemon idle {f(med('bid','idle_eps'))}/s; sink CPU {f(med('bid','sink_cpu_us'),'{:.2f}')} µs/doc; runs: {runs_eps('bid')}")
+row("(bdisk) as (b), through the disk buffer", "bdisk", f(gen),
+    f"{complete('bdisk')}; to daemon idle {f(med('bdisk','idle_eps'))}/s; runs: {runs_eps('bdisk')}")
+row("(drain) fill of the disk buffer, sink down", "drain", f(gen),
+    f"{complete('drain')}; {f(med('drain','disk_bytes'),'{:.0f}')} disk bytes/event; then drained into _bulk at {f(med('drain','drain_dps'))} docs/s, {f(med('drain','drain_cpu_us'),'{:.2f}')} µs daemon CPU/doc")
 loss = allv("c", "loss_pct")
 row(f"(c) UDP {int(udp_rate):,}/s × {udp_secs} s → NDJSON", "c", f(gen_udp),
     f"offered {f(med('c','offered'))}, received {f(med('c','received'))}, loss {f(med('c','loss_pct'),'{:.3f}')} % "

@@ -28,6 +28,8 @@ done
 # Dalli for Ruby, and libmemcached through pylibmc for Debian's python3.
 ruby -e 'require "dalli"' 2>/dev/null || missing+=(ruby ruby-dalli)
 /usr/bin/python3 -c 'import pylibmc' 2>/dev/null || missing+=(python3-pylibmc)
+# rsyslog's RELP output module, which the RELP input is tested against (tests/relp.rs).
+compgen -G '/usr/lib/*/rsyslog/omrelp.so' >/dev/null || missing+=(rsyslog-relp)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}"
     $SUDO apt-get update -qq

@@ -132,6 +132,10 @@ struct RunArgs {
     /// Listen for syslog over TLS (repeatable); needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     listen_tls: Vec<std::net::SocketAddr>,
+    /// Listen for RELP from rsyslog's omrelp (repeatable; replaces the
+    /// configured list); each message is answered once it is stored.
+    #[arg(long, value_name = "ADDR")]
+    listen_relp: Vec<std::net::SocketAddr>,
     /// TLS certificate chain (PEM).
     #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
@@ -558,6 +562,9 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     if !a.listen_tls.is_empty() {
         cfg.input.tls.listen = a.listen_tls.clone();
     }
+    if !a.listen_relp.is_empty() {
+        cfg.input.relp.listen = a.listen_relp.clone();
+    }
     if let Some(c) = &a.tls_cert {
         cfg.input.tls.cert = c.clone();
     }
@@ -706,6 +713,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             truncated = p.truncated,
             invalid_utf8 = p.invalid_utf8,
             empty = p.empty,
+            lost = report.abandoned.lost,
+            reread_from_files = report.abandoned.reread,
+            resent_by_relp = report.abandoned.resent,
             output = %report.output,
             "stopped"
         );
@@ -729,6 +739,10 @@ fn announce(d: &Daemon) {
     }
     if let Some(t) = &inputs.tls {
         parts.extend(t.local_addrs().iter().map(|a| format!("tls://{a}")));
+    }
+    if let Some(r) = &inputs.relp {
+        let scheme = if r.is_tls() { "relp+tls" } else { "relp" };
+        parts.extend(r.local_addrs().iter().map(|a| format!("{scheme}://{a}")));
     }
     let hint = inputs
         .udp

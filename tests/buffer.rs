@@ -133,6 +133,8 @@ fn sigterm_while_elasticsearch_is_down_keeps_the_buffer_and_does_not_wait() {
     let started = std::time::Instant::now();
     assert!(d.sigterm_within(Duration::from_secs(5)).success());
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The summary counts what was taken in, though the output was stopped.
+    assert_eq!(d.stopped().lines, N as u64);
 
     let es = Osmem::start_on(port);
     let _d = buffered(state.path(), &url, "term");

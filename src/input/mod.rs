@@ -1,4 +1,4 @@
-//! Inputs: where frames come from — syslog over UDP, TCP and TLS, and tailed
+//! Inputs: where frames come from — syslog over UDP, TCP, TLS and RELP, and tailed
 //! log files — and the `[input]` section of the configuration that sets them up.
 //!
 //! Every input follows the same shape: a config struct (serde, every field
@@ -13,6 +13,8 @@
 //! | udp   | batch dropped and counted             | one datagram             |
 //! | tcp   | stops reading the socket (pushback)   | RFC 6587 frame           |
 //! | tls   | stops reading the socket (pushback)   | RFC 6587 frame (RFC 5425)|
+//! | relp  | stops reading; the sender's window    | RELP `syslog` command;   |
+//! |       | fills (answers wait for durability)   | answered once stored     |
 //! | file  | stops reading the file; offsets are   | one line                 |
 //! |       | committed only for acknowledged lines |                          |
 //!
@@ -37,6 +39,7 @@ use crate::pipeline::FrameSender;
 
 pub use file::{FileConfig, FileInput, StartAt};
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};
+pub use relp::{RelpConfig, RelpInput};
 pub use stats::InputStats;
 pub use tcp::{TcpConfig, TcpInput};
 pub use tls::{TlsConfig, TlsInput};
@@ -61,6 +64,9 @@ pub struct InputsConfig {
     pub tcp: TcpConfig,
     /// Syslog over TLS (`[input.tls]`); off until `listen`, `cert` and `key` are set.
     pub tls: TlsConfig,
+    /// Syslog over RELP from rsyslog's `omrelp` (`[input.relp]`); off until
+    /// `listen` is set.
+    pub relp: RelpConfig,
     /// Tailed log files (`[input.file]`); off until `paths` is set.
     pub file: FileConfig,
     /// Which of the UDP and TCP `listen` lists the operator gave (in the
@@ -199,6 +205,8 @@ pub struct Inputs {
     pub tcp: Option<TcpInput>,
     /// Present when `[input.tls] listen` is not empty.
     pub tls: Option<TlsInput>,
+    /// Present when `[input.relp] listen` is not empty.
+    pub relp: Option<RelpInput>,
     /// Present when `[input.file] paths` is not empty.
     pub file: Option<FileInput>,
 }
@@ -215,6 +223,9 @@ impl InputsConfig {
                 .transpose()?,
             tls: (!self.tls.listen.is_empty())
                 .then(|| self.tls.bind())
+                .transpose()?,
+            relp: (!self.relp.listen.is_empty())
+                .then(|| self.relp.bind())
                 .transpose()?,
             file: (!self.file.paths.is_empty())
                 .then(|| self.file.build())
@@ -236,6 +247,9 @@ impl Inputs {
         }
         if let Some(tls) = self.tls {
             tasks.spawn(tls.run(tx.clone(), shutdown.clone()));
+        }
+        if let Some(relp) = self.relp {
+            tasks.spawn(relp.run(tx.clone(), shutdown.clone()));
         }
         if let Some(file) = self.file {
             tasks.spawn(file.run(tx.clone(), shutdown.clone()));
@@ -259,6 +273,7 @@ mod tests {
         assert!(cfg.udp.listen.iter().all(|a| a.ip().is_loopback()));
         assert!(cfg.tcp.listen.iter().all(|a| a.ip().is_loopback()));
         assert!(cfg.tls.listen.is_empty());
+        assert!(cfg.relp.listen.is_empty());
         assert!(cfg.file.paths.is_empty());
     }
 

@@ -138,6 +138,8 @@ struct Shared<H> {
     kind: InputKind,
     limits: StreamLimits,
     handshake: H,
+    /// What a connection speaks once accepted, when not syslog frames (RELP).
+    protocol: Option<Box<dyn Conversation>>,
     stats: InputStats,
     slots: Mutex<Slots>,
     /// When the server started: `Slot::last_active` counts from here.
@@ -168,6 +170,7 @@ impl<H: Handshake> StreamServer<H> {
                 kind,
                 limits,
                 handshake,
+                protocol: None,
                 stats: stats.clone(),
                 slots: Mutex::default(),
                 epoch: Instant::now(),
@@ -177,6 +180,15 @@ impl<H: Handshake> StreamServer<H> {
             }),
             stats,
         })
+    }
+
+    /// Connections speak `protocol` instead of plain syslog frames; the
+    /// accepting, the limits and the handshake stay as they are.
+    pub(crate) fn speaking(mut self, protocol: impl Conversation) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.protocol = Some(Box::new(protocol));
+        }
+        self
     }
 
     pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -405,9 +417,68 @@ async fn connection<H: Handshake>(
         _ = slot.slot.evict.notified() => None,
     };
     if let Some(stream) = accepted {
-        read_frames(stream, peer, &shared, &slot.slot, tx, shutdown).await
+        match &shared.protocol {
+            Some(protocol) => {
+                let link = Link {
+                    peer,
+                    kind: shared.kind,
+                    limits: &shared.limits,
+                    stats: &shared.stats,
+                    slot: &slot.slot,
+                    epoch: shared.epoch,
+                };
+                protocol.serve(Box::new(stream), link, tx, shutdown).await
+            }
+            None => read_frames(stream, peer, &shared, &slot.slot, tx, shutdown).await,
+        }
     }
     drop(slot);
+}
+
+/// An accepted stream, after its handshake, for a [`Conversation`].
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A protocol other than plain syslog frames spoken on an accepted
+/// connection (RELP): it reads, answers and hands batches on itself, and
+/// returns when the connection is to be closed.
+pub(crate) trait Conversation: Debug + Send + Sync + 'static {
+    fn serve<'a>(
+        &'a self,
+        stream: Box<dyn Io + 'a>,
+        link: Link<'a>,
+        tx: FrameSender,
+        shutdown: Shutdown,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// What a [`Conversation`] gets of its connection's place in the input: the
+/// peer, the limits and counters, and its slot (activity, eviction).
+pub(crate) struct Link<'a> {
+    pub peer: SocketAddr,
+    pub kind: InputKind,
+    pub limits: &'a StreamLimits,
+    pub stats: &'a InputStats,
+    slot: &'a Slot,
+    epoch: Instant,
+}
+
+impl Link<'_> {
+    /// Notes that the peer sent something (for the longest-idle eviction).
+    pub fn touch(&self) {
+        self.slot.touch(self.epoch);
+    }
+
+    /// Resolves when a new connection evicts this one.
+    pub async fn evicted(&self) {
+        self.slot.evict.notified().await
+    }
+
+    /// How long the peer may send nothing; `None` for ever.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.limits.idle_timeout()
+    }
 }
 
 /// Why a connection's read loop ended.
@@ -669,7 +740,7 @@ impl<'a> Connection<'a> {
 
 /// Hands one batch on, waiting while the pipeline is full. False when the
 /// pipeline is gone.
-async fn send(stats: &InputStats, tx: &FrameSender, batch: FrameBatch) -> bool {
+pub(crate) async fn send(stats: &InputStats, tx: &FrameSender, batch: FrameBatch) -> bool {
     stats.record_batch(&batch);
     match tx.send_async(batch).await {
         Ok(()) => true,

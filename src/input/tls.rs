@@ -182,10 +182,7 @@ impl TlsInput {
             InputKind::Tls,
             listeners,
             config.limits(),
-            TlsHandshake {
-                acceptor: TlsAcceptor::from(server_config),
-                log: LogThrottle::per_second(),
-            },
+            TlsHandshake::new(server_config),
         )?;
         Ok(TlsInput { server })
     }
@@ -212,6 +209,17 @@ pub(crate) struct TlsHandshake {
     acceptor: TlsAcceptor,
     /// Warnings about failed handshakes, at most one a second.
     log: LogThrottle,
+}
+
+impl TlsHandshake {
+    /// The handshake with `server_config`'s certificates (the RELP input
+    /// uses it too).
+    pub(crate) fn new(server_config: Arc<ServerConfig>) -> Self {
+        TlsHandshake {
+            acceptor: TlsAcceptor::from(server_config),
+            log: LogThrottle::per_second(),
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsHandshake {

@@ -24,6 +24,7 @@ pub enum InputKind {
     Udp,
     Tcp,
     Tls,
+    Relp,
     File,
     Stdin,
 }
@@ -35,6 +36,7 @@ impl InputKind {
             InputKind::Udp => "udp",
             InputKind::Tcp => "tcp",
             InputKind::Tls => "tls",
+            InputKind::Relp => "relp",
             InputKind::File => "file",
             InputKind::Stdin => "stdin",
         }

@@ -38,7 +38,8 @@ impl BuildContext {
     /// daemon's state directory unless its own `state_dir` was changed from
     /// the default, and waits at shutdown for its last batches to be stored
     /// for as long as the drain may take (less a margin to save the offsets),
-    /// so a clean stop commits everything shipped.
+    /// so a clean stop commits everything shipped; the RELP input waits as
+    /// long to answer its last messages, so its senders need not resend them.
     pub fn inputs(&self, cfg: &InputsConfig) -> InputsConfig {
         let mut cfg = cfg.clone();
         if cfg.file.state_dir == FileConfig::default().state_dir {
@@ -48,6 +49,7 @@ impl BuildContext {
             self.drain_deadline
                 .saturating_sub(Duration::from_millis(500)),
         );
+        cfg.relp.ack_wait = cfg.file.ack_wait;
         cfg
     }
 
@@ -122,6 +124,7 @@ mod tests {
         let built = ctx().inputs(&InputsConfig::default());
         assert_eq!(built.file.state_dir, Path::new("/var/lib/dnsenrich-test"));
         assert_eq!(built.file.ack_wait, Some(Duration::from_millis(9_500)));
+        assert_eq!(built.relp.ack_wait, Some(Duration::from_millis(9_500)));
 
         let mut own = InputsConfig::default();
         own.file.state_dir = "/srv/offsets".into();

@@ -36,6 +36,7 @@ pub mod batch;
 pub mod context;
 pub mod shutdown;
 pub mod stages;
+pub mod tally;
 
 pub use batch::*;
 pub use context::BuildContext;
@@ -50,13 +51,14 @@ use tokio::task::JoinHandle;
 use self::background::QueueProbe;
 use self::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger, Shutdown};
 use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
+use self::tally::{Abandoned, Tally};
 use crate::config::{PipelineConfig, ValidConfig};
 use crate::decode::DecodeStats;
 use crate::enrich::{EnrichError, EnrichStage};
 use crate::input::{InputError, Inputs};
 use crate::input::{TcpInput, UdpInput};
 use crate::output::buffer::{self, Appended, BufferError, BufferType, BufferWriter, DiskBuffer};
-use crate::output::{Output, OutputError, OutputReport};
+use crate::output::{Output, OutputError, OutputReport, OutputStats};
 use crate::telemetry::{self, Readiness};
 
 /// Why the daemon could not start. The stages' own errors name their key or
@@ -92,6 +94,8 @@ pub struct RunReport {
     pub output: OutputReport,
     /// The drain did not finish within the shutdown timeout.
     pub timed_out: bool,
+    /// What a drain that timed out left in the pipeline, by its fate.
+    pub abandoned: Abandoned,
 }
 
 /// A configuration turned into bound sockets and opened files, not yet running.
@@ -146,6 +150,12 @@ struct Running {
     output: JoinHandle<Result<OutputReport, OutputError>>,
     /// The disk buffer's two tasks, when there is one.
     buffer: Option<BufferTasks>,
+    /// What is in flight and what was parsed, for a drain that times out.
+    tally: Arc<Tally>,
+    /// The parse channel, to count what no worker took at the deadline.
+    unparsed: flume::Receiver<FrameBatch>,
+    /// The output's live counters, for a drain that stops it unfinished.
+    output_stats: Arc<OutputStats>,
 }
 
 /// The disk buffer as a stage: `fill` appends what the encoders send and
@@ -381,12 +391,16 @@ fn start_stages(
         None => (to_output, None),
     };
 
+    let tally = Arc::new(Tally::default());
+    let unparsed = frames.clone();
+    let output_stats = output.stats();
     let parse = ParseSettings {
         grammars: cfg.grammars().clone(),
         zone: cfg.zone().clone(),
         max_line: cfg.parse.max_line_bytes,
         keep_original: cfg.parse.keep_original,
         data_stream: cfg.output.data_stream_namespace(),
+        tally: tally.clone(),
     };
     let threads = PipelineConfig::threads;
     let stages = vec![
@@ -416,6 +430,9 @@ fn start_stages(
         stages,
         output,
         buffer,
+        tally,
+        unparsed,
+        output_stats,
     }
 }
 
@@ -532,6 +549,9 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         stages,
         output,
         buffer,
+        tally,
+        unparsed,
+        output_stats,
     } = running;
     let work = async {
         let _ = inputs.await;
@@ -547,7 +567,11 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         let output = match buffer {
             Some(b) => match settle_buffered(b, output).await {
                 Some(finished) => finished,
-                None => return report,
+                None => {
+                    // Stopped unsettled: what it did so far still counts.
+                    report.output = output_stats.report();
+                    return report;
+                }
             },
             None => output.await,
         };
@@ -555,11 +579,11 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the output stopped with an error");
-                OutputReport::default()
+                output_stats.report()
             }
             Err(e) => {
                 tracing::error!(error = %e, "the output task failed");
-                OutputReport::default()
+                output_stats.report()
             }
         };
         report
@@ -567,13 +591,36 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
     match tokio::time::timeout(deadline, work).await {
         Ok(report) => report,
         Err(_) => {
+            tally.add_untaken(unparsed.drain());
+            let abandoned = tally.abandoned();
+            for (kind, n) in tally.in_flight() {
+                if !matches!(kind, InputKind::File | InputKind::Relp) {
+                    metrics::counter!(
+                        "dnsenrich_events_dropped_total",
+                        "input" => kind.as_str(),
+                        "reason" => "shutdown_deadline"
+                    )
+                    .increment(n);
+                }
+            }
+            let by_input: Vec<String> = tally
+                .in_flight()
+                .iter()
+                .map(|(k, n)| format!("{}={n}", k.as_str()))
+                .collect();
             tracing::warn!(
                 timeout_secs = deadline.as_secs(),
-                "shutdown timed out; events still in flight were not acknowledged and will be re-read from files on restart"
+                in_flight = %by_input.join(" "),
+                reread_from_files = abandoned.reread,
+                resent_by_relp_senders = abandoned.resent,
+                lost = abandoned.lost,
+                "shutdown timed out with the output not done: events from tailed files are read again on restart, RELP senders resend what was not answered, UDP, TCP and TLS events still queued are lost"
             );
             RunReport {
+                parse: tally.parsed(),
+                output: output_stats.report(),
                 timed_out: true,
-                ..Default::default()
+                abandoned,
             }
         }
     }

@@ -18,6 +18,7 @@ use crate::decode::{DecodeStats, LineDecoder};
 use crate::enrich::Enricher;
 use crate::event::Str;
 use crate::grammar::GrammarSet;
+use crate::pipeline::tally::Tally;
 use crate::pipeline::{EncodedBatch, EventBatch, FrameBatch};
 use crate::syslog::Zone;
 
@@ -32,6 +33,8 @@ pub struct ParseSettings {
     /// The namespace of the data streams written to, when the output is an
     /// Elasticsearch data stream: every event then carries `data_stream.*`.
     pub data_stream: Option<&'static str>,
+    /// Where the workers count what they hold and what they parsed.
+    pub tally: Arc<Tally>,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -45,6 +48,7 @@ pub fn spawn_parsers(
     (0..n.max(1))
         .map(|i| {
             let (rx, tx) = (rx.clone(), tx.clone());
+            let tally = settings.tally.clone();
             let mut decoder = LineDecoder::new(
                 settings.grammars.clone(),
                 settings.zone.clone(),
@@ -57,8 +61,9 @@ pub fn spawn_parsers(
                 .spawn(move || {
                     let mut reported = DecodeStats::default();
                     while let Ok(batch) = rx.recv() {
-                        let out = parse_batch(&mut decoder, batch);
+                        let out = parse_batch(&mut decoder, tally.track(batch));
                         report_parse_metrics(&decoder.stats, &mut reported);
+                        tally.note_parsed(i, &decoder.stats);
                         if tx.send(out).is_err() {
                             break;
                         }
@@ -180,6 +185,7 @@ mod tests {
             max_line: 1024,
             keep_original: false,
             data_stream: None,
+            tally: Arc::default(),
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);

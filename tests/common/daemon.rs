@@ -235,6 +235,7 @@ impl DaemonBuilder {
             udp: None,
             tcp: None,
             tls: None,
+            relp: None,
             metrics: None,
             announced: None,
         }
@@ -264,6 +265,7 @@ pub struct Daemon {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
+    pub relp: Option<SocketAddr>,
     /// The metrics listener, when started with `--metrics`.
     pub metrics: Option<SocketAddr>,
     /// The `dnsenrich: listening on ...` line, once seen.
@@ -289,6 +291,11 @@ impl Daemon {
     /// The TLS input's address; panics if it is off.
     pub fn tls(&self) -> SocketAddr {
         self.tls.expect("the daemon listens on TLS")
+    }
+
+    /// The RELP input's address (plain or TLS); panics if it is off.
+    pub fn relp(&self) -> SocketAddr {
+        self.relp.expect("the daemon listens on RELP")
     }
 
     /// The value of one Prometheus sample (`name{labels}` exactly as
@@ -348,6 +355,7 @@ impl Daemon {
                         "udp" => &mut self.udp,
                         "tcp" => &mut self.tcp,
                         "tls" => &mut self.tls,
+                        "relp" | "relp+tls" => &mut self.relp,
                         "metrics" => &mut self.metrics,
                         _ => continue,
                     };

@@ -8,3 +8,4 @@ pub mod memcached;
 pub mod misp;
 pub mod osmem;
 pub mod pki;
+pub mod rsyslog;

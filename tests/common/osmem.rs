@@ -220,6 +220,17 @@ impl Osmem {
         }
     }
 
+    /// Sends `sig` to the server process (SIGSTOP makes it hang: connections
+    /// are accepted by the kernel, nothing is answered; SIGCONT resumes it).
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
     /// Whether the server is running (not stopped).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

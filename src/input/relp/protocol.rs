@@ -18,11 +18,13 @@
 //! ```
 //!
 //! Every error is fatal to the session: the spec's rule is that the peer that
-//! sees a framing error closes the TCP connection without waiting for
-//! anything, and "any outstanding commands are considered to have been
-//! unsuccessful" — the client resends them on its next connection. So a
-//! [`RelpError`] means: stop reading, send nothing more, close. The decoder
-//! refuses further input after one.
+//! sees a framing error closes the TCP connection, and "any outstanding
+//! commands are considered to have been unsuccessful" — the client resends
+//! them on its next connection. So a [`RelpError`] means: stop reading, send
+//! no answer still owed, send the `serverclose` hint (as librelp's server does
+//! when it drops a session that is not broken at the socket:
+//! `relpSessDestruct` → `relpSessSrvDoDisconnect`, `src/relpsess.c`) and
+//! close. The decoder refuses further input after one.
 //!
 //! Facts from librelp (`doc/relp.md`, `src/relp.h`): real librelp speaks
 //! `relp_version=0` (the spec's 1 was never used), its default maximum DATA
