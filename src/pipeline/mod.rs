@@ -338,8 +338,17 @@ impl Daemon {
             signals,
         } = self;
         // A target the server cannot take stops the daemon here, with the
-        // reason, before any input is read.
-        output.prepare().await?;
+        // reason, before any input is read. A server that does not answer
+        // (hung, or slow behind a proxy) does not hold the start up: after
+        // START_CHECK the daemon starts as with a server that is down, and
+        // keeps the events until it answers.
+        match tokio::time::timeout(START_CHECK, output.prepare()).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(
+                waited_ms = START_CHECK.as_millis() as u64,
+                "the output did not answer the start-up check in time; starting anyway (events are kept until it answers)"
+            ),
+        }
         let running = start_stages(
             &cfg,
             &enrich,
@@ -512,6 +521,9 @@ fn start_background(
         tokio::spawn(background::watchdog(every, sd.clone()));
     }
 }
+
+/// How long the output's start-up check may hold the start.
+const START_CHECK: Duration = Duration::from_secs(2);
 
 /// Step 3: answers SIGHUP until `stop` resolves or SIGTERM or SIGINT arrives.
 async fn wait_for_stop(
