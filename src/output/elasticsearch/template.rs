@@ -186,7 +186,7 @@ pub fn mappings() -> Value {
         ),
     ]);
 
-    json!({
+    let mut m = json!({
         "dynamic_templates": [
             { "labels_as_keyword": {
                 "path_match": "labels.*",
@@ -227,7 +227,66 @@ pub fn mappings() -> Value {
             "misp_src": keyword(),
             "threat": object(threat),
         },
-    })
+    });
+    for (path, mapping) in field_homes() {
+        insert_mapping(&mut m, &path, mapping);
+    }
+    m
+}
+
+// ---- fields that replaced `labels.*`, and the threat enrichment's feed ------
+//
+// One list, merged into whatever `mappings()` builds: ECS homes of values that
+// used to be labels, every custom field of `crate::event::custom::FIELDS` with
+// its type, and `threat.enrichments.feed.name`.
+
+/// `(dotted path, mapping)` of each field listed above.
+pub fn field_homes() -> Vec<(String, Value)> {
+    let mut v: Vec<(String, Value)> = [
+        ("client.mac", keyword()),
+        ("source.mac", keyword()),
+        ("destination.mac", keyword()),
+        ("server.mac", keyword()),
+        ("file.path", keyword()),
+        ("log.origin.file.name", keyword()),
+        ("log.origin.file.line", typed("long")),
+        ("observer.ingress.interface.name", keyword()),
+        ("threat.enrichments.feed.name", keyword()),
+    ]
+    .into_iter()
+    .map(|(p, m)| (p.to_string(), m))
+    .collect();
+    for f in crate::event::custom::FIELDS {
+        let m = match f.ty.es_type() {
+            "keyword" => keyword(),
+            t => typed(t),
+        };
+        v.push((f.name.to_string(), m));
+    }
+    v
+}
+
+/// Puts `mapping` at dotted `path` of a mappings object, making the objects
+/// on the way (and keeping what is there, such as a `nested` type).
+fn insert_mapping(m: &mut Value, path: &str, mapping: Value) {
+    let mut at = m;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let props = at
+            .as_object_mut()
+            .expect("a mappings object")
+            .entry("properties")
+            .or_insert_with(|| json!({}));
+        let slot = props
+            .as_object_mut()
+            .expect("properties is an object")
+            .entry(part.to_string());
+        if parts.peek().is_none() {
+            *slot.or_insert(Value::Null) = mapping;
+            return;
+        }
+        at = slot.or_insert_with(|| json!({ "properties": {} }));
+    }
 }
 
 #[cfg(test)]
@@ -315,10 +374,31 @@ mod tests {
             ("threat.enrichments.indicator.url.domain", "keyword"),
             ("threat.enrichments.matched.field", "keyword"),
             ("threat.enrichments.matched.type", "keyword"),
+            ("threat.enrichments.matched.occurred", "date"),
+            ("threat.enrichments.feed.name", "keyword"),
+            ("client.mac", "keyword"),
+            ("file.path", "keyword"),
+            ("log.origin.file.name", "keyword"),
+            ("log.origin.file.line", "long"),
+            ("observer.ingress.interface.name", "keyword"),
+            ("dnsmasq.dnssec.keytag", "long"),
+            ("dnsmasq.dnssec.algorithm_supported", "boolean"),
+            ("dnsmasq.dhcp.address", "ip"),
+            ("dnsmasq.dhcp.lease_time", "long"),
+            ("dnsmasq.stats.time", "date"),
+            ("dnsmasq.compile_options", "keyword"),
         ] {
             assert_eq!(leaf(&m, path)["type"], ty, "{path}");
         }
         assert_eq!(leaf(&m, "event.original")["index"], false);
+        assert_eq!(
+            leaf(&m, "dnsmasq.serial")["type"],
+            "long",
+            "kept beside the custom fields"
+        );
+        for f in crate::event::custom::FIELDS {
+            assert_eq!(leaf(&m, f.name)["type"], f.ty.es_type(), "{}", f.name);
+        }
         assert_eq!(leaf(&m, "log.syslog.structured_data")["enabled"], false);
     }
 
@@ -345,6 +425,10 @@ mod tests {
         ev.error.message = Some("e".into());
         ev.dnsmasq.serial = Some(7);
         ev.dnsmasq.answer_type = Some("CNAME".into());
+        (ev.dnsmasq.fields, ev.pihole.fields) = custom::all_samples();
+        ev.file.path = Some("/etc/hosts".into());
+        ev.log.origin.file.name = Some("forward.c".into());
+        ev.log.origin.file.line = Some(1638);
         ev.dns.type_ = Some("answer");
         ev.dns.id = Some("1".into());
         ev.dns.op_code = Some("QUERY".into());
@@ -368,6 +452,7 @@ mod tests {
             ip: Some("10.0.0.1".parse().unwrap()),
             port: Some(53),
             domain: Some("d".into()),
+            mac: Some("00-00-5E-00-53-01".into()),
         };
         ev.source = ep.clone();
         ev.client = ep.clone();
@@ -385,6 +470,11 @@ mod tests {
             vendor: Some("v"),
             type_: Some("dns"),
             version: Some("2.90".into()),
+            ingress: ObserverIngress {
+                interface: Interface {
+                    name: Some("eth0".into()),
+                },
+            },
         };
         ev.process.name = Some("dnsmasq".into());
         ev.process.pid = Some(1);
@@ -425,6 +515,10 @@ mod tests {
                 atomic: "example.com".into(),
                 field: "dns.question.name",
                 type_: "parent_domain",
+                occurred: Some(chrono::Utc::now()),
+            },
+            feed: EnrichmentFeed {
+                name: Some("Feed-A".into()),
             },
         });
         ev.tags.push("t");
