@@ -336,6 +336,31 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_field_with_its_type() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme
+            .split("### Custom fields (dnsmasq.\\*, pihole.\\*)")
+            .nth(1)
+            .expect("the README's custom fields section");
+        let section = section.split("\n#").next().unwrap();
+        for f in FIELDS {
+            let ty = match f.ty {
+                Keywords(_) => "keyword (list)",
+                t => t.es_type(),
+            };
+            let row = format!("| `{}` | {ty} |", f.name);
+            assert!(section.contains(&row), "README lacks {row}");
+        }
+        let rows = section.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            rows,
+            FIELDS.len(),
+            "a README row for a field that does not exist"
+        );
+    }
+
+    #[test]
     fn values_stay_sorted_and_nest() {
         let mut c = CustomFields::default();
         let id = |n| lookup(n).unwrap();
