@@ -13,7 +13,6 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use smallvec::SmallVec;
 
 use super::Str;
 
@@ -160,7 +159,7 @@ pub enum CustomValue {
     Ip(IpAddr),
     Date(DateTime<Utc>),
     Keyword(Str),
-    Keywords(SmallVec<[Str; 2]>),
+    Keywords(Vec<Str>),
     Bool(bool),
 }
 
@@ -182,8 +181,10 @@ impl Serialize for CustomValue {
 }
 
 /// The custom values of one namespace, sorted by their place in [`FIELDS`].
+/// A `Vec`, not inline storage: most events (every DNS line) have none, and
+/// an empty `Vec` keeps the event small.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct CustomFields(pub SmallVec<[(u16, CustomValue); 2]>);
+pub struct CustomFields(pub Vec<(u16, CustomValue)>);
 
 impl CustomFields {
     pub fn is_empty(&self) -> bool {

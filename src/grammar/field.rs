@@ -434,7 +434,7 @@ fn set_custom(ev: &mut Event, id: u16, v: &Value<'_>) {
         },
         (CustomType::Keywords(sep), _) => {
             let t = text();
-            let parts: smallvec::SmallVec<[Str; 2]> = t
+            let parts: Vec<Str> = t
                 .split(sep)
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
