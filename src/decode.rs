@@ -19,6 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 use crate::event::{tag, Answer, CodeName, Event, SdElement, Str, Syslog, ECS_VERSION};
 use crate::grammar::{Constant, Field, GrammarSet, Matched};
@@ -392,6 +393,18 @@ pub fn derive_fields(ev: &mut Event) {
     for i in 0..ev.dns.resolved_ip.len() {
         let ip = ev.dns.resolved_ip[i];
         ev.related.add_ip(ip);
+    }
+    // Addresses in the custom namespaces (DHCP leases, ranges, next server).
+    if !ev.dnsmasq.fields.is_empty() || !ev.pihole.fields.is_empty() {
+        let ips: SmallVec<[IpAddr; 2]> = ev
+            .dnsmasq
+            .fields
+            .ips()
+            .chain(ev.pihole.fields.ips())
+            .collect();
+        for ip in ips {
+            ev.related.add_ip(ip);
+        }
     }
     if ev.event.outcome.is_none() && !ev.event.type_.contains(&"denied") {
         if let Some(rc) = &ev.dns.response_code {

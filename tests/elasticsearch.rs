@@ -1024,3 +1024,111 @@ fn a_retention_on_a_server_without_lifecycles_stops_at_start() {
     assert!(err.to_string().contains("retention"), "{err}");
     assert!(err.to_string().contains("ISM"), "{err}");
 }
+
+/// Threat fields and the typed custom namespace end to end: dnsmasq lines
+/// decoded, enriched from a real memcached, stored in osmem-server, read back
+/// with `_search`, and mapped with their types by the template.
+#[test]
+fn enrichment_feeds_and_typed_custom_fields_are_stored_with_their_types() {
+    use dnsenrich::enrich::EnrichConfig;
+    use dnsenrich::pipeline::EventBatch;
+
+    let mc = common::memcached::Memcached::start();
+    mc.set("domain-evil.example", b"['Feed-A', 'Feed-B']");
+    let stage = EnrichConfig {
+        memcached: vec![mc.addr.clone()],
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    let lines = [
+        "Nov 28 01:10:39 dnsmasq[16144]: 7 10.0.0.5/40000 query[A] www.evil.example from 10.0.0.5",
+        "Nov 28 01:10:40 dnsmasq-dhcp[16144]: 1589698051 DHCPACK(eth0) 192.0.2.55 02:00:5e:c0:de:01 laptop",
+        "Nov 28 01:10:41 dnsmasq[16144]: 8 10.0.0.5/40001 reply sec.test is DS for keytag 48748, algo 13, digest 2",
+        "Nov 28 01:10:42 dnsmasq[16144]: time 1795828255",
+        "Nov 28 01:10:43 dnsmasq[16144]: read /etc/hosts - 8 names",
+    ];
+    let grammars = Arc::new(GrammarSet::builtin().unwrap());
+    let utc = Zone::Fixed(chrono::FixedOffset::east_opt(0).unwrap());
+    let mut dec = LineDecoder::new(grammars, utc, 64 * 1024);
+    let mut batch = EventBatch {
+        events: lines.iter().map(|l| dec.decode(l.as_bytes())).collect(),
+        acks: Vec::new(),
+    };
+    let before = chrono::Utc::now();
+    stage.enricher().enrich(&mut batch);
+
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Running::start(config(&es.url, "dns-typed", dir.path()));
+    out.send(EncodedBatch::encode(&batch.events, Vec::new()));
+    assert_eq!(out.finish().stored as usize, lines.len());
+    let stored = es.search_all("dns-typed");
+    let by_message = |start: &str| {
+        stored
+            .iter()
+            .find(|d| d["message"].as_str().is_some_and(|m| m.starts_with(start)))
+            .unwrap_or_else(|| panic!("no document for {start:?}: {stored:?}"))
+    };
+
+    let hit = by_message("7 10.0.0.5/40000 query[A]");
+    assert_eq!(
+        hit["misp_src"],
+        json!(["Feed-A", "Feed-B"]),
+        "compatibility field kept"
+    );
+    let e = hit["threat"]["enrichments"].as_array().unwrap();
+    let feeds: Vec<&str> = e
+        .iter()
+        .map(|x| x["feed"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(feeds, ["Feed-A", "Feed-B"]);
+    for x in e {
+        assert_eq!(x["matched"]["atomic"], "evil.example");
+        assert_eq!(x["matched"]["field"], "dns.question.name");
+        assert_eq!(x["matched"]["type"], "parent_domain");
+        let at: chrono::DateTime<chrono::Utc> =
+            x["matched"]["occurred"].as_str().unwrap().parse().unwrap();
+        assert!(at >= before - chrono::Duration::milliseconds(1), "{at}");
+    }
+
+    let dhcp = by_message("1589698051 DHCPACK");
+    assert_eq!(dhcp["client"]["mac"], "02-00-5E-C0-DE-01");
+    assert_eq!(dhcp["client"]["domain"], "laptop");
+    assert_eq!(dhcp["observer"]["ingress"]["interface"]["name"], "eth0");
+    assert_eq!(dhcp["dnsmasq"]["dhcp"]["xid"], 1589698051);
+    assert_eq!(dhcp["dnsmasq"]["dhcp"]["address"], "192.0.2.55");
+    assert_eq!(dhcp["related"]["ip"], json!(["192.0.2.55"]));
+    assert_eq!(dhcp["related"]["hosts"], json!(["laptop"]));
+    assert!(dhcp.get("labels").is_none());
+    let ds = by_message("8 10.0.0.5/40001 reply");
+    assert_eq!(
+        ds["dnsmasq"]["dnssec"],
+        json!({"keytag": 48748, "algorithm": 13, "digest": 2})
+    );
+    let dump = by_message("time ");
+    assert_eq!(dump["dnsmasq"]["stats"]["time"], "2026-11-28T01:10:55.000Z");
+    let read = by_message("read ");
+    assert_eq!(read["file"]["path"], "/etc/hosts");
+    assert_eq!(read["dnsmasq"]["file"]["entries"], 8);
+
+    let m = es.mapping("dns-typed");
+    let at = |path: &str| {
+        path.split('.')
+            .fold(&m, |v, part| &v["properties"][part])
+            .clone()
+    };
+    for (path, ty) in [
+        ("threat.enrichments.feed.name", "keyword"),
+        ("threat.enrichments.matched.occurred", "date"),
+        ("client.mac", "keyword"),
+        ("file.path", "keyword"),
+        ("observer.ingress.interface.name", "keyword"),
+        ("dnsmasq.serial", "long"),
+    ] {
+        assert_eq!(at(path)["type"], ty, "{path}");
+    }
+    for f in dnsenrich::event::custom::FIELDS {
+        assert_eq!(at(f.name)["type"], f.ty.es_type(), "{}", f.name);
+    }
+}

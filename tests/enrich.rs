@@ -87,8 +87,36 @@ fn exact_parent_and_answer_ip_hits_and_clean_misses() {
         "Nov 28 01:10:39 dnsmasq[16144]: started, version 2.90 cachesize 1000".to_owned(),
     ];
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let before = chrono::Utc::now();
     let events = enrich(&stage, &refs);
-    let d: Vec<Value> = events.iter().map(doc).collect();
+    let after = chrono::Utc::now();
+    let mut d: Vec<Value> = events.iter().map(doc).collect();
+
+    // Every match says when it was made: during the enrich call.
+    let entries = |d: &mut Value| {
+        d.get_mut("threat")
+            .and_then(|t| t.get_mut("enrichments"))
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+    };
+    for (i, mut e) in d
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, d)| Some((i, entries(d)?)))
+        .collect::<Vec<_>>()
+    {
+        for m in e.iter_mut() {
+            let at = m["matched"]["occurred"].as_str().expect("matched.occurred");
+            let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+            let ms = chrono::Duration::milliseconds(1);
+            assert!(
+                at >= before - ms && at <= after + ms,
+                "{at} not in {before}..{after}"
+            );
+            m["matched"].as_object_mut().unwrap().remove("occurred");
+        }
+        d[i]["threat"]["enrichments"] = Value::Array(e);
+    }
 
     // Exact hit, plain value.
     assert_eq!(d[0]["misp_src"], "Feed-RansomwareTracker");
@@ -96,6 +124,7 @@ fn exact_parent_and_answer_ip_hits_and_clean_misses() {
     assert_eq!(
         d[0]["threat"]["enrichments"],
         json!([{
+            "feed": {"name": "Feed-RansomwareTracker"},
             "indicator": {"type": "domain-name", "provider": "MISP", "url": {"domain": "evil.example"}},
             "matched": {"atomic": "evil.example", "field": "dns.question.name", "type": "exact"}
         }])
@@ -121,11 +150,17 @@ fn exact_parent_and_answer_ip_hits_and_clean_misses() {
     assert_eq!(d[3]["misp_src"], json!(["Feed-A", "Feed-B"]));
     assert_eq!(d[3]["threat"]["feed"]["name"], json!(["Feed-A", "Feed-B"]));
     let e = &d[3]["threat"]["enrichments"];
-    // One indicator; the feeds carry nothing of their own, so one entry.
-    assert_eq!(e.as_array().unwrap().len(), 1);
-    assert_eq!(e[0]["indicator"]["type"], "ipv4-addr");
-    assert_eq!(e[0]["indicator"]["ip"], "192.0.2.66");
-    assert_eq!(e[0]["matched"]["field"], "dns.resolved_ip");
+    // One indicator in two feeds: one entry per feed, each naming its feed
+    // (as Kibana's indicator-match enrichment writes them).
+    assert_eq!(e.as_array().unwrap().len(), 2);
+    for (entry, feed) in e.as_array().unwrap().iter().zip(["Feed-A", "Feed-B"]) {
+        assert_eq!(entry["feed"]["name"], feed);
+        assert_eq!(entry["indicator"]["type"], "ipv4-addr");
+        assert_eq!(entry["indicator"]["ip"], "192.0.2.66");
+        assert_eq!(entry["matched"]["field"], "dns.resolved_ip");
+        assert_eq!(entry["matched"]["atomic"], "192.0.2.66");
+        assert_eq!(entry["matched"]["type"], "exact");
+    }
     // JSON value from sync: all the context.
     assert_eq!(d[4]["misp_src"], "Feed-RansomwareTracker");
     let ind = &d[4]["threat"]["enrichments"][0]["indicator"];

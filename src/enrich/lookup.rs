@@ -28,7 +28,9 @@ use super::memcached::FetchError;
 use super::rules::{parents, Atom, Target};
 use super::stats::BatchCounts;
 use super::{Enricher, Shared};
-use crate::event::{tag, Enrichment, Event, IndicatorUrl, Matched, Str, ThreatIndicator};
+use crate::event::{
+    tag, Enrichment, EnrichmentFeed, Event, IndicatorUrl, Matched, Str, ThreatIndicator,
+};
 use crate::indicator::key::{compose, is_safe, normalize_name, safe_key};
 use crate::indicator::value::{parse_value, FeedInfo, Indicator, ValueForm};
 use crate::pipeline::EventBatch;
@@ -367,6 +369,8 @@ impl BatchEnricher {
     /// Pass 4: write what was found into the events.
     fn apply(&self, events: &mut [Event], c: &mut BatchCounts) {
         let shared = &self.shared;
+        // One time for the batch: its matches are made together.
+        let occurred = chrono::Utc::now();
         let mut states: SmallVec<[TargetState; 2]> =
             SmallVec::from_elem(TargetState::default(), shared.targets.len());
         for per_event in self.lookups.chunk_by(|a, b| a.event == b.event) {
@@ -385,7 +389,7 @@ impl BatchEnricher {
                 let Some((l, ind)) = winner else { continue };
                 let value = self.value(&self.slots[l.slot as usize]);
                 for feed in &ind.feeds {
-                    let e = enrichment_for(shared, l, rule.field.name(), value, feed);
+                    let e = enrichment_for(shared, l, rule.field.name(), value, feed, occurred);
                     if !ev.threat.enrichments.contains(&e) {
                         ev.threat.enrichments.push(e);
                     }
@@ -466,8 +470,12 @@ fn enrichment_for(
     field: &'static str,
     value: &str,
     feed: &FeedInfo,
+    occurred: chrono::DateTime<chrono::Utc>,
 ) -> Enrichment {
     Enrichment {
+        feed: EnrichmentFeed {
+            name: Some(Str::from(&feed.name)),
+        },
         indicator: ThreatIndicator {
             type_: l.kind.ecs(),
             provider: Some(
@@ -490,6 +498,7 @@ fn enrichment_for(
             atomic: Str::from(value),
             field,
             type_: if l.parent { "parent_domain" } else { "exact" },
+            occurred: Some(occurred),
         },
     }
 }

@@ -79,8 +79,10 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     part!(o, "process", ev.process, process);
     part!(o, "rule", ev.rule, rule);
     part!(o, "log", ev.log, log);
+    part!(o, "file", ev.file, file_info);
     part!(o, "error", ev.error, error_info);
     part!(o, "dnsmasq", ev.dnsmasq, dnsmasq);
+    part!(o, "pihole", ev.pihole.fields, custom_object);
     part!(o, "labels", ev.labels, labels);
     part!(o, "misp_src", ev.misp_src, keywords);
     part!(o, "threat", ev.threat, threat);
@@ -125,7 +127,22 @@ fn observer(out: &mut Vec<u8>, x: &Observer) {
     w.opt_str(k!("vendor"), x.vendor);
     w.opt_str(k!("type"), x.type_);
     w.opt_str(k!("version"), x.version.as_deref());
+    if !x.ingress.is_empty() {
+        w.key(k!("ingress"));
+        let mut i = Obj::open(w.out);
+        i.key(k!("interface"));
+        let mut n = Obj::open(i.out);
+        n.opt_str(k!("name"), x.ingress.interface.name.as_deref());
+        n.close();
+        i.close();
+    }
     w.close();
+}
+
+fn file_info(out: &mut Vec<u8>, x: &FileInfo) {
+    let mut f = Obj::open(out);
+    f.opt_str(k!("path"), x.path.as_deref());
+    f.close();
 }
 
 fn process(out: &mut Vec<u8>, x: &Process) {
@@ -159,7 +176,44 @@ fn dnsmasq(out: &mut Vec<u8>, x: &Dnsmasq) {
         uint(d.out, n);
     }
     d.opt_str(k!("answer_type"), x.answer_type.as_deref());
+    custom_level(&mut d, &x.fields.0, 1);
     d.close();
+}
+
+fn custom_object(out: &mut Vec<u8>, x: &CustomFields) {
+    let mut o = Obj::open(out);
+    custom_level(&mut o, &x.0, 1);
+    o.close();
+}
+
+/// Custom fields (all below one object at `depth`, sorted as in
+/// [`custom::FIELDS`]) as keys of `o`, nested objects for their dotted parts.
+fn custom_level(o: &mut Obj<'_>, entries: &[(u16, CustomValue)], depth: usize) {
+    let mut rest = entries;
+    while let Some((id, v)) = rest.first() {
+        o.key_escaped(custom::segment(*id, depth));
+        if custom::is_leaf(*id, depth) {
+            custom_value(o.out, v);
+            rest = &rest[1..];
+            continue;
+        }
+        let n = custom::run_len(rest, depth);
+        let mut inner = Obj::open(o.out);
+        custom_level(&mut inner, &rest[..n], depth + 1);
+        inner.close();
+        rest = &rest[n..];
+    }
+}
+
+fn custom_value(out: &mut Vec<u8>, v: &CustomValue) {
+    match v {
+        CustomValue::Long(n) => uint(out, *n),
+        CustomValue::Ip(ip) => ip_addr(out, ip),
+        CustomValue::Date(d) => timestamp(out, d),
+        CustomValue::Keyword(k) => string(out, k),
+        CustomValue::Keywords(l) => str_list(out, l.iter().map(|s| s.as_str())),
+        CustomValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+    }
 }
 
 fn labels(out: &mut Vec<u8>, x: &Labels) {
@@ -254,6 +308,7 @@ fn endpoint(out: &mut Vec<u8>, e: &Endpoint) {
         uint(o.out, u64::from(p));
     }
     o.opt_str(k!("domain"), e.domain.as_deref());
+    o.opt_str(k!("mac"), e.mac.as_deref());
     o.close();
 }
 
@@ -278,6 +333,19 @@ fn log(out: &mut Vec<u8>, l: &Log) {
     if let Some(off) = l.offset {
         o.key(k!("offset"));
         uint(o.out, off);
+    }
+    if !l.origin.is_empty() {
+        o.key(k!("origin"));
+        let mut w = Obj::open(o.out);
+        w.key(k!("file"));
+        let mut f = Obj::open(w.out);
+        f.opt_str(k!("name"), l.origin.file.name.as_deref());
+        if let Some(n) = l.origin.file.line {
+            f.key(k!("line"));
+            uint(f.out, n);
+        }
+        f.close();
+        w.close();
     }
     o.close();
 }
@@ -355,6 +423,13 @@ fn threat(out: &mut Vec<u8>, t: &Threat) {
 
 fn enrichment(out: &mut Vec<u8>, e: &Enrichment) {
     let mut o = Obj::open(out);
+    if let Some(name) = &e.feed.name {
+        o.key(k!("feed"));
+        let mut f = Obj::open(o.out);
+        f.key(k!("name"));
+        string(f.out, name);
+        f.close();
+    }
     o.key(k!("indicator"));
     let ind = &e.indicator;
     let mut w = Obj::open(o.out);
@@ -384,6 +459,10 @@ fn enrichment(out: &mut Vec<u8>, e: &Enrichment) {
     string(w.out, m.field);
     w.key(k!("type"));
     string(w.out, m.type_);
+    if let Some(ts) = &m.occurred {
+        w.key(k!("occurred"));
+        timestamp(w.out, ts);
+    }
     w.close();
     o.close();
 }
@@ -609,6 +688,11 @@ mod tests {
         ev.error.message = Some("no \"rule\"".into());
         ev.dnsmasq.serial = Some(u64::MAX);
         ev.dnsmasq.answer_type = Some("CNAME".into());
+        (ev.dnsmasq.fields, ev.pihole.fields) = custom::all_samples();
+        ev.file.path = Some("/etc/ho\"sts".into());
+        ev.log.origin.file.name = Some("/src/forward.c".into());
+        ev.log.origin.file.line = Some(1638);
+        ev.observer.ingress.interface.name = Some("eth0".into());
         ev.event.kind = Some("event");
         ev.event.category.push("network");
         ev.event.type_.extend(["denied", "protocol"]);
@@ -644,6 +728,7 @@ mod tests {
             ip: Some(ip6),
             port: Some(65535),
             domain: Some("d".into()),
+            mac: Some("00-00-5E-00-53-01".into()),
         };
         ev.destination.ip = Some(ip4);
         ev.client.ip = Some(ip4);
@@ -661,6 +746,7 @@ mod tests {
             vendor: Some("Pi-hole"),
             type_: Some("dns"),
             version: Some("2.90".into()),
+            ..Default::default()
         };
         ev.process.name = Some("dnsmasq".into());
         ev.process.pid = Some(u32::MAX);
@@ -709,6 +795,10 @@ mod tests {
                 atomic: "example.co.uk".into(),
                 field: "dns.question.name",
                 type_: "parent_domain",
+                occurred: Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 4, 7).unwrap()),
+            },
+            feed: EnrichmentFeed {
+                name: Some("Feed-\"A\"".into()),
             },
         });
         ev.threat.enrichments.push(Enrichment {
@@ -721,7 +811,9 @@ mod tests {
                 atomic: "2001:db8::1".into(),
                 field: "dns.resolved_ip",
                 type_: "exact",
+                occurred: None,
             },
+            ..Default::default()
         });
         ev.tags.push(tag::NO_MATCH);
         same_as_serde(&ev);

@@ -11,7 +11,10 @@
 //! interned once at start-up, so building an event allocates little beyond
 //! `event.original`.
 
+pub mod custom;
 mod json;
+
+pub use custom::{CustomFields, CustomValue};
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -94,10 +97,15 @@ pub struct Event {
     pub rule: Rule,
     #[serde(skip_serializing_if = "Log::is_empty")]
     pub log: Log,
+    /// `file.*`: the file a line names (a hosts file, resolv.conf).
+    #[serde(skip_serializing_if = "FileInfo::is_empty")]
+    pub file: FileInfo,
     #[serde(skip_serializing_if = "ErrorInfo::is_empty")]
     pub error: ErrorInfo,
     #[serde(skip_serializing_if = "Dnsmasq::is_empty")]
     pub dnsmasq: Dnsmasq,
+    #[serde(skip_serializing_if = "Pihole::is_empty")]
+    pub pihole: Pihole,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
     /// The classic dashboards' field: the feed name(s) of the indicators the
@@ -205,11 +213,41 @@ pub struct Dnsmasq {
     /// such an answer is not in `dns.answers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_type: Option<Str>,
+    /// The typed fields of [`custom::FIELDS`] in this namespace.
+    #[serde(flatten)]
+    pub fields: CustomFields,
 }
 
 impl Dnsmasq {
     pub fn is_empty(&self) -> bool {
-        self.serial.is_none() && self.answer_type.is_none()
+        self.serial.is_none() && self.answer_type.is_none() && self.fields.is_empty()
+    }
+}
+
+/// `pihole.*`: Pi-hole's own values that ECS has no field for (the typed
+/// fields of [`custom::FIELDS`] in this namespace).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Pihole {
+    #[serde(flatten)]
+    pub fields: CustomFields,
+}
+
+impl Pihole {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// `file.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct FileInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Str>,
+}
+
+impl FileInfo {
+    pub fn is_empty(&self) -> bool {
+        self.path.is_none()
     }
 }
 
@@ -303,11 +341,14 @@ pub struct Endpoint {
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<Str>,
+    /// ECS spelling: upper-case hex pairs joined by `-`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Str>,
 }
 
 impl Endpoint {
     pub fn is_empty(&self) -> bool {
-        self.ip.is_none() && self.port.is_none() && self.domain.is_none()
+        self.ip.is_none() && self.port.is_none() && self.domain.is_none() && self.mac.is_none()
     }
 }
 
@@ -379,6 +420,8 @@ pub struct Observer {
     pub type_: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Str>,
+    #[serde(skip_serializing_if = "ObserverIngress::is_empty")]
+    pub ingress: ObserverIngress,
 }
 
 impl Observer {
@@ -388,7 +431,27 @@ impl Observer {
             && self.vendor.is_none()
             && self.type_.is_none()
             && self.version.is_none()
+            && self.ingress.is_empty()
     }
+}
+
+/// `observer.ingress.*`: where a packet the line tells of came in.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ObserverIngress {
+    pub interface: Interface,
+}
+
+impl ObserverIngress {
+    pub fn is_empty(&self) -> bool {
+        self.interface.name.is_none()
+    }
+}
+
+/// `observer.ingress.interface.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Interface {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
 }
 
 /// `process.*`: the program named in the syslog tag.
@@ -436,6 +499,8 @@ pub struct Log {
     pub file: LogFile,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "LogOrigin::is_empty")]
+    pub origin: LogOrigin,
 }
 
 impl Log {
@@ -444,7 +509,30 @@ impl Log {
             && self.source.is_empty()
             && self.file.is_empty()
             && self.offset.is_none()
+            && self.origin.is_empty()
     }
+}
+
+/// `log.origin.*`: the place in the logging program's source that wrote the
+/// line (Pi-hole FTL debug builds append it).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct LogOrigin {
+    pub file: OriginFile,
+}
+
+impl LogOrigin {
+    pub fn is_empty(&self) -> bool {
+        self.file.name.is_none() && self.file.line.is_none()
+    }
+}
+
+/// `log.origin.file.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct OriginFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 /// `log.source.*`: the network peer that sent the syslog message.
@@ -576,8 +664,25 @@ impl ThreatFeed {
 /// One entry of `threat.enrichments`.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Enrichment {
+    /// The feed the indicator came from, as Kibana's indicator-match rules
+    /// write it (`threat.enrichments.feed.name`).
+    #[serde(skip_serializing_if = "EnrichmentFeed::is_empty")]
+    pub feed: EnrichmentFeed,
     pub indicator: ThreatIndicator,
     pub matched: Matched,
+}
+
+/// `threat.enrichments.feed.*`
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct EnrichmentFeed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str>,
+}
+
+impl EnrichmentFeed {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+    }
 }
 
 /// `threat.enrichments.indicator.*`
@@ -627,6 +732,12 @@ pub struct Matched {
     /// `exact` or `parent_domain`.
     #[serde(rename = "type")]
     pub type_: &'static str,
+    /// When the match was made.
+    #[serde(
+        serialize_with = "ser_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub occurred: Option<DateTime<Utc>>,
 }
 
 /// `labels.*`: free-form keyword fields that user grammars may set.

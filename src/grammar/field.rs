@@ -9,7 +9,8 @@
 
 use std::net::IpAddr;
 
-use crate::event::{Answer, Endpoint, Event, Str};
+use crate::event::custom::{self, CustomType};
+use crate::event::{Answer, CustomValue, Endpoint, Event, Str};
 
 /// A value produced by a capture.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,8 @@ pub enum Accepts {
     Constant,
     /// A list of constants (`event.type = [denied, protocol]`).
     ConstantList,
+    /// The constant `true` or `false`.
+    Bool,
 }
 
 /// Which endpoint object of the event.
@@ -75,6 +78,7 @@ pub enum Field {
     EndpointIp(Side),
     EndpointPort(Side),
     EndpointDomain(Side),
+    EndpointMac(Side),
     NetworkTransport,
     NetworkProtocol,
     RelatedIp,
@@ -93,6 +97,12 @@ pub enum Field {
     Tags,
     ErrorMessage,
     DnsmasqSerial,
+    FilePath,
+    LogOriginFileName,
+    LogOriginFileLine,
+    ObserverIngressInterfaceName,
+    /// A field of [`custom::FIELDS`], by its place there.
+    Custom(u16),
     Label(&'static str),
 }
 
@@ -124,6 +134,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "client.ip",
     "client.port",
     "client.domain",
+    "client.mac",
     "source",
     "source.ip",
     "source.port",
@@ -154,8 +165,23 @@ pub const FIELD_NAMES: &[&str] = &[
     "tags",
     "error.message",
     "dnsmasq.serial",
+    "dnsmasq.<field> and pihole.<field> (the README's custom field list)",
+    "file.path",
+    "log.origin.file.name",
+    "log.origin.file.line",
+    "observer.ingress.interface.name",
     "labels.<name>",
 ];
+
+impl Accepts {
+    /// Whether only constants (never captures) fill the field.
+    pub fn is_constant(self) -> bool {
+        matches!(
+            self,
+            Accepts::Constant | Accepts::ConstantList | Accepts::Bool
+        )
+    }
+}
 
 impl Field {
     /// Resolves an ECS field name. `dns.answers` is the same field as
@@ -185,6 +211,7 @@ impl Field {
                     "ip" => Some(EndpointIp(s)),
                     "port" => Some(EndpointPort(s)),
                     "domain" => Some(EndpointDomain(s)),
+                    "mac" => Some(EndpointMac(s)),
                     _ => None,
                 };
             }
@@ -229,7 +256,11 @@ impl Field {
             "tags" => Tags,
             "dnsmasq.serial" => DnsmasqSerial,
             "error.message" => ErrorMessage,
-            _ => return None,
+            "file.path" => FilePath,
+            "log.origin.file.name" => LogOriginFileName,
+            "log.origin.file.line" => LogOriginFileLine,
+            "observer.ingress.interface.name" => ObserverIngressInterfaceName,
+            _ => return custom::lookup(name).map(Custom),
         })
     }
 
@@ -243,7 +274,13 @@ impl Field {
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid | DnsmasqSerial => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial | LogOriginFileLine => Accepts::Uint,
+            Custom(id) => match custom::FIELDS[id as usize].ty {
+                CustomType::Long | CustomType::Date => Accepts::Uint,
+                CustomType::Ip => Accepts::Ip,
+                CustomType::Keyword | CustomType::Keywords(_) => Accepts::Text,
+                CustomType::Boolean => Accepts::Bool,
+            },
             _ => Accepts::Text,
         }
     }
@@ -251,7 +288,7 @@ impl Field {
     /// Whether a capture producing `kind` values may fill this field.
     pub fn takes_capture(self, produces: Accepts) -> bool {
         match (self.accepts(), produces) {
-            (Accepts::Constant | Accepts::ConstantList, _) => false,
+            (Accepts::Constant | Accepts::ConstantList | Accepts::Bool, _) => false,
             (Accepts::Text, Accepts::Text | Accepts::Ip | Accepts::Uint) => true,
             (Accepts::Ip, Accepts::Ip) => true,
             (Accepts::Endpoint, Accepts::Ip | Accepts::Endpoint) => true,
@@ -331,6 +368,8 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         (EndpointPort(s), Value::Uint(n)) => endpoint(ev, s).port = u16::try_from(*n).ok(),
         (ProcessPid, Value::Uint(n)) => ev.process.pid = u32::try_from(*n).ok(),
         (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
+        (LogOriginFileLine, Value::Uint(n)) => ev.log.origin.file.line = Some(*n),
+        (Custom(id), v) => set_custom(ev, id, v),
         (DnsResolvedIp, Value::Ip(ip)) => {
             if !ev.dns.resolved_ip.contains(ip) {
                 ev.dns.resolved_ip.push(*ip)
@@ -360,10 +399,65 @@ fn set_text(ev: &mut Event, field: Field, s: Str) {
         ObserverVersion => ev.observer.version = Some(s),
         ProcessName => ev.process.name = Some(s),
         RuleName => ev.rule.name = Some(s),
-        ErrorMessage => ev.error.message = Some(s),
+        ErrorMessage => ev.error.message = Some(Str::from(s.trim())),
+        EndpointMac(side) => endpoint(ev, side).mac = Some(s),
+        FilePath => ev.file.path = Some(s),
+        LogOriginFileName => ev.log.origin.file.name = Some(s),
+        ObserverIngressInterfaceName => ev.observer.ingress.interface.name = Some(s),
+        Custom(id) => set_custom(ev, id, &Value::Owned(s)),
         Label(key) => ev.labels.set(key, &s),
         _ => {}
     }
+}
+
+/// Writes a custom field, converting the value to the field's type: text is
+/// trimmed (and split for a list), a number is a time in epoch seconds for a
+/// date. A value that does not fit the type sets nothing.
+fn set_custom(ev: &mut Event, id: u16, v: &Value<'_>) {
+    let def = &custom::FIELDS[id as usize];
+    let text = || text_of(v);
+    let value = match (def.ty, v) {
+        (CustomType::Long, Value::Uint(n)) => CustomValue::Long(*n),
+        (CustomType::Date, Value::Uint(n)) => {
+            let Some(t) = i64::try_from(*n)
+                .ok()
+                .and_then(|n| chrono::DateTime::from_timestamp(n, 0))
+            else {
+                return;
+            };
+            CustomValue::Date(t)
+        }
+        (CustomType::Ip, Value::Ip(ip) | Value::Endpoint(ip, _)) => CustomValue::Ip(*ip),
+        (CustomType::Keyword, _) => match text().trim() {
+            "" => return,
+            t => CustomValue::Keyword(Str::from(t)),
+        },
+        (CustomType::Keywords(sep), _) => {
+            let t = text();
+            let parts: Vec<Str> = t
+                .split(sep)
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(Str::from)
+                .collect();
+            if parts.is_empty() {
+                return;
+            }
+            CustomValue::Keywords(parts)
+        }
+        (CustomType::Boolean, _) => match text().trim() {
+            "true" => CustomValue::Bool(true),
+            "false" => CustomValue::Bool(false),
+            _ => return,
+        },
+        _ => return,
+    };
+    let fields = if def.name.starts_with("pihole.") {
+        &mut ev.pihole.fields
+    } else {
+        &mut ev.dnsmasq.fields
+    };
+    fields.set(id, value);
 }
 
 /// Writes a rule's constant into the event.
@@ -414,7 +508,16 @@ mod tests {
 
     #[test]
     fn every_documented_name_resolves() {
-        for name in FIELD_NAMES {
+        for f in custom::FIELDS {
+            assert_eq!(
+                Field::parse(f.name).map(|f| f.accepts().is_constant()),
+                Some(f.ty == CustomType::Boolean),
+                "{}",
+                f.name
+            );
+        }
+        assert_eq!(Field::parse("dnsmasq.nope"), None);
+        for name in FIELD_NAMES.iter().filter(|n| !n.contains(' ')) {
             let name = name.replace("<name>", "x");
             assert!(Field::parse(&name).is_some(), "{name}");
         }
@@ -445,6 +548,50 @@ mod tests {
         );
         assert_eq!(ev.destination.ip, Some(ip));
         assert_eq!(ev.destination.port, Some(5353));
+    }
+
+    #[test]
+    fn custom_fields_take_their_type() {
+        let set = |name: &str, v: Value<'_>| {
+            let mut ev = Event::default();
+            set_value(&mut ev, Field::parse(name).unwrap(), &v);
+            serde_json::to_value(&ev).unwrap()
+        };
+        let d = set("dnsmasq.dnssec.keytag", Value::Uint(20326));
+        assert_eq!(d["dnsmasq"]["dnssec"]["keytag"], 20326);
+        let d = set("dnsmasq.stats.time", Value::Uint(1_795_828_255));
+        assert_eq!(d["dnsmasq"]["stats"]["time"], "2026-11-28T01:10:55.000Z");
+        let d = set("dnsmasq.compile_options", Value::Text(" IPv6  no-DBus "));
+        assert_eq!(
+            d["dnsmasq"]["compile_options"],
+            serde_json::json!(["IPv6", "no-DBus"])
+        );
+        let d = set("dnsmasq.dhcp.tags", Value::Text("lan, known,"));
+        assert_eq!(
+            d["dnsmasq"]["dhcp"]["tags"],
+            serde_json::json!(["lan", "known"])
+        );
+        let d = set("dnsmasq.cache.entry", Value::Text("   !F I    C   "));
+        assert_eq!(d["dnsmasq"]["cache"]["entry"], "!F I    C");
+        let d = set("dnsmasq.signal", Value::Uint(15));
+        assert_eq!(
+            d["dnsmasq"]["signal"], "15",
+            "a number into a keyword is text"
+        );
+        let d = set("dnsmasq.cache.entry", Value::Text("    "));
+        assert!(d.get("dnsmasq").is_none(), "padding alone sets nothing");
+        let mut ev = Event::default();
+        let f = Field::parse("dnsmasq.nameserver.dnssec").unwrap();
+        set_constant(&mut ev, f, &Constant::Static("false"));
+        assert_eq!(
+            ev.dnsmasq.fields.get("dnsmasq.nameserver.dnssec"),
+            Some(&CustomValue::Bool(false))
+        );
+        let f = Field::parse("dnsmasq.dhcp.address").unwrap();
+        assert_eq!(f.accepts(), Accepts::Ip);
+        assert!(!f.takes_capture(Accepts::Text));
+        let f = Field::parse("dnsmasq.dnssec.digest").unwrap();
+        assert!(!f.takes_capture(Accepts::Text), "a long takes a number");
     }
 
     #[test]

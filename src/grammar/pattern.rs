@@ -36,8 +36,17 @@ pub enum Kind {
     Uint,
     /// A run of non-space characters.
     Word,
-    /// A path: a word starting with `/`.
+    /// A path: a word starting with `/`; before a literal, it ends at the
+    /// first occurrence of that literal that lets the rest match.
     Path,
+    /// A MAC address (six hex pairs joined by `:` or `-`), stored as ECS
+    /// spells it: `02-00-5E-C0-DE-01`.
+    Mac,
+    /// A duration as dnsmasq prints it (`1h`, `52m30s`, `2d`, `45s`), stored
+    /// as seconds.
+    Duration,
+    /// A number right-aligned with spaces (printf `%3d`): leading spaces are skipped.
+    Padded,
     /// Text between double quotes (the quotes are not captured).
     Quoted,
     /// Free text up to the next literal, or to the end of the line.
@@ -59,6 +68,9 @@ impl Kind {
             "uint" => Kind::Uint,
             "word" => Kind::Word,
             "path" => Kind::Path,
+            "mac" => Kind::Mac,
+            "duration" => Kind::Duration,
+            "padded" => Kind::Padded,
             "quoted" => Kind::Quoted,
             "rest" => Kind::Rest,
             "answer" => Kind::Answer,
@@ -68,14 +80,14 @@ impl Kind {
 
     /// Every capture type name, for error messages.
     pub const NAMES: &'static str =
-        "ip, ipport, arpa, name, rrtype, uint, word, path, quoted, rest, answer";
+        "ip, ipport, arpa, name, rrtype, uint, padded, duration, word, path, mac, quoted, rest, answer";
 
     /// What kind of value the capture produces.
     pub fn produces(self) -> Accepts {
         match self {
             Kind::Ip => Accepts::Ip,
             Kind::IpPort => Accepts::Endpoint,
-            Kind::Uint => Accepts::Uint,
+            Kind::Uint | Kind::Duration | Kind::Padded => Accepts::Uint,
             _ => Accepts::Text,
         }
     }
@@ -181,6 +193,35 @@ fn match_from<'a>(
                 Some(Element::Capture { .. }) => None,
             }
         }
+        Element::Capture {
+            kind: Kind::Path, ..
+        } if matches!(elems.get(i + 1), Some(Element::Literal(_))) => {
+            let Some(Element::Literal(next)) = elems.get(i + 1) else {
+                return None;
+            };
+            if !input.starts_with('/') {
+                return None;
+            }
+            let mut from = 1;
+            while let Some(pos) = find_literal(&input[from..], next) {
+                let at = from + pos;
+                let candidate = &input[..at];
+                if candidate.contains(' ') {
+                    break;
+                }
+                let mark = caps.len();
+                caps.push((i, Value::Text(candidate)));
+                if let Some(r) = match_from(elems, i + 1, &input[at..], caps, whole) {
+                    return Some(r);
+                }
+                caps.truncate(mark);
+                from = at + next.len().max(1);
+                if from > input.len() {
+                    break;
+                }
+            }
+            None
+        }
         Element::Capture { kind, .. } => {
             let (rest, value) = fixed(*kind, input)?;
             let mark = caps.len();
@@ -221,6 +262,9 @@ fn fixed(kind: Kind, input: &str) -> Option<(&str, Value<'_>)> {
         Kind::Uint => uint(input).map(|(r, n)| (r, Value::Uint(n))),
         Kind::Word => word(input).map(|(r, w)| (r, Value::Text(w))),
         Kind::Path => path(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::Mac => mac(input).map(|(r, m)| (r, Value::Owned(m))),
+        Kind::Duration => duration(input).map(|(r, n)| (r, Value::Uint(n))),
+        Kind::Padded => uint(input.trim_start_matches(' ')).map(|(r, n)| (r, Value::Uint(n))),
         Kind::Quoted => quoted(input).map(|(r, w)| (r, Value::Text(w))),
         Kind::Name | Kind::Rest | Kind::Answer => return None,
     };
@@ -274,6 +318,63 @@ pub fn path(input: &str) -> IResult<&str, &str> {
         char('/'),
         nom::bytes::complete::take_while(|c: char| c != ' '),
     ))(input)
+}
+
+/// A MAC address of six hex pairs joined by `:` or `-` (and not the start of
+/// a longer hex string such as a DHCPv6 DUID), in ECS's spelling.
+pub fn mac(input: &str) -> IResult<&str, Str> {
+    let b = input.as_bytes();
+    if b.len() < 17 {
+        return Err(nom_error(input));
+    }
+    let sep = b[2];
+    if sep != b':' && sep != b'-' {
+        return Err(nom_error(input));
+    }
+    let mut out = Str::default();
+    for g in 0..6 {
+        let at = g * 3;
+        let (h, l) = (b[at], b[at + 1]);
+        if !h.is_ascii_hexdigit() || !l.is_ascii_hexdigit() || (g < 5 && b[at + 2] != sep) {
+            return Err(nom_error(input));
+        }
+        if g > 0 {
+            out.push('-');
+        }
+        out.push(h.to_ascii_uppercase() as char);
+        out.push(l.to_ascii_uppercase() as char);
+    }
+    let rest = &input[17..];
+    if rest.starts_with(|c: char| c.is_ascii_hexdigit() || c == ':' || c == '-') {
+        return Err(nom_error(input));
+    }
+    Ok((rest, out))
+}
+
+/// A duration of `d`, `h`, `m`, `s` parts (dnsmasq's `prettyprint_time`), in seconds.
+pub fn duration(input: &str) -> IResult<&str, u64> {
+    let mut rest = input;
+    let mut total: u64 = 0;
+    let mut parts = 0;
+    while let Ok((r, n)) = uint(rest) {
+        let unit = match r.as_bytes().first() {
+            Some(b'd') => 86_400,
+            Some(b'h') => 3_600,
+            Some(b'm') => 60,
+            Some(b's') => 1,
+            _ => break,
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(|| nom_error(input))?;
+        rest = &r[1..];
+        parts += 1;
+    }
+    if parts == 0 {
+        return Err(nom_error(input));
+    }
+    Ok((rest, total))
 }
 
 /// Text between double quotes.
@@ -380,6 +481,58 @@ mod tests {
         assert!(path("etc").is_err());
         assert_eq!(quoted("\"a b\" c").unwrap(), (" c", "a b"));
         assert!(quoted("\"open").is_err());
+    }
+
+    #[test]
+    fn mac_duration_and_padded_numbers() {
+        assert_eq!(
+            mac("02:00:5e:c0:de:01 laptop").unwrap(),
+            (" laptop", Str::from("02-00-5E-C0-DE-01"))
+        );
+        assert_eq!(mac("AA-BB-CC-DD-EE-FF").unwrap().1, "AA-BB-CC-DD-EE-FF");
+        assert!(
+            mac("00:01:00:01:2a:3b:4c:5d").is_err(),
+            "a DUID is not a MAC"
+        );
+        assert!(mac("02:00:5e:c0:de").is_err());
+        assert!(mac("02:00-5e:c0:de:01").is_err());
+        assert!(mac("zz:00:5e:c0:de:01").is_err());
+        assert_eq!(duration("1h").unwrap(), ("", 3600));
+        assert_eq!(duration("52m30s,").unwrap(), (",", 3150));
+        assert_eq!(duration("2d3h").unwrap(), ("", 2 * 86_400 + 3 * 3600));
+        assert!(duration("infinite").is_err());
+        assert!(duration("12").is_err());
+        assert!(duration("99999999999999999d").is_err());
+        let p = Pattern {
+            elements: vec![lit("size:"), cap(Kind::Padded), lit(" option")],
+        };
+        let mut caps = Captures::new();
+        assert!(p.matches_all("size:  4 option", &mut caps));
+        assert_eq!(caps[0].1, Value::Uint(4));
+        assert!(p.matches_all("size:121 option", &mut caps));
+    }
+
+    #[test]
+    fn path_before_a_literal_ends_at_it() {
+        let p = Pattern {
+            elements: vec![
+                lit("("),
+                cap(Kind::Path),
+                lit(":"),
+                cap(Kind::Uint),
+                lit(")"),
+            ],
+        };
+        let mut caps = Captures::new();
+        assert!(p.matches_all("(/src/a:b/forward.c:1638)", &mut caps));
+        assert_eq!(caps[0].1, Value::Text("/src/a:b/forward.c"));
+        assert_eq!(caps[1].1, Value::Uint(1638));
+        caps.clear();
+        assert!(
+            !p.matches_all("(/src/a b.c:1)", &mut caps),
+            "no spaces in a path"
+        );
+        assert!(!p.matches_all("(src/a.c:1)", &mut caps), "starts with /");
     }
 
     #[test]

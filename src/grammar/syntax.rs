@@ -412,6 +412,7 @@ fn check_capture_field(
         Accepts::Endpoint => "it holds an address and port (use `ip` or `ipport`)".to_owned(),
         Accepts::Uint => "it holds a number (use a `uint` capture)".to_owned(),
         Accepts::Text => "it holds text".to_owned(),
+        Accepts::Bool => "it can only be set to `true` or `false` (`field = true`)".to_owned(),
     };
     Err(cx.err(
         col,
@@ -470,6 +471,10 @@ fn constant(cx: &Ctx<'_>, body: &str, col: usize) -> Result<(Field, Constant), G
                 .parse::<IpAddr>()
                 .map_err(|_| cx.err(vcol, format!("expected an IP address, found `{value}`")))?,
         ),
+        (Accepts::Bool, None) => match value {
+            "true" | "false" => Constant::Static(intern(value)),
+            _ => return Err(cx.err(vcol, format!("expected true or false, found `{value}`"))),
+        },
         (Accepts::Uint, None) => Constant::Uint(
             value
                 .parse::<u64>()
@@ -527,6 +532,15 @@ mod tests {
 
         let e = err("\n\nrule a: x %{ip:dns.nope}\n");
         assert_eq!((e.line, e.column), (3, 16));
+        assert!(e.message.contains("expected an ECS field"), "{e}");
+
+        let e = err("rule a: x\n    dnsmasq.nameserver.dnssec = maybe\n");
+        assert!(e.message.contains("expected true or false"), "{e}");
+        let e = err("rule a: x %{word:dnsmasq.nameserver.dnssec}\n");
+        assert!(e.message.contains("`true` or `false`"), "{e}");
+        let e = err("rule a: x %{word:dnsmasq.dnssec.keytag}\n");
+        assert!(e.message.contains("it holds a number"), "{e}");
+        let e = err("rule a: x %{word:dnsmasq.made_up}\n");
         assert!(e.message.contains("expected an ECS field"), "{e}");
 
         let e = err("rule a: x %{ip\n");

@@ -58,6 +58,7 @@ pub const ELASTIC_ECS: &str = "ecs@mappings";
 pub enum Kind {
     Keyword,
     Long,
+    Boolean,
     Ip,
     Date,
     /// `match_only_text`: full-text search without scoring data.
@@ -185,16 +186,50 @@ pub const FIELDS: &[(&str, Kind)] = {
         ("threat.enrichments.matched.id", Keyword),
         ("threat.enrichments.matched.index", Keyword),
         ("threat.enrichments.matched.occurred", Date),
+        ("threat.enrichments.feed.name", Keyword),
+        ("client.mac", Keyword),
+        ("source.mac", Keyword),
+        ("destination.mac", Keyword),
+        ("server.mac", Keyword),
+        ("file.path", Keyword),
+        ("log.origin.file.name", Keyword),
+        ("log.origin.file.line", Long),
+        ("observer.ingress.interface.name", Keyword),
         ("dnsmasq.serial", Long),
         ("dnsmasq.answer_type", Keyword),
         ("misp_src", Keyword),
     ]
 };
 
+/// Every field of [`FIELDS`] and the typed custom fields of
+/// [`crate::event::custom::FIELDS`] (`dnsmasq.*` and the other products'
+/// namespaces), each with its mapping kind.
+pub fn all_fields() -> impl Iterator<Item = (&'static str, Kind)> {
+    use crate::event::custom::CustomType;
+    FIELDS.iter().copied().chain(
+        crate::event::custom::FIELDS
+            .iter()
+            .filter(|f| !FIELDS.iter().any(|(name, _)| *name == f.name))
+            .map(|f| {
+                let kind = match f.ty {
+                    CustomType::Long => Kind::Long,
+                    CustomType::Ip => Kind::Ip,
+                    CustomType::Date => Kind::Date,
+                    CustomType::Boolean => Kind::Boolean,
+                    CustomType::Keyword | CustomType::Keywords(_) => Kind::Keyword,
+                };
+                (f.name, kind)
+            }),
+    )
+}
+
 /// Fields (or prefixes ending in `.`) of [`FIELDS`] that are not ECS:
 /// dnsenrich's typed namespace, the classic dashboards' `misp_src`, and the
 /// two fields Filebeat writes beside ECS (`log.offset`, `log.source.address`).
 pub const CUSTOM: &[&str] = &[
+    // Kibana's indicator-match enrichment writes the feed's name here
+    // (FEED_NAME in Kibana's security_solution/common/cti/constants.ts).
+    "threat.enrichments.feed.",
     "dnsmasq.",
     "pihole.",
     "misp_src",
@@ -339,6 +374,7 @@ fn leaf(kind: Kind, flavour: Flavour) -> Value {
     match kind {
         Kind::Keyword => json!({ "type": "keyword", "ignore_above": 1024 }),
         Kind::Long => json!({ "type": "long" }),
+        Kind::Boolean => json!({ "type": "boolean" }),
         Kind::Ip => json!({ "type": "ip" }),
         Kind::Date => json!({ "type": "date" }),
         Kind::Text => json!({ "type": "match_only_text" }),
@@ -362,12 +398,12 @@ fn leaf(kind: Kind, flavour: Flavour) -> Value {
 /// `catch_all` the dynamic templates that make any other string a keyword.
 pub fn mappings(flavour: Flavour, catch_all: bool) -> Value {
     let mut root = Map::new();
-    for (path, kind) in FIELDS {
+    for (path, kind) in all_fields() {
         let mut props = &mut root;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
             if parts.peek().is_none() {
-                let mapping = leaf(*kind, flavour);
+                let mapping = leaf(kind, flavour);
                 // A parent listed before its children (`threat.enrichments`)
                 // keeps the children already placed under it.
                 match props.get_mut(part) {
@@ -657,6 +693,10 @@ mod tests {
         ev.error.message = Some("e".into());
         ev.dnsmasq.serial = Some(7);
         ev.dnsmasq.answer_type = Some("CNAME".into());
+        (ev.dnsmasq.fields, ev.pihole.fields) = custom::all_samples();
+        ev.file.path = Some("/etc/hosts".into());
+        ev.log.origin.file.name = Some("forward.c".into());
+        ev.log.origin.file.line = Some(1638);
         ev.dns.type_ = Some("answer");
         ev.dns.id = Some("1".into());
         ev.dns.op_code = Some("QUERY".into());
@@ -680,6 +720,7 @@ mod tests {
             ip: Some("10.0.0.1".parse().unwrap()),
             port: Some(53),
             domain: Some("d".into()),
+            mac: Some("00-00-5E-00-53-01".into()),
         };
         ev.source = ep.clone();
         ev.client = ep.clone();
@@ -697,6 +738,11 @@ mod tests {
             vendor: Some("v"),
             type_: Some("dns"),
             version: Some("2.90".into()),
+            ingress: ObserverIngress {
+                interface: Interface {
+                    name: Some("eth0".into()),
+                },
+            },
         };
         ev.process.name = Some("dnsmasq".into());
         ev.process.pid = Some(1);
@@ -737,6 +783,10 @@ mod tests {
                 atomic: "example.com".into(),
                 field: "dns.question.name",
                 type_: "parent_domain",
+                occurred: Some(chrono::Utc::now()),
+            },
+            feed: EnrichmentFeed {
+                name: Some("Feed-A".into()),
             },
         });
         ev.tags.push("t");
