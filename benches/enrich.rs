@@ -183,6 +183,7 @@ fn steady(stage: &EnrichStage, batches: &[Vec<Event>], threads: usize, secs: f64
                             let mut batch = EventBatch {
                                 events: b.clone(),
                                 acks: Vec::new(),
+                                seq: 0,
                             };
                             let t = Instant::now();
                             e.enrich(&mut batch);
@@ -214,6 +215,7 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
         zone: "UTC".parse().unwrap(),
         max_line: DEFAULT_MAX_LINE,
         keep_original: false,
+        ordered: false,
     };
     let frames: Vec<FrameBatch> = lines
         .chunks(BATCH)
@@ -342,6 +344,7 @@ fn main() {
                 EventBatch {
                     events: batches[i].clone(),
                     acks: Vec::new(),
+                    seq: 0,
                 }
             },
             |mut batch| {

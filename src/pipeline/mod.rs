@@ -51,6 +51,7 @@ use self::background::QueueProbe;
 use self::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger, Shutdown};
 use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
 use crate::config::{PipelineConfig, ValidConfig};
+use crate::correlate::{spawn_correlator, TxnStats};
 use crate::decode::DecodeStats;
 use crate::enrich::{EnrichError, EnrichStage};
 use crate::input::{InputError, Inputs};
@@ -89,6 +90,8 @@ pub enum DaemonError {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub parse: DecodeStats,
+    /// What the correlation stage counted (all zero with `events = "lines"`).
+    pub transactions: TxnStats,
     pub output: OutputReport,
     /// The drain did not finish within the shutdown timeout.
     pub timed_out: bool,
@@ -383,28 +386,35 @@ fn start_stages(
         zone: cfg.zone().clone(),
         max_line: cfg.parse.max_line_bytes,
         keep_original: cfg.parse.keep_original,
+        ordered: cfg.events.correlates(),
     };
     let threads = PipelineConfig::threads;
-    let stages = vec![
-        joined(
-            spawn_parsers(
-                threads(cfg.pipeline.parse_workers),
-                &parse,
-                frames,
-                to_enrich,
-            ),
-            |report, counted: DecodeStats| report.parse.add(&counted),
+    // With transactions on, the parse workers write into the correlation
+    // stage, which writes into the enrichers' channel.
+    let (parsed, correlate) = if cfg.events.correlates() {
+        let (to_correlate, lines) = queue::<EventBatch>(cap, "correlate", probes);
+        let handle = spawn_correlator(cfg.events, cfg.transactions.clone(), lines, to_enrich);
+        let join = joined(vec![handle], |report, counted: TxnStats| {
+            report.transactions.add(&counted)
+        });
+        (to_correlate, Some(join))
+    } else {
+        (to_enrich, None)
+    };
+    let mut stages = vec![joined(
+        spawn_parsers(threads(cfg.pipeline.parse_workers), &parse, frames, parsed),
+        |report, counted: DecodeStats| report.parse.add(&counted),
+    )];
+    stages.extend(correlate);
+    stages.extend([joined(
+        spawn_enrichers(
+            threads(cfg.pipeline.enrich_workers),
+            || enrich.enricher(),
+            events,
+            to_encoded,
         ),
-        joined(
-            spawn_enrichers(
-                threads(cfg.pipeline.enrich_workers),
-                || enrich.enricher(),
-                events,
-                to_encoded,
-            ),
-            |_, ()| {},
-        ),
-    ];
+        |_, ()| {},
+    )]);
     let output = tokio::spawn(output.run(encoded, reopen));
     let inputs = tokio::spawn(inputs.run(to_parse, sd.clone()));
     Running {

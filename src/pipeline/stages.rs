@@ -9,7 +9,7 @@
 //! entry in `start_stages` (`pipeline/mod.rs`).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
@@ -29,6 +29,10 @@ pub struct ParseSettings {
     pub max_line: usize,
     /// Keep the raw line in `event.original` on every event.
     pub keep_original: bool,
+    /// Number the batches in the order the workers take them
+    /// ([`EventBatch::seq`]), so the correlation stage can restore input
+    /// order after parallel parsing.
+    pub ordered: bool,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -39,9 +43,11 @@ pub fn spawn_parsers(
     rx: flume::Receiver<FrameBatch>,
     tx: flume::Sender<EventBatch>,
 ) -> Vec<JoinHandle<DecodeStats>> {
+    let counter = settings.ordered.then(|| Arc::new(Mutex::new(0u64)));
     (0..n.max(1))
         .map(|i| {
             let (rx, tx) = (rx.clone(), tx.clone());
+            let counter = counter.clone();
             let mut decoder = LineDecoder::new(
                 settings.grammars.clone(),
                 settings.zone.clone(),
@@ -52,8 +58,9 @@ pub fn spawn_parsers(
                 .name(format!("parse-{i}"))
                 .spawn(move || {
                     let mut reported = DecodeStats::default();
-                    while let Ok(batch) = rx.recv() {
-                        let out = parse_batch(&mut decoder, batch);
+                    while let Some((batch, seq)) = take_next(&rx, counter.as_deref()) {
+                        let mut out = parse_batch(&mut decoder, batch);
+                        out.seq = seq;
                         report_parse_metrics(&decoder.stats, &mut reported);
                         if tx.send(out).is_err() {
                             break;
@@ -64,6 +71,24 @@ pub fn spawn_parsers(
                 .expect("spawning a thread at start-up")
         })
         .collect()
+}
+
+/// The next batch, numbered in the order taken when `counter` is given (the
+/// lock is held across the receive, so numbers follow the channel's order).
+fn take_next(
+    rx: &flume::Receiver<FrameBatch>,
+    counter: Option<&Mutex<u64>>,
+) -> Option<(FrameBatch, u64)> {
+    match counter {
+        None => rx.recv().ok().map(|b| (b, 0)),
+        Some(c) => {
+            let mut n = c.lock().unwrap_or_else(|p| p.into_inner());
+            let b = rx.recv().ok()?;
+            let seq = *n;
+            *n += 1;
+            Some((b, seq))
+        }
+    }
 }
 
 /// Adds what the decoder counted since the last report to the metrics.
@@ -106,6 +131,7 @@ pub fn parse_batch(decoder: &mut LineDecoder, batch: FrameBatch) -> EventBatch {
     EventBatch {
         events,
         acks: batch.ack.into_iter().collect(),
+        seq: 0,
     }
 }
 
@@ -175,6 +201,7 @@ mod tests {
             zone: Zone::Local,
             max_line: 1024,
             keep_original: false,
+            ordered: false,
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);
