@@ -1,0 +1,331 @@
+//! Transactions from a real resolver: a dnsmasq (Debian `dnsmasq-base`) on
+//! loopback forwarding to a second dnsmasq, queried with dig, its log
+//! followed by `dnsenrich run --tail --events transactions`. For every dig
+//! query there must be exactly one transaction, and its client, question,
+//! rcode and answer records must be what dig received.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::{wait_until, DaemonBuilder};
+use common::memcached::free_port;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{tool} is needed for this test: apt-get install -y {package}"
+    );
+}
+
+/// A dnsmasq in the foreground, stopped when dropped.
+struct Dnsmasq {
+    child: Child,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts dnsmasq on `port` with `args`, logging to `log`; waits (bounded)
+/// for its start line.
+fn dnsmasq(port: u16, log: &Path, args: &[String]) -> Dnsmasq {
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        "--pid-file=",
+    ])
+    .arg(format!("--port={port}"))
+    .arg(format!("--log-facility={}", log.display()))
+    .args(args)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    // As root dnsmasq drops to "nobody", who cannot write the log here.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["--user=root", "--group=root"]);
+    }
+    let child = cmd.spawn().expect("dnsmasq starts");
+    let d = Dnsmasq { child };
+    wait_until("dnsmasq logs its start", Duration::from_secs(10), || {
+        std::fs::read_to_string(log).is_ok_and(|t| t.contains("started, version"))
+    });
+    d
+}
+
+/// One dig query and what came back.
+#[derive(Debug)]
+struct Asked {
+    client: String,
+    name: String,
+    qtype: String,
+    rcode: String,
+    /// (owner, type, data) of the answer section, names without the final dot.
+    answers: BTreeSet<(String, String, String)>,
+}
+
+/// The record types dnsmasq writes with their data (others it logs as `<MX>`).
+const LOGGED_TYPES: [&str; 4] = ["A", "AAAA", "CNAME", "PTR"];
+
+fn dig(port: u16, client: &str, name: &str, qtype: &str, tcp: bool) -> Asked {
+    let mut cmd = Command::new("dig");
+    cmd.arg("@127.0.0.1")
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-b")
+        .arg(client)
+        .args(["+tries=1", "+time=3", "+noall", "+comments", "+answer"]);
+    if tcp {
+        cmd.arg("+tcp");
+    }
+    if qtype == "PTR" {
+        cmd.arg("-x").arg(name);
+    } else {
+        cmd.arg(name).arg(qtype);
+    }
+    let out = cmd.output().expect("dig runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rcode = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("dig {name} {qtype}: no status in\n{text}"))
+        .to_owned();
+    let mut answers = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with(';') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || !LOGGED_TYPES.contains(&f[3]) {
+            continue;
+        }
+        answers.insert((
+            f[0].trim_end_matches('.').to_owned(),
+            f[3].to_owned(),
+            f[4].trim_end_matches('.').to_owned(),
+        ));
+    }
+    let name = if qtype == "PTR" {
+        let ip: std::net::Ipv4Addr = name.parse().unwrap();
+        let o = ip.octets();
+        format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+    } else {
+        name.to_owned()
+    };
+    Asked {
+        client: client.to_owned(),
+        name,
+        qtype: qtype.to_owned(),
+        rcode,
+        answers,
+    }
+}
+
+fn answers_of(t: &Value) -> BTreeSet<(String, String, String)> {
+    t["dns"]["answers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| LOGGED_TYPES.contains(&r["type"].as_str().unwrap_or("")))
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap_or("").to_owned(),
+                        r["type"].as_str().unwrap_or("").to_owned(),
+                        r["data"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The queries: forwarded, CNAME chains, several records, NXDOMAIN, NODATA,
+/// cache hits, a local block, a hosts-file answer, a PTR, TCP.
+/// (name, type, tcp, client address).
+const QUERIES: &[(&str, &str, bool, &str)] = &[
+    ("www.example.test", "A", false, "127.0.0.1"),
+    ("www.example.test", "AAAA", false, "127.0.0.2"),
+    ("alias.example.test", "A", false, "127.0.0.1"),
+    ("deep.example.test", "AAAA", false, "127.0.0.3"),
+    ("multi.example.test", "A", false, "127.0.0.1"),
+    ("foo.nx.test", "A", false, "127.0.0.2"),
+    ("v4only.example.test", "AAAA", false, "127.0.0.1"),
+    ("www.example.test", "A", false, "127.0.0.3"),
+    ("alias.example.test", "A", false, "127.0.0.2"),
+    ("ads.example.test", "A", false, "127.0.0.1"),
+    ("printer.lan", "A", false, "127.0.0.4"),
+    ("192.0.2.10", "PTR", false, "127.0.0.1"),
+    ("deep.example.test", "A", true, "127.0.0.2"),
+    ("tcp.example.test", "A", true, "127.0.0.1"),
+];
+
+fn run_variant(log_queries: &str) {
+    require("dnsmasq", "dnsmasq-base");
+    require("dig", "dnsutils");
+    let dir = tempfile::tempdir().unwrap();
+    let up_hosts = dir.path().join("upstream.hosts");
+    std::fs::write(
+        &up_hosts,
+        "192.0.2.21 multi.example.test\n192.0.2.22 multi.example.test\n192.0.2.23 tcp.example.test\n",
+    )
+    .unwrap();
+    let front_hosts = dir.path().join("front.hosts");
+    std::fs::write(&front_hosts, "192.0.2.30 printer.lan\n").unwrap();
+    let (up_port, front_port) = (free_port(), free_port());
+    let _upstream = dnsmasq(
+        up_port,
+        &dir.path().join("upstream.log"),
+        &[
+            "--local-ttl=300".into(),
+            "--local=/example.test/".into(),
+            "--local=/nx.test/".into(),
+            format!("--addn-hosts={}", up_hosts.display()),
+            "--host-record=www.example.test,192.0.2.10,2001:db8::10".into(),
+            "--host-record=v4only.example.test,192.0.2.11".into(),
+            "--cname=alias.example.test,www.example.test".into(),
+            "--cname=deep.example.test,alias.example.test".into(),
+            "--ptr-record=10.2.0.192.in-addr.arpa,www.example.test".into(),
+        ],
+    );
+    let log = dir.path().join("front.log");
+    let _front = dnsmasq(
+        front_port,
+        &log,
+        &[
+            format!("--log-queries{log_queries}"),
+            format!("--server=127.0.0.1#{up_port}"),
+            format!("--addn-hosts={}", front_hosts.display()),
+            "--address=/ads.example.test/0.0.0.0".into(),
+            "--cache-size=100".into(),
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .no_network()
+        .config("[transactions]\nsettle_ms = 150\nidle_timeout_ms = 3000\n")
+        .arg("--events")
+        .arg("transactions")
+        .arg("--tail")
+        .arg(&log)
+        .start();
+    let asked: Vec<Asked> = QUERIES
+        .iter()
+        .map(|(n, t, tcp, c)| dig(front_port, c, n, t, *tcp))
+        .collect();
+    let is_txn = |e: &Value| e["dnsmasq"]["status"].is_string();
+    let with_query = |e: &Value| is_txn(e) && e["client"]["ip"].is_string();
+    wait_until("a transaction per query", WAIT, || {
+        d.events().iter().filter(|e| with_query(e)).count() >= asked.len()
+    });
+    let started = Instant::now();
+    assert!(d.sigterm().success(), "{}", d.stderr());
+    assert!(started.elapsed() < WAIT);
+    let events = d.events();
+    let txns: Vec<&Value> = events.iter().filter(|e| with_query(e)).collect();
+    assert_eq!(
+        txns.len(),
+        asked.len(),
+        "{log_queries}: one transaction per dig query:\n{}",
+        txns.iter()
+            .map(|t| t["message"].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut unused: Vec<&Value> = txns.clone();
+    for a in &asked {
+        let at = unused.iter().position(|t| {
+            t["client"]["ip"] == a.client.as_str()
+                && t["dns"]["question"]["name"] == a.name.as_str()
+                && t["dns"]["question"]["type"] == a.qtype.as_str()
+        });
+        let t = unused.remove(at.unwrap_or_else(|| {
+            panic!("{log_queries}: no transaction for {a:?} among {unused:#?}")
+        }));
+        assert_eq!(t["dns"]["response_code"], a.rcode.as_str(), "{a:?}: {t}");
+        assert_eq!(answers_of(t), a.answers, "{a:?}: {t}");
+        assert_eq!(t["dns"]["type"], "answer", "{t}");
+        assert!(t["event"]["start"].is_string() && t["event"]["end"].is_string());
+        assert!(
+            t["tags"].is_null(),
+            "{a:?}: a complete transaction has no tag: {t}"
+        );
+        if log_queries == "=extra" {
+            assert!(t["dnsmasq"]["serial"].is_u64(), "{t}");
+            assert!(t["client"]["port"].is_u64(), "{t}");
+        }
+    }
+    // Statuses as Pi-hole shows them.
+    let status = |name: &str, qtype: &str, client: &str| {
+        txns.iter()
+            .find(|t| {
+                t["dns"]["question"]["name"] == name
+                    && t["dns"]["question"]["type"] == qtype
+                    && t["client"]["ip"] == client
+            })
+            .map(|t| t["event"]["action"].as_str().unwrap_or("").to_owned())
+            .unwrap()
+    };
+    assert_eq!(status("www.example.test", "A", "127.0.0.1"), "forwarded");
+    assert_eq!(status("www.example.test", "A", "127.0.0.3"), "cache");
+    assert_eq!(status("alias.example.test", "A", "127.0.0.2"), "cache");
+    assert_eq!(status("ads.example.test", "A", "127.0.0.1"), "cache");
+    assert_eq!(status("printer.lan", "A", "127.0.0.4"), "cache");
+    assert_eq!(status("foo.nx.test", "A", "127.0.0.2"), "forwarded");
+    for t in &txns {
+        if t["dnsmasq"]["status"] == "forwarded" {
+            assert_eq!(t["server"]["port"], up_port, "{t}");
+        }
+    }
+    // Nothing lost: every log line left in exactly one event.
+    let logged = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
+    let in_events: u64 = events
+        .iter()
+        .map(|e| e["dnsmasq"]["lines"].as_u64().unwrap_or(1))
+        .sum();
+    assert_eq!(
+        in_events, logged,
+        "{log_queries}: every line of the log in exactly one event"
+    );
+    // Every transaction was acknowledged: the offset saved at the stop is
+    // the end of the log.
+    let offsets: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("file-offsets.json")).unwrap(),
+    )
+    .unwrap();
+    let saved: Vec<u64> = offsets["files"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|f| f["offset"].as_u64())
+        .collect();
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(saved, [size], "{offsets}");
+}
+
+#[test]
+fn every_dig_query_is_one_transaction_with_its_answer_extra_log() {
+    run_variant("=extra");
+}
+
+#[test]
+fn every_dig_query_is_one_transaction_with_its_answer_plain_log() {
+    run_variant("");
+}
