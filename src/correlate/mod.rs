@@ -386,24 +386,93 @@ struct Seen {
 
 /// The fixed part of an open transaction's footprint: the struct, its event,
 /// and its entries in the three indexes.
-const OPEN_BASE_BYTES: usize = std::mem::size_of::<Open>() + 2 * std::mem::size_of::<Key>() + 96;
+/// Allocator rounding and the B-tree and hash-table slots are included as
+/// measured by `tests/transaction_memory.rs`.
+const OPEN_BASE_BYTES: usize = std::mem::size_of::<Open>()
+    + 16
+    + 2 * (std::mem::size_of::<Key>() + std::mem::size_of::<SmallVec<[u64; 1]>>() + 8)
+    + 3 * 32;
 
 impl Open {
     /// An estimate of the bytes this transaction holds: the fixed part plus
     /// the heap text of the line messages and answers.
     fn weigh(&self) -> usize {
-        OPEN_BASE_BYTES
-            + self.ev.message.capacity()
-            + self.ev.dns.answers.len() * (std::mem::size_of::<Answer>() + 16)
-            + heap_len(self.ev.dns.question.name.as_deref())
-            + self
-                .ev
-                .related
-                .hosts
+        let ev = &self.ev;
+        let s = |x: &Option<Str>| heap_len(x.as_deref());
+        let q = &ev.dns.question;
+        let mut n = OPEN_BASE_BYTES
+            + ev.message.capacity()
+            + ev.event.original.capacity()
+            + s(&q.name)
+            + s(&q.type_)
+            + s(&q.registered_domain)
+            + s(&q.subdomain)
+            + s(&q.top_level_domain)
+            + s(&ev.host.name)
+            + s(&ev.host.hostname)
+            + s(&ev.observer.hostname)
+            + s(&ev.process.name)
+            + s(&ev.log.source.address)
+            + s(&ev.dnsmasq.answer_type);
+        if ev.dns.answers.spilled() {
+            n += ev.dns.answers.capacity() * std::mem::size_of::<Answer>();
+        }
+        n += ev
+            .dns
+            .answers
+            .iter()
+            .map(|a| s(&a.name) + s(&a.type_) + s(&a.data))
+            .sum::<usize>();
+        if ev.dns.resolved_ip.spilled() {
+            n += ev.dns.resolved_ip.capacity() * std::mem::size_of::<IpAddr>();
+        }
+        if ev.related.ip.spilled() {
+            n += ev.related.ip.capacity() * std::mem::size_of::<IpAddr>();
+        }
+        if ev.related.hosts.spilled() {
+            n += ev.related.hosts.capacity() * std::mem::size_of::<Str>();
+        }
+        n += ev
+            .related
+            .hosts
+            .iter()
+            .map(|h| heap_len(Some(h)))
+            .sum::<usize>();
+        n += ev.labels.0.capacity() * std::mem::size_of::<(&str, Str)>();
+        if let Some(sl) = &ev.log.syslog {
+            let sd: usize = sl
+                .structured_data
                 .iter()
-                .map(|h| heap_len(Some(h)))
-                .sum::<usize>()
+                .map(|e| {
+                    48 + e.id.capacity()
+                        + e.params
+                            .iter()
+                            .map(|(k, v)| 48 + k.capacity() + v.capacity())
+                            .sum::<usize>()
+                })
+                .sum();
+            n += std::mem::size_of_val(&**sl)
+                + s(&sl.appname)
+                + s(&sl.hostname)
+                + s(&sl.procid)
+                + sd;
+        }
+        // The keys are stored twice (index and the transaction's own list).
+        n += self
+            .keys
+            .iter()
+            .map(|k| match k {
+                Key::Serial { src, .. } => 2 * heap_len(Some(src)),
+                Key::Name { src, name, .. } => 2 * (heap_len(Some(src)) + heap_len(Some(name))),
+            })
+            .sum::<usize>();
+        n
     }
+}
+
+fn key_hash(k: &Key) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x0074_786e).hash_one(k)
 }
 
 /// Heap bytes of a [`Str`] (inline up to 24 bytes).
@@ -424,12 +493,15 @@ pub struct Correlator {
     settle: Duration,
     idle: Duration,
     next_id: u64,
-    open: BTreeMap<u64, Open>,
+    /// Boxed: a B-tree node holds eleven values, and an open transaction
+    /// is a couple of kilobytes.
+    open: BTreeMap<u64, Box<Open>>,
     index: HashMap<Key, SmallVec<[u64; 1]>>,
     deadlines: BTreeSet<(Instant, u64)>,
     open_bytes: usize,
-    recently_closed: HashSet<Key>,
-    closed_order: VecDeque<Key>,
+    /// Hashes of the keys closed last (a hash, not the key: 16 bytes each).
+    recently_closed: HashSet<u64>,
+    closed_order: VecDeque<u64>,
     /// Per (source, pid): the transaction the previous line joined, and
     /// whether that line was a `<CNAME>` record (the next is its target).
     last_line: HashMap<(Str, u32), (u64, bool)>,
@@ -660,7 +732,7 @@ impl Correlator {
         o.bytes = o.weigh();
         self.open_bytes += o.bytes;
         self.deadlines.insert((deadline, id));
-        self.open.insert(id, o);
+        self.open.insert(id, Box::new(o));
         id
     }
 
@@ -690,7 +762,7 @@ impl Correlator {
             };
             return match open_ids(&k).last() {
                 Some(id) => Found::Open(*id),
-                None if self.recently_closed.contains(&k) => Found::Late,
+                None if self.recently_closed.contains(&key_hash(&k)) => Found::Late,
                 None => Found::None,
             };
         }
@@ -763,12 +835,15 @@ impl Correlator {
                         .get(id)
                         .is_some_and(|o| o.forwards == 0 && !o.answered)
                 })
+                // Else the one the previous line answered: a stale answer
+                // is refreshed upstream right after it.
+                .or_else(|| prev.map(|(id, _)| id).filter(|id| ids.contains(id)))
                 .or_else(|| ids.first().copied()),
             _ => ids.last().copied(),
         };
         match pick {
             Some(id) => Found::Open(id),
-            None if self.recently_closed.contains(&k) => Found::Late,
+            None if self.recently_closed.contains(&key_hash(&k)) => Found::Late,
             None if !ids.is_empty() => Found::Open(ids[0]),
             None => Found::None,
         }
@@ -975,8 +1050,9 @@ impl Correlator {
                     self.index.remove(k);
                 }
             }
-            if self.recently_closed.insert(k.clone()) {
-                self.closed_order.push_back(k.clone());
+            let h = key_hash(k);
+            if self.recently_closed.insert(h) {
+                self.closed_order.push_back(h);
                 if self.closed_order.len() > RECENTLY_CLOSED {
                     if let Some(old) = self.closed_order.pop_front() {
                         self.recently_closed.remove(&old);
@@ -1003,7 +1079,7 @@ impl Correlator {
                 o.keys[0].clone(),
             )
         });
-        self.finish_and_emit(o);
+        self.finish_and_emit(*o);
         // Two clients, one upstream reply: the queries for the same name and
         // type that were never forwarded themselves get the answer.
         if let Some((answers, ips, rcode, qtype, key @ Key::Name { .. })) = answer {
