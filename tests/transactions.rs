@@ -329,3 +329,159 @@ fn every_dig_query_is_one_transaction_with_its_answer_extra_log() {
 fn every_dig_query_is_one_transaction_with_its_answer_plain_log() {
     run_variant("");
 }
+
+/// A query whose upstream never answers, with an idle timeout far longer
+/// than the test: SIGTERM must still emit it (no reply, outcome unknown)
+/// before the output flushes, and save the offset past it.
+#[test]
+fn sigterm_emits_the_open_transactions() {
+    require("dnsmasq", "dnsmasq-base");
+    require("dig", "dnsutils");
+    let dir = tempfile::tempdir().unwrap();
+    let (front_port, dead_port) = (free_port(), free_port());
+    let log = dir.path().join("front.log");
+    let _front = dnsmasq(
+        front_port,
+        &log,
+        &[
+            "--log-queries=extra".into(),
+            format!("--server=127.0.0.1#{dead_port}"),
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .no_network()
+        .config("[transactions]\nidle_timeout_ms = 600000\n")
+        .arg("--events")
+        .arg("transactions")
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .arg("--tail")
+        .arg(&log)
+        .start();
+    let _ = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &front_port.to_string()])
+        .args(["+tries=1", "+time=1", "lost.dead.test", "A"])
+        .output()
+        .expect("dig runs");
+    wait_until("the query is open", WAIT, || {
+        d.metric("dnsenrich_transactions_open") == Some(1.0)
+    });
+    assert!(d.events().is_empty() || d.events().iter().all(|e| e["dnsmasq"]["status"].is_null()));
+    assert!(d.sigterm().success(), "{}", d.stderr());
+    let events = d.events();
+    let t: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["dns"]["question"]["name"] == "lost.dead.test")
+        .collect();
+    assert_eq!(t.len(), 1, "{events:#?}");
+    assert_eq!(t[0]["event"]["outcome"], "unknown");
+    assert_eq!(t[0]["dns"]["type"], "query");
+    assert_eq!(t[0]["event"]["action"], "forwarded");
+    assert!(t[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "_dnsenrich_txn_no_reply"));
+    let offsets: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("file-offsets.json")).unwrap(),
+    )
+    .unwrap();
+    let size = std::fs::metadata(&log).unwrap().len();
+    let saved: Vec<u64> = offsets["files"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|f| f["offset"].as_u64())
+        .collect();
+    assert_eq!(saved, [size], "{offsets}");
+}
+
+/// Enrichment sees finished transactions: a name of the CNAME chain and an
+/// answer address are looked up with the question, `matched.field` says
+/// which field matched, and a query Pi-hole blocked that is also on a feed
+/// says both. The `dns.answers.name` rule comes from `events =
+/// "transactions"` with the default rules.
+#[test]
+fn a_transaction_is_enriched_on_its_chain_its_addresses_and_its_question() {
+    use dnsenrich::config::Config;
+    use dnsenrich::correlate::Correlator;
+    use dnsenrich::decode::LineDecoder;
+    use dnsenrich::pipeline::EventBatch;
+
+    let dir = tempfile::tempdir().unwrap();
+    let iocs = dir.path().join("feed.txt");
+    std::fs::write(&iocs, "cdn.evil.example\n192.0.2.99\nads.example.com\n").unwrap();
+    let cfg = Config::parse(&format!(
+        "events = \"transactions\"\n[enrich]\nioc_files = [{:?}]\n",
+        iocs.display().to_string()
+    ))
+    .unwrap();
+    assert!(cfg
+        .enrich
+        .rules
+        .iter()
+        .any(|r| r.field == "dns.answers.name"));
+    let stage = cfg.enrich.build().unwrap();
+    let mut c = Correlator::new(cfg.events, cfg.transactions.clone());
+    let mut d = LineDecoder::new(cfg.grammars().clone(), cfg.zone().clone(), 4096);
+    let p = "Nov 28 01:10:34 dnsmasq[15637]: ";
+    for l in [
+        "query[A] shop.example.net from 192.0.2.7",
+        "forwarded shop.example.net to 1.1.1.1#53",
+        "reply shop.example.net is <CNAME>",
+        "reply cdn.evil.example is 192.0.2.99",
+        "query[A] ads.example.com from 192.0.2.8",
+        "gravity blocked ads.example.com is 0.0.0.0",
+    ] {
+        c.push(d.decode(format!("{p}{l}").as_bytes()), None, Instant::now());
+    }
+    c.flush();
+    let (events, acks) = c.take_output();
+    let mut batch = EventBatch {
+        events,
+        acks,
+        seq: 0,
+    };
+    stage.enricher().enrich(&mut batch);
+    let docs: Vec<Value> = batch
+        .events
+        .iter()
+        .map(|e| serde_json::from_str(&e.to_json()).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    let by = |name: &str| {
+        docs.iter()
+            .find(|t| t["dns"]["question"]["name"] == name)
+            .unwrap()
+    };
+    let matched = |t: &Value| -> BTreeSet<(String, String)> {
+        t["threat"]["enrichments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["matched"]["field"].as_str().unwrap().to_owned(),
+                    e["matched"]["atomic"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let shop = by("shop.example.net");
+    assert_eq!(
+        matched(shop),
+        BTreeSet::from([
+            ("dns.answers.name".to_owned(), "cdn.evil.example".to_owned()),
+            ("dns.resolved_ip".to_owned(), "192.0.2.99".to_owned()),
+        ]),
+        "{shop}"
+    );
+    let ads = by("ads.example.com");
+    assert_eq!(ads["event"]["action"], "gravity");
+    assert_eq!(ads["rule"]["ruleset"], "gravity");
+    assert_eq!(
+        matched(ads),
+        BTreeSet::from([("dns.question.name".to_owned(), "ads.example.com".to_owned())])
+    );
+}
