@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{wait_until, DaemonBuilder};
+use common::daemon::{logger, wait_until, DaemonBuilder};
 use common::memcached::free_port;
 use serde_json::Value;
 
@@ -177,6 +177,56 @@ const QUERIES: &[(&str, &str, bool, &str)] = &[
     ("tcp.example.test", "A", true, "127.0.0.1"),
 ];
 
+fn is_txn(e: &Value) -> bool {
+    e["dnsmasq"]["status"].is_string()
+}
+
+fn with_query(e: &Value) -> bool {
+    is_txn(e) && e["client"]["ip"].is_string()
+}
+
+/// Exactly one transaction per dig query, each with what dig received.
+fn check_transactions<'e>(
+    log_queries: &str,
+    events: &'e [Value],
+    asked: &[Asked],
+) -> Vec<&'e Value> {
+    let txns: Vec<&Value> = events.iter().filter(|e| with_query(e)).collect();
+    assert_eq!(
+        txns.len(),
+        asked.len(),
+        "{log_queries}: one transaction per dig query:\n{}",
+        txns.iter()
+            .map(|t| t["message"].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut unused: Vec<&Value> = txns.clone();
+    for a in asked {
+        let at = unused.iter().position(|t| {
+            t["client"]["ip"] == a.client.as_str()
+                && t["dns"]["question"]["name"] == a.name.as_str()
+                && t["dns"]["question"]["type"] == a.qtype.as_str()
+        });
+        let t = unused.remove(at.unwrap_or_else(|| {
+            panic!("{log_queries}: no transaction for {a:?} among {unused:#?}")
+        }));
+        assert_eq!(t["dns"]["response_code"], a.rcode.as_str(), "{a:?}: {t}");
+        assert_eq!(answers_of(t), a.answers, "{a:?}: {t}");
+        assert_eq!(t["dns"]["type"], "answer", "{t}");
+        assert!(t["event"]["start"].is_string() && t["event"]["end"].is_string());
+        assert!(
+            t["tags"].is_null(),
+            "{a:?}: a complete transaction has no tag: {t}"
+        );
+        if log_queries.starts_with("=extra") {
+            assert!(t["dnsmasq"]["serial"].is_u64(), "{t}");
+            assert!(t["client"]["port"].is_u64(), "{t}");
+        }
+    }
+    txns
+}
+
 fn run_variant(log_queries: &str) {
     require("dnsmasq", "dnsmasq-base");
     require("dig", "dnsutils");
@@ -230,8 +280,6 @@ fn run_variant(log_queries: &str) {
         .iter()
         .map(|(n, t, tcp, c)| dig(front_port, c, n, t, *tcp))
         .collect();
-    let is_txn = |e: &Value| e["dnsmasq"]["status"].is_string();
-    let with_query = |e: &Value| is_txn(e) && e["client"]["ip"].is_string();
     wait_until("a transaction per query", WAIT, || {
         d.events().iter().filter(|e| with_query(e)).count() >= asked.len()
     });
@@ -239,39 +287,7 @@ fn run_variant(log_queries: &str) {
     assert!(d.sigterm().success(), "{}", d.stderr());
     assert!(started.elapsed() < WAIT);
     let events = d.events();
-    let txns: Vec<&Value> = events.iter().filter(|e| with_query(e)).collect();
-    assert_eq!(
-        txns.len(),
-        asked.len(),
-        "{log_queries}: one transaction per dig query:\n{}",
-        txns.iter()
-            .map(|t| t["message"].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let mut unused: Vec<&Value> = txns.clone();
-    for a in &asked {
-        let at = unused.iter().position(|t| {
-            t["client"]["ip"] == a.client.as_str()
-                && t["dns"]["question"]["name"] == a.name.as_str()
-                && t["dns"]["question"]["type"] == a.qtype.as_str()
-        });
-        let t = unused.remove(at.unwrap_or_else(|| {
-            panic!("{log_queries}: no transaction for {a:?} among {unused:#?}")
-        }));
-        assert_eq!(t["dns"]["response_code"], a.rcode.as_str(), "{a:?}: {t}");
-        assert_eq!(answers_of(t), a.answers, "{a:?}: {t}");
-        assert_eq!(t["dns"]["type"], "answer", "{t}");
-        assert!(t["event"]["start"].is_string() && t["event"]["end"].is_string());
-        assert!(
-            t["tags"].is_null(),
-            "{a:?}: a complete transaction has no tag: {t}"
-        );
-        if log_queries == "=extra" {
-            assert!(t["dnsmasq"]["serial"].is_u64(), "{t}");
-            assert!(t["client"]["port"].is_u64(), "{t}");
-        }
-    }
+    let txns = check_transactions(log_queries, &events, &asked);
     // Statuses as Pi-hole shows them.
     let status = |name: &str, qtype: &str, client: &str| {
         txns.iter()
@@ -318,6 +334,32 @@ fn run_variant(log_queries: &str) {
         .collect();
     let size = std::fs::metadata(&log).unwrap().len();
     assert_eq!(saved, [size], "{offsets}");
+
+    // The same log over UDP syslog, one datagram per line, as a relay that
+    // forwards pihole.log sends it.
+    let state = tempfile::tempdir().unwrap();
+    let mut u = DaemonBuilder::new(state.path())
+        .config("[input.tcp]\nlisten = []\n[transactions]\nsettle_ms = 150\n")
+        .arg("--events")
+        .arg("transactions")
+        .start();
+    let port = u.udp().port().to_string();
+    let text = std::fs::read(&log).unwrap();
+    logger(
+        &["-n", "127.0.0.1", "-P", &port, "-d", "-t", "dnsmasq"],
+        &text,
+    );
+    wait_until("a transaction per query over UDP", WAIT, || {
+        u.events().iter().filter(|e| with_query(e)).count() >= asked.len()
+    });
+    assert!(u.sigterm().success(), "{}", u.stderr());
+    let events = u.events();
+    check_transactions(&format!("{log_queries} over UDP"), &events, &asked);
+    let in_events: u64 = events
+        .iter()
+        .map(|e| e["dnsmasq"]["lines"].as_u64().unwrap_or(1))
+        .sum();
+    assert_eq!(in_events, logged, "UDP: every line in exactly one event");
 }
 
 #[test]
