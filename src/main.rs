@@ -480,6 +480,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             truncated = p.truncated,
             invalid_utf8 = p.invalid_utf8,
             empty = p.empty,
+            transactions = report.transactions.transactions,
             output = %report.output,
             "stopped"
         );

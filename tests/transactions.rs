@@ -158,7 +158,7 @@ fn answers_of(t: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 /// The queries: forwarded, CNAME chains, several records, NXDOMAIN, NODATA,
-/// cache hits, a local block, a hosts-file answer, a PTR, TCP.
+/// cache hits, a local block, a hosts-file answer, a PTR, TCP, REFUSED.
 /// (name, type, tcp, client address).
 const QUERIES: &[(&str, &str, bool, &str)] = &[
     ("www.example.test", "A", false, "127.0.0.1"),
@@ -175,6 +175,8 @@ const QUERIES: &[(&str, &str, bool, &str)] = &[
     ("192.0.2.10", "PTR", false, "127.0.0.1"),
     ("deep.example.test", "A", true, "127.0.0.2"),
     ("tcp.example.test", "A", true, "127.0.0.1"),
+    // The upstream knows no such zone and has no server: REFUSED.
+    ("www.refused.test", "A", false, "127.0.0.3"),
 ];
 
 fn is_txn(e: &Value) -> bool {
