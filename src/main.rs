@@ -603,13 +603,19 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
 /// seconds apart may still belong together.
 const PARSE_CLOCK_SLACK: Duration = Duration::from_secs(2);
 
-/// A clock that follows the lines' time stamps (never going back), for
-/// correlating a file read at full speed.
+/// A clock for correlating a file read at full speed: it follows the lines'
+/// time stamps (never going back) and moves on by [`PARSE_LINE_TICK`] per
+/// line, so a busy second of log still closes its transactions as it goes
+/// instead of holding them all open.
 struct LogClock {
     base: Instant,
     first: Option<chrono::DateTime<chrono::Utc>>,
     newest: Duration,
+    lines: u32,
 }
+
+/// How far one line moves the `parse --events` clock.
+const PARSE_LINE_TICK: Duration = Duration::from_millis(1);
 
 impl Default for LogClock {
     fn default() -> Self {
@@ -617,6 +623,7 @@ impl Default for LogClock {
             base: Instant::now(),
             first: None,
             newest: Duration::ZERO,
+            lines: 0,
         }
     }
 }
@@ -628,7 +635,8 @@ impl LogClock {
             let since = (ts - first).to_std().unwrap_or_default();
             self.newest = self.newest.max(since);
         }
-        self.base + self.newest
+        self.lines = self.lines.saturating_add(1);
+        self.base + self.newest + PARSE_LINE_TICK * self.lines
     }
 }
 
