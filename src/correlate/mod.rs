@@ -483,6 +483,12 @@ fn heap_len(s: Option<&str>) -> usize {
     }
 }
 
+/// The correlator's tables hash with foldhash (faster than the default
+/// SipHash; its seed is random per process, so names in the log cannot be
+/// chosen to collide).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// How many closed keys are remembered to tell a late line from an orphan.
 const RECENTLY_CLOSED: usize = 16_384;
 
@@ -496,18 +502,18 @@ pub struct Correlator {
     /// Boxed: a B-tree node holds eleven values, and an open transaction
     /// is a couple of kilobytes.
     open: BTreeMap<u64, Box<Open>>,
-    index: HashMap<Key, SmallVec<[u64; 1]>>,
+    index: FastMap<Key, SmallVec<[u64; 1]>>,
     deadlines: BTreeSet<(Instant, u64)>,
     open_bytes: usize,
     /// Hashes of the keys closed last (a hash, not the key: 16 bytes each).
-    recently_closed: HashSet<u64>,
+    recently_closed: FastSet<u64>,
     closed_order: VecDeque<u64>,
     /// Per (source, pid): the transaction the previous line joined, and
     /// whether that line was a `<CNAME>` record (the next is its target).
-    last_line: HashMap<(Str, u32), (u64, bool)>,
+    last_line: FastMap<(Str, u32), (u64, bool)>,
     out: Vec<Event>,
     out_tokens: Vec<Token>,
-    out_seen: HashSet<usize>,
+    out_seen: FastSet<usize>,
     pub stats: TxnStats,
 }
 
@@ -520,15 +526,15 @@ impl Correlator {
             cfg,
             next_id: 0,
             open: BTreeMap::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             deadlines: BTreeSet::new(),
             open_bytes: 0,
-            recently_closed: HashSet::new(),
+            recently_closed: FastSet::default(),
             closed_order: VecDeque::new(),
-            last_line: HashMap::new(),
+            last_line: FastMap::default(),
             out: Vec::new(),
             out_tokens: Vec::new(),
-            out_seen: HashSet::new(),
+            out_seen: FastSet::default(),
             stats: TxnStats::default(),
         }
     }
@@ -1060,16 +1066,26 @@ impl Correlator {
                 }
             }
         }
-        if let Some((lid, _)) = self.last_line.get(&(o.src.clone(), o.pid)) {
-            if *lid == id {
-                self.last_line.remove(&(o.src.clone(), o.pid));
-            }
+        let line_key = (o.src.clone(), o.pid);
+        if self
+            .last_line
+            .get(&line_key)
+            .is_some_and(|(lid, _)| *lid == id)
+        {
+            self.last_line.remove(&line_key);
         }
         self.stats.closed[reason as usize] += 1;
         if reason == CloseReason::Evicted {
             o.ev.tag(tag::TXN_EVICTED);
         }
-        let fan_out = o.has_query && o.answered && o.forwards > 0 && !o.keys.is_empty();
+        // Only when other queries for the key are still waiting (this one
+        // has left the index already).
+        let fan_out = o.has_query
+            && o.answered
+            && o.forwards > 0
+            && o.keys.first().is_some_and(|k| {
+                matches!(k, Key::Name { .. }) && self.index.get(k).is_some_and(|v| !v.is_empty())
+            });
         let answer = fan_out.then(|| {
             (
                 o.ev.dns.answers.clone(),
