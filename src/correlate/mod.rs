@@ -1185,6 +1185,18 @@ impl Correlator {
     }
 }
 
+/// A correlator dropped with transactions still open (the stage stopped
+/// before it could emit them): their lines were not delivered, so their
+/// input batches must not be acknowledged.
+impl Drop for Correlator {
+    fn drop(&mut self) {
+        let held = self.open.values().flat_map(|o| o.tokens.iter());
+        for t in held.chain(self.out_tokens.iter()) {
+            t.failed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 enum Found {
     Open(u64),
     Late,
@@ -1299,7 +1311,7 @@ pub fn spawn_correlator(
                         })
                         .is_err()
                     {
-                        return c.stats;
+                        return std::mem::take(&mut c.stats);
                     }
                 }
                 if now.duration_since(last_tick) >= Duration::from_millis(500) {
@@ -1320,7 +1332,7 @@ pub fn spawn_correlator(
                 });
             }
             report_metrics(&c, &mut reported);
-            c.stats
+            std::mem::take(&mut c.stats)
         })
         .expect("spawning a thread at start-up")
 }

@@ -417,6 +417,25 @@ fn an_input_batch_is_acknowledged_only_when_its_open_transaction_leaves() {
     assert_eq!(fired.load(Ordering::SeqCst), 1);
 }
 
+#[test]
+fn lines_of_a_transaction_never_emitted_are_not_acknowledged() {
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    let share = AckShare::new(vec![Ack::new(move || {
+        f.fetch_add(1, Ordering::SeqCst);
+    })]);
+    let mut c = Correlator::new(EventsMode::Transactions, cfg());
+    let line = plain("query[A] a.example.test from 192.0.2.7");
+    c.push(
+        decoder().decode(line.as_bytes()),
+        Some(share.clone()),
+        Instant::now(),
+    );
+    drop(share);
+    drop(c);
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+}
+
 /// A random-subdomain flood: 200,000 unique names through the correlator
 /// with small bounds (a million take a few seconds in a release build; the
 /// debug build the tests run in is about ten times slower). Open transactions never pass either bound, the oldest
