@@ -183,6 +183,7 @@ fn steady(stage: &EnrichStage, batches: &[Vec<Event>], threads: usize, secs: f64
                             let mut batch = EventBatch {
                                 events: b.clone(),
                                 acks: Vec::new(),
+                                seq: 0,
                             };
                             let t = Instant::now();
                             e.enrich(&mut batch);
@@ -216,6 +217,7 @@ fn pipeline(lines: &[String], make: &(dyn Fn() -> Box<dyn Enricher> + Sync)) -> 
         keep_original: false,
         data_stream: None,
         tally: Arc::default(),
+        ordered: false,
     };
     let frames: Vec<FrameBatch> = lines
         .chunks(BATCH)
@@ -344,6 +346,7 @@ fn main() {
                 EventBatch {
                     events: batches[i].clone(),
                     acks: Vec::new(),
+                    seq: 0,
                 }
             },
             |mut batch| {

@@ -24,6 +24,9 @@
 #   f    as (a), with enrichment on: a real memcached holding 200 of the mix's
 #        10,000 names (2 %), loaded by `dnsenrich sync --list`; enriched events
 #        are counted from the daemon's metrics
+#   t    as (b), once with --events lines and once with --events transactions
+#        (LINES_TXN lines each): documents, bytes sent to _bulk and CPU per
+#        query (queries = transactions the daemon emitted, from its stopped line)
 #
 # How it measures: the generator sends a fixed number of lines and follows the
 # daemon's process (--watch-pid): after the last write it waits until the
@@ -45,6 +48,7 @@ set -euo pipefail
 
 RUNS=${RUNS:-3}
 LINES_TCP=${LINES_TCP:-3000000}       # lines per run in (a) and (b)
+LINES_TXN=${LINES_TXN:-1000000}       # lines per run and mode in (t)
 LINES_GEN=${LINES_GEN:-5000000}       # lines per generator-ceiling run
 UDP_RATE=${UDP_RATE:-100000}          # offered lines/s in (c)
 UDP_SECS=${UDP_SECS:-10}              # seconds of UDP load in (c)
@@ -55,7 +59,7 @@ DRAIN_LINES=${DRAIN_LINES:-1000000}   # lines buffered on disk in (drain)
 OSMEM_RATE=${OSMEM_RATE:-2000}        # offered lines/s in (e)
 OSMEM_WAIT=${OSMEM_WAIT:-120}         # seconds (e) waits for osmem-server to hold every document
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the binaries already built
-SCENARIOS=${SCENARIOS:-"gen a b b1m bid bdisk drain c d e f"}  # which scenarios to run
+SCENARIOS=${SCENARIOS:-"gen a b b1m bid bdisk drain c d e f t"}  # which scenarios to run
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -458,6 +462,34 @@ if want f; then
     stop_pid "$MPID" 10
 fi
 
+# ---------------------------------------------------------------- (t) lines vs transactions -> _bulk
+if want t; then
+    for r in $(seq "$RUNS"); do
+        for mode in lines transactions; do
+            sc=t_$mode
+            "$SINK" --port 0 --max-secs 300 >"$WORK/sink-$sc$r.out" 2>"$WORK/sink-$sc$r.err" &
+            SPID=$!
+            PIDS+=("$SPID")
+            wait_for "$WORK/sink-$sc$r.out" '^listening' 10
+            SPORT=$(head -1 "$WORK/sink-$sc$r.out" | sed 's/.*://')
+            start_daemon "$sc$r" --events "$mode" --elasticsearch "http://127.0.0.1:$SPORT" --index bench
+            j=$("$LOADGEN" --tcp "127.0.0.1:$DTCP" --lines "$LINES_TXN" --duration-secs 120 --watch-pid "$DPID")
+            stop_pid "$DPID"
+            read_stopped
+            stop_pid "$SPID" 10
+            sj=$(tail -1 "$WORK/sink-$sc$r.out")
+            txns=$(grep '"message":"stopped"' "$DLOG" | tail -1 | jq -r '.fields.transactions // 0')
+            record "$sc" cpu_us "$(jq -r '.watch.cpu_us_per_line' <<<"$j")"
+            record "$sc" cpu_total_us "$(jq -r '.watch.cpu_us_per_line * .lines' <<<"$j")"
+            record "$sc" rss_mib "$(jq -r '.watch.vmhwm_kib / 1024' <<<"$j")"
+            record "$sc" docs "$(jq -r '.docs' <<<"$sj")"
+            record "$sc" bytes "$(jq -r '.bytes' <<<"$sj")"
+            [ "$mode" = transactions ] && record t txns "$txns"
+            log "($sc) run $r: $(jq -c '.watch | {busy_secs, cpu_us_per_line, vmhwm_kib}' <<<"$j") lines=$S_LINES stored=$S_STORED transactions=$txns sink=$(jq -c '{docs, bytes}' <<<"$sj")"
+        done
+    done
+fi
+
 # ---------------------------------------------------------------- (c) UDP at a fixed rate
 if want c; then
     UDP_LINES=$((UDP_RATE * UDP_SECS))
@@ -648,6 +680,17 @@ row("(d) loggen TCP → NDJSON", "d", "–",
 row("(e) TCP → osmem-server", "e", "–", e_note + " (rate-limited: not a throughput figure)")
 row("(f) as (a), enrichment on (memcached, 2 % indicators)", "f", f(gen),
     f"{int(lines_tcp):,} lines/run; {complete('f')}; enriched events/run {f(med('f','hits'))}; keys asked of memcached/run {f(med('f','mc_keys'))}; runs: {runs_eps('f')}")
+if ran("t_lines") and ran("t_transactions"):
+    q = med("t", "txns") or 1
+    per = lambda sc, k: (med(sc, k) or 0) / q
+    print()
+    print(f"(t) lines against transactions, {med('t','txns'):,.0f} queries per run (transactions emitted):")
+    print()
+    print("| events | documents/query | bytes/query to _bulk | µs CPU/query | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for mode in ("lines", "transactions"):
+        sc = "t_" + mode
+        print(f"| {mode} | {per(sc,'docs'):.2f} | {per(sc,'bytes'):,.0f} | {per(sc,'cpu_total_us'):.2f} | {f(med(sc,'rss_mib'),'{:.1f}')} |")
 print()
 def verdict(ok, text):
     print(f"- {'PASS' if ok else 'FAIL'}: {text}")
@@ -669,7 +712,15 @@ for s, limit in (("a", 3), ("b", 3), ("b1m", 3), ("bid", 3), ("c", 3), ("f", 4))
     if ran(s):
         c = med(s, "cpu_us")
         verdict(c <= limit, f"({s}) CPU/event {f(c, '{:.2f}')} µs vs <= {limit} µs")
-for s in ("a", "b", "b1m", "bid", "c", "d", "e", "f"):
+if ran("t_lines") and ran("t_transactions"):
+    q = med("t", "txns") or 1
+    dq = med("t_transactions", "docs") / q
+    ratio = med("t_lines", "bytes") / max(med("t_transactions", "bytes"), 1)
+    cpu_l, cpu_t = med("t_lines", "cpu_total_us"), med("t_transactions", "cpu_total_us")
+    verdict(dq <= 1.05, f"(t) {dq:.2f} documents per query vs <= 1.05")
+    verdict(ratio >= 2.5, f"(t) {ratio:.2f}x fewer bytes per query than lines vs >= 2.5x")
+    verdict(cpu_t <= cpu_l, f"(t) CPU per query {cpu_t / q:.2f} µs vs {cpu_l / q:.2f} µs in lines mode")
+for s in ("a", "b", "b1m", "bid", "c", "d", "e", "f", "t_lines", "t_transactions"):
     if ran(s):
         r = med(s, "rss_mib")
         verdict(r <= 100, f"({s}) peak RSS {f(r, '{:.1f}')} MiB vs <= 100 MiB")

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::correlate::{EventsMode, TxnConfig};
 use crate::decode::DEFAULT_MAX_LINE;
 use crate::enrich::store::StoreMap;
 use crate::enrich::{EnrichConfig, EnrichError};
@@ -38,6 +39,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// How long SIGTERM/SIGINT may take to drain the pipeline, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// What is written: `lines` (one document per log line), `transactions`
+    /// (one per DNS query) or `both`.
+    pub events: EventsMode,
+    /// How lines are correlated into transactions (`[transactions]`).
+    pub transactions: TxnConfig,
     pub parse: ParseConfig,
     pub pipeline: PipelineConfig,
     pub input: InputsConfig,
@@ -66,6 +72,8 @@ impl Default for Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/var/lib/dnsenrich")),
             shutdown_timeout_secs: 10,
+            events: EventsMode::default(),
+            transactions: TxnConfig::default(),
             parse: ParseConfig::default(),
             pipeline: PipelineConfig::default(),
             input: InputsConfig::default(),
@@ -315,6 +323,19 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        // A transaction's CNAME chain is in dns.answers.name: looked up with
+        // the question unless the rules were chosen by hand.
+        if self.events.correlates() && self.enrich.rules == crate::enrich::rules::default_rules() {
+            self.enrich
+                .rules
+                .push(crate::enrich::rules::LookupRule::new(
+                    "dns.answers.name",
+                    &crate::indicator::key::KeyKind::Domain.template(),
+                ));
+        }
+        self.transactions
+            .validate()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         let grammars =
             Arc::new(GrammarSet::with_files(&self.parse.grammars).map_err(ConfigError::Grammar)?);
         self.check_datasets(&grammars)?;

@@ -359,6 +359,7 @@ pub fn derive_fields(ev: &mut Event) {
     // (`is <CNAME>`, `is <HTTPS>`); their type is kept in `dnsmasq.answer_type`.
     if let Some(a) = ev.dns.answers.iter().find(|a| a.data.is_none()) {
         ev.dnsmasq.answer_type = a.type_.clone();
+        ev.scratch.dataless_owner = a.name.clone();
     }
     ev.dns.answers.retain(|a| a.data.is_some());
     normalise_codes(ev);

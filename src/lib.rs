@@ -9,6 +9,7 @@
 //! * [`decode`]: one raw line to one [`event::Event`], through the two below.
 //!   * [`syslog`]: the syslog header (RFC 5424, RFC 3164, `pihole.log` lines).
 //!   * [`grammar`]: the message text to ECS fields, by grammars kept as data.
+//! * [`correlate`]: optionally, the lines of one DNS query into one transaction event.
 //! * [`event`]: the typed ECS event every stage passes along, and its JSON.
 //! * [`enrich`]: threat intelligence from memcached added to each event.
 //! * [`output`]: where encoded events go — NDJSON or Elasticsearch `_bulk`,
@@ -26,6 +27,7 @@
 //! * [`lines`]: length-bounded line reading, for `dnsenrich parse` and sync's lists.
 
 pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod enrich;
 pub mod event;

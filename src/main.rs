@@ -4,13 +4,16 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use dnsenrich::config::Config;
 use dnsenrich::config::ValidConfig;
+use dnsenrich::correlate::{Correlator, EventsMode, TxnConfig};
 use dnsenrich::decode::{DecodeStats, LineDecoder, DEFAULT_MAX_LINE};
+use dnsenrich::event::Event;
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::indicator::distribution::DistributionKind;
 use dnsenrich::lines::BoundedLines;
@@ -197,6 +200,10 @@ struct RunArgs {
     /// Serve Prometheus metrics, /health and /ready on this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// What to write: one document per log line, per DNS query, or both
+    /// (`events` in the configuration file; default lines).
+    #[arg(long, value_enum, value_name = "MODE")]
+    events: Option<EventsMode>,
 }
 
 /// How to reach a secured Elasticsearch; each flag can also be given as the
@@ -285,6 +292,11 @@ struct ParseArgs {
     /// Do not print the summary to stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// One event per log line, per DNS query (the lines of each query
+    /// correlated as `run` does, with `[transactions]` defaults; whatever is
+    /// open at the end of input is emitted), or both.
+    #[arg(long, value_enum, default_value = "lines", value_name = "MODE")]
+    events: EventsMode,
 }
 
 fn main() -> ExitCode {
@@ -592,6 +604,9 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
     if a.metrics.is_some() {
         cfg.metrics.listen = a.metrics;
     }
+    if let Some(e) = a.events {
+        cfg.events = e;
+    }
     if !a.memcached.is_empty() {
         cfg.enrich.memcached = a.memcached.clone();
     }
@@ -716,6 +731,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             lost = report.abandoned.lost,
             reread_from_files = report.abandoned.reread,
             resent_by_relp = report.abandoned.resent,
+            transactions = report.transactions.transactions,
             output = %report.output,
             "stopped"
         );
@@ -788,6 +804,13 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let grammars = Arc::new(GrammarSet::with_files(&args.grammars)?);
     let mut decoder = LineDecoder::new(grammars, args.timezone, args.max_line_bytes)
         .keep_original(args.keep_original);
+    // Lines are read faster than any timeout runs out: the clock here is the
+    // lines' own time stamps (see LogClock).
+    let mut clock = LogClock::default();
+    let mut correlator = args
+        .events
+        .correlates()
+        .then(|| Correlator::new(args.events, TxnConfig::default()));
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = Vec::with_capacity(1024);
@@ -817,15 +840,27 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
                 .now
                 .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
             let ev = decoder.decode_at(line.bytes, line.truncated, now);
-            buf.clear();
-            ev.write_json(&mut buf);
-            buf.push(b'\n');
-            if let Err(e) = out.write_all(&buf) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
+            let events = match &mut correlator {
+                Some(c) => {
+                    let now = clock.at(ev.timestamp);
+                    c.push(ev, None, now);
+                    if let Some(due) = now.checked_sub(PARSE_CLOCK_SLACK) {
+                        c.expire(due);
+                    }
+                    c.take_output().0
                 }
-                return Err(e.into());
+                None => vec![ev],
+            };
+            if !write_events(&mut out, &mut buf, &events)? {
+                return Ok(ExitCode::SUCCESS);
             }
+        }
+    }
+    if let Some(c) = &mut correlator {
+        c.flush();
+        let events = c.take_output().0;
+        if !write_events(&mut out, &mut buf, &events)? {
+            return Ok(ExitCode::SUCCESS);
         }
     }
     match out.flush() {
@@ -836,6 +871,64 @@ fn parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
         print_summary(&decoder.stats);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How far behind the newest line's stamp `parse --events` closes
+/// transactions: dnsmasq's stamps have whole seconds, so lines one or two
+/// seconds apart may still belong together.
+const PARSE_CLOCK_SLACK: Duration = Duration::from_secs(2);
+
+/// A clock for correlating a file read at full speed: it follows the lines'
+/// time stamps (never going back) and moves on by [`PARSE_LINE_TICK`] per
+/// line, so a busy second of log still closes its transactions as it goes
+/// instead of holding them all open.
+struct LogClock {
+    base: Instant,
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    newest: Duration,
+    lines: u32,
+}
+
+/// How far one line moves the `parse --events` clock.
+const PARSE_LINE_TICK: Duration = Duration::from_millis(1);
+
+impl Default for LogClock {
+    fn default() -> Self {
+        LogClock {
+            base: Instant::now(),
+            first: None,
+            newest: Duration::ZERO,
+            lines: 0,
+        }
+    }
+}
+
+impl LogClock {
+    fn at(&mut self, ts: Option<chrono::DateTime<chrono::Utc>>) -> Instant {
+        if let Some(ts) = ts {
+            let first = *self.first.get_or_insert(ts);
+            let since = (ts - first).to_std().unwrap_or_default();
+            self.newest = self.newest.max(since);
+        }
+        self.lines = self.lines.saturating_add(1);
+        self.base + self.newest + PARSE_LINE_TICK * self.lines
+    }
+}
+
+/// Writes events as NDJSON; `false` when the reader went away.
+fn write_events(out: &mut impl Write, buf: &mut Vec<u8>, events: &[Event]) -> anyhow::Result<bool> {
+    for ev in events {
+        buf.clear();
+        ev.write_json(buf);
+        buf.push(b'\n');
+        if let Err(e) = out.write_all(buf) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(false);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(true)
 }
 
 fn print_summary(s: &DecodeStats) {

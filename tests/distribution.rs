@@ -282,6 +282,7 @@ fn enriched(cfg: EnrichConfig, names: &[String]) -> usize {
             })
             .collect(),
         acks: Vec::new(),
+        seq: 0,
     };
     stage.enricher().enrich(&mut b);
     b.events

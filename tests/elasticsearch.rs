@@ -1054,6 +1054,7 @@ fn enrichment_feeds_and_typed_custom_fields_are_stored_with_their_types() {
     let mut batch = EventBatch {
         events: lines.iter().map(|l| dec.decode(l.as_bytes())).collect(),
         acks: Vec::new(),
+        seq: 0,
     };
     let before = chrono::Utc::now();
     stage.enricher().enrich(&mut batch);

@@ -33,6 +33,7 @@ fn batch(lines: &[&str]) -> EventBatch {
     EventBatch {
         events: lines.iter().map(|l| d.decode(l.as_bytes())).collect(),
         acks: Vec::new(),
+        seq: 0,
     }
 }
 
@@ -261,6 +262,7 @@ fn a_crafted_name_cannot_inject_a_command() {
     let mut b = EventBatch {
         events: frames.iter().map(|f| d.decode(f)).collect(),
         acks: Vec::new(),
+        seq: 0,
     };
     // Whatever the grammar makes of it, the same name also reaches the
     // enricher directly, as a future grammar might let it through.

@@ -67,6 +67,9 @@ pub enum SourceField {
     ResolvedIp,
     /// Each `dns.answers[].data`: addresses as IPs, CNAME/PTR targets as names.
     AnswersData,
+    /// Each `dns.answers[].name` other than the question: on a transaction,
+    /// the names of its CNAME chain.
+    AnswersName,
     SourceIp,
     SourceDomain,
     DestinationIp,
@@ -94,6 +97,7 @@ impl SourceField {
         ),
         ("dns.resolved_ip", SourceField::ResolvedIp),
         ("dns.answers.data", SourceField::AnswersData),
+        ("dns.answers.name", SourceField::AnswersName),
         ("source.ip", SourceField::SourceIp),
         ("source.domain", SourceField::SourceDomain),
         ("destination.ip", SourceField::DestinationIp),
@@ -128,6 +132,7 @@ impl SourceField {
             QuestionName
                 | QuestionRegisteredDomain
                 | AnswersData
+                | AnswersName
                 | SourceDomain
                 | DestinationDomain
                 | ServerDomain
@@ -155,6 +160,19 @@ impl SourceField {
             SourceIp => ev.source.ip.into_iter().for_each(|ip| f(Atom::Ip(ip))),
             DestinationIp => ev.destination.ip.into_iter().for_each(|ip| f(Atom::Ip(ip))),
             ServerIp => ev.server.ip.into_iter().for_each(|ip| f(Atom::Ip(ip))),
+            AnswersName => {
+                let q = ev.dns.question.name.as_deref();
+                let mut seen: Option<&str> = None;
+                for a in &ev.dns.answers {
+                    let Some(n) = a.name.as_deref() else { continue };
+                    // The question is its own rule's; a multi-record answer
+                    // repeats its owner.
+                    if Some(n) != q && Some(n) != seen {
+                        f(Atom::Name(n));
+                        seen = Some(n);
+                    }
+                }
+            }
             AnswersData => {
                 for a in &ev.dns.answers {
                     let Some(d) = a.data.as_deref() else { continue };

@@ -177,6 +177,17 @@ fn dnsmasq(out: &mut Vec<u8>, x: &Dnsmasq) {
     }
     d.opt_str(k!("answer_type"), x.answer_type.as_deref());
     custom_level(&mut d, &x.fields.0, 1);
+    d.opt_str(k!("status"), x.status);
+    for (key, n) in [
+        (k!("status_code"), x.status_code.map(u64::from)),
+        (k!("lines"), x.lines.map(u64::from)),
+        (k!("forwards"), x.forwards.map(u64::from)),
+    ] {
+        if let Some(n) = n {
+            d.key(key);
+            uint(d.out, n);
+        }
+    }
     d.close();
 }
 
@@ -242,9 +253,15 @@ fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
     o.opt_str(k!("dataset"), m.dataset);
     o.opt_str(k!("module"), m.module);
     o.opt_str(k!("provider"), m.provider);
-    if let Some(ts) = &m.created {
-        o.key(k!("created"));
-        timestamp(o.out, ts);
+    for (key, ts) in [
+        (k!("created"), &m.created),
+        (k!("start"), &m.start),
+        (k!("end"), &m.end),
+    ] {
+        if let Some(ts) = ts {
+            o.key(key);
+            timestamp(o.out, ts);
+        }
     }
     if !m.original.is_empty() {
         o.key(k!("original"));

@@ -52,6 +52,18 @@ pub mod tag {
     pub const SYSLOG_HEADER_INVALID: &str = "_dnsenrich_syslog_header_invalid";
     /// Threat-intelligence lookup could not be done (lookup backend slow or down).
     pub const NOT_ENRICHED: &str = "_dnsenrich_not_enriched";
+    /// A transaction closed without a reply line (idle timeout, eviction or
+    /// stop); its `event.outcome` is `unknown`.
+    pub const TXN_NO_REPLY: &str = "_dnsenrich_txn_no_reply";
+    /// A transaction built from lines without their query line (lost, or
+    /// read before dnsenrich started): client and question may be missing.
+    pub const TXN_INCOMPLETE: &str = "_dnsenrich_txn_incomplete";
+    /// A transaction emitted early because the open-transaction bound was
+    /// reached (a flood of unique names); lines after it arrive late.
+    pub const TXN_EVICTED: &str = "_dnsenrich_txn_evicted";
+    /// A line that belongs to a transaction already emitted; it is sent as a
+    /// line event of its own.
+    pub const TXN_LATE: &str = "_dnsenrich_txn_late";
 }
 
 /// One ECS document.
@@ -116,6 +128,19 @@ pub struct Event {
     pub threat: Threat,
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub tags: SmallVec<[&'static str; 2]>,
+    /// What the decoder knew about the line that its document leaves out;
+    /// read by the correlation stage, never written.
+    #[serde(skip)]
+    pub scratch: Scratch,
+}
+
+/// Line facts the correlation stage needs and the line's document does not
+/// carry.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Scratch {
+    /// The owner of a record dnsmasq logs without data (`alias is <CNAME>`):
+    /// the CNAME's target is the owner of the next record of the answer.
+    pub dataless_owner: Option<Str>,
 }
 
 /// `event.*`
@@ -145,6 +170,18 @@ pub struct EventMeta {
         skip_serializing_if = "Option::is_none"
     )]
     pub created: Option<DateTime<Utc>>,
+    /// On a transaction: the time of its first line.
+    #[serde(
+        serialize_with = "ser_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start: Option<DateTime<Utc>>,
+    /// On a transaction: the time of its last line.
+    #[serde(
+        serialize_with = "ser_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub end: Option<DateTime<Utc>>,
     /// The whole raw line; only with `keep_original` (and on lines that could
     /// not be parsed, so they can be read and replayed).
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -216,11 +253,30 @@ pub struct Dnsmasq {
     /// The typed fields of [`custom::FIELDS`] in this namespace.
     #[serde(flatten)]
     pub fields: CustomFields,
+    /// On a transaction: its status, named as Pi-hole FTL's query status
+    /// (`forwarded`, `cache`, `gravity`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    /// On a transaction: FTL's number for the status (`queries.status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u8>,
+    /// On a transaction: how many log lines it was built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u32>,
+    /// On a transaction: how many times the query was forwarded upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<u32>,
 }
 
 impl Dnsmasq {
     pub fn is_empty(&self) -> bool {
-        self.serial.is_none() && self.answer_type.is_none() && self.fields.is_empty()
+        self.serial.is_none()
+            && self.answer_type.is_none()
+            && self.fields.is_empty()
+            && self.status.is_none()
+            && self.status_code.is_none()
+            && self.lines.is_none()
+            && self.forwards.is_none()
     }
 }
 

@@ -117,6 +117,9 @@ impl FrameBatch {
 pub struct EventBatch {
     pub events: Vec<Event>,
     pub acks: Vec<Ack>,
+    /// The batch's place in input order, counted by the parse workers when
+    /// the correlation stage needs the order back (0 otherwise).
+    pub seq: u64,
 }
 
 /// Events encoded as JSON documents, one after another in `docs`; document `i`

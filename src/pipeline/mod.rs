@@ -53,6 +53,7 @@ use self::shutdown::{reopen_channel, ReopenSignal, ReopenTrigger, Shutdown};
 use self::stages::{spawn_enrichers, spawn_parsers, ParseSettings};
 use self::tally::{Abandoned, Tally};
 use crate::config::{PipelineConfig, ValidConfig};
+use crate::correlate::{spawn_correlator, TxnStats};
 use crate::decode::DecodeStats;
 use crate::enrich::{EnrichError, EnrichStage};
 use crate::input::{InputError, Inputs};
@@ -91,6 +92,8 @@ pub enum DaemonError {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub parse: DecodeStats,
+    /// What the correlation stage counted (all zero with `events = "lines"`).
+    pub transactions: TxnStats,
     pub output: OutputReport,
     /// The drain did not finish within the shutdown timeout.
     pub timed_out: bool,
@@ -410,28 +413,35 @@ fn start_stages(
         keep_original: cfg.parse.keep_original,
         data_stream: cfg.output.data_stream_namespace(),
         tally: tally.clone(),
+        ordered: cfg.events.correlates(),
     };
     let threads = PipelineConfig::threads;
-    let stages = vec![
-        joined(
-            spawn_parsers(
-                threads(cfg.pipeline.parse_workers),
-                &parse,
-                frames,
-                to_enrich,
-            ),
-            |report, counted: DecodeStats| report.parse.add(&counted),
+    // With transactions on, the parse workers write into the correlation
+    // stage, which writes into the enrichers' channel.
+    let (parsed, correlate) = if cfg.events.correlates() {
+        let (to_correlate, lines) = queue::<EventBatch>(cap, "correlate", probes);
+        let handle = spawn_correlator(cfg.events, cfg.transactions.clone(), lines, to_enrich);
+        let join = joined(vec![handle], |report, counted: TxnStats| {
+            report.transactions.add(&counted)
+        });
+        (to_correlate, Some(join))
+    } else {
+        (to_enrich, None)
+    };
+    let mut stages = vec![joined(
+        spawn_parsers(threads(cfg.pipeline.parse_workers), &parse, frames, parsed),
+        |report, counted: DecodeStats| report.parse.add(&counted),
+    )];
+    stages.extend(correlate);
+    stages.extend([joined(
+        spawn_enrichers(
+            threads(cfg.pipeline.enrich_workers),
+            || enrich.enricher(),
+            events,
+            to_encoded,
         ),
-        joined(
-            spawn_enrichers(
-                threads(cfg.pipeline.enrich_workers),
-                || enrich.enricher(),
-                events,
-                to_encoded,
-            ),
-            |_, ()| {},
-        ),
-    ];
+        |_, ()| {},
+    )]);
     let output = tokio::spawn(output.run(encoded, reopen));
     let inputs = tokio::spawn(inputs.run(to_parse, sd.clone()));
     Running {
@@ -633,6 +643,7 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
                 output: output_stats.report(),
                 timed_out: true,
                 abandoned,
+                transactions: Default::default(),
             }
         }
     }

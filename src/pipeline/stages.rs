@@ -9,7 +9,7 @@
 //! entry in `start_stages` (`pipeline/mod.rs`).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
@@ -35,6 +35,10 @@ pub struct ParseSettings {
     pub data_stream: Option<&'static str>,
     /// Where the workers count what they hold and what they parsed.
     pub tally: Arc<Tally>,
+    /// Number the batches in the order the workers take them
+    /// ([`EventBatch::seq`]), so the correlation stage can restore input
+    /// order after parallel parsing.
+    pub ordered: bool,
 }
 
 /// Starts `n` parse workers reading `rx` and writing `tx`. Each returns its
@@ -45,10 +49,12 @@ pub fn spawn_parsers(
     rx: flume::Receiver<FrameBatch>,
     tx: flume::Sender<EventBatch>,
 ) -> Vec<JoinHandle<DecodeStats>> {
+    let counter = settings.ordered.then(|| Arc::new(Mutex::new(0u64)));
     (0..n.max(1))
         .map(|i| {
             let (rx, tx) = (rx.clone(), tx.clone());
             let tally = settings.tally.clone();
+            let counter = counter.clone();
             let mut decoder = LineDecoder::new(
                 settings.grammars.clone(),
                 settings.zone.clone(),
@@ -60,8 +66,9 @@ pub fn spawn_parsers(
                 .name(format!("parse-{i}"))
                 .spawn(move || {
                     let mut reported = DecodeStats::default();
-                    while let Ok(batch) = rx.recv() {
-                        let out = parse_batch(&mut decoder, tally.track(batch));
+                    while let Some((batch, seq)) = take_next(&rx, counter.as_deref()) {
+                        let mut out = parse_batch(&mut decoder, tally.track(batch));
+                        out.seq = seq;
                         report_parse_metrics(&decoder.stats, &mut reported);
                         tally.note_parsed(i, &decoder.stats);
                         if tx.send(out).is_err() {
@@ -73,6 +80,24 @@ pub fn spawn_parsers(
                 .expect("spawning a thread at start-up")
         })
         .collect()
+}
+
+/// The next batch, numbered in the order taken when `counter` is given (the
+/// lock is held across the receive, so numbers follow the channel's order).
+fn take_next(
+    rx: &flume::Receiver<FrameBatch>,
+    counter: Option<&Mutex<u64>>,
+) -> Option<(FrameBatch, u64)> {
+    match counter {
+        None => rx.recv().ok().map(|b| (b, 0)),
+        Some(c) => {
+            let mut n = c.lock().unwrap_or_else(|p| p.into_inner());
+            let b = rx.recv().ok()?;
+            let seq = *n;
+            *n += 1;
+            Some((b, seq))
+        }
+    }
 }
 
 /// Adds what the decoder counted since the last report to the metrics.
@@ -115,6 +140,7 @@ pub fn parse_batch(decoder: &mut LineDecoder, batch: FrameBatch) -> EventBatch {
     EventBatch {
         events,
         acks: batch.ack.into_iter().collect(),
+        seq: 0,
     }
 }
 
@@ -186,6 +212,7 @@ mod tests {
             keep_original: false,
             data_stream: None,
             tally: Arc::default(),
+            ordered: false,
         };
         let (ftx, frx) = flume::bounded(2);
         let (etx, erx) = flume::bounded(2);

@@ -195,8 +195,14 @@ pub const FIELDS: &[(&str, Kind)] = {
         ("log.origin.file.name", Keyword),
         ("log.origin.file.line", Long),
         ("observer.ingress.interface.name", Keyword),
+        ("event.start", Date),
+        ("event.end", Date),
         ("dnsmasq.serial", Long),
         ("dnsmasq.answer_type", Keyword),
+        ("dnsmasq.status", Keyword),
+        ("dnsmasq.status_code", Long),
+        ("dnsmasq.lines", Long),
+        ("dnsmasq.forwards", Long),
         ("misp_src", Keyword),
     ]
 };
