@@ -36,6 +36,7 @@ pub mod batch;
 pub mod context;
 pub mod shutdown;
 pub mod stages;
+pub mod wakeups;
 
 pub use batch::*;
 pub use context::BuildContext;
