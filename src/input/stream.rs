@@ -535,11 +535,17 @@ where
     // connection is idle only if it has not been active since it was set.
     let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(idle_timer);
+    // Made once, not per read: each new one would join and leave its
+    // notifier's waiter list (a lock each way) on every pass.
+    let stopping = shutdown.recv();
+    tokio::pin!(stopping);
+    let evicted = activity.slot.evict.notified();
+    tokio::pin!(evicted);
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.recv() => return End::Shutdown,
-            _ = activity.slot.evict.notified() => return End::Evicted,
+            _ = &mut stopping => return End::Shutdown,
+            _ = &mut evicted => return End::Evicted,
             _ = &mut idle_timer, if idle.is_some() => {
                 let idle = idle.unwrap_or_default();
                 let quiet = activity.quiet_for();
