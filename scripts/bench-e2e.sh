@@ -27,6 +27,17 @@
 #   t    as (b), once with --events lines and once with --events transactions
 #        (LINES_TXN lines each): documents, bytes sent to _bulk and CPU per
 #        query (queries = transactions the daemon emitted, from its stopped line)
+#   The loggen scenarios (a real syslog client, the mix's lines sent as they are
+#   with `loggen -R FILE -d -l`; Debian's syslog-ng-core):
+#   lgb    loggen at its maximum over 1 TCP connection -> _bulk -> bulk_sink
+#   lgf    the same into an NDJSON file
+#   lg50   loggen paced, 50 connections x 400 lines/s -> _bulk
+#   lg500  loggen paced, 500 connections x 40 lines/s -> _bulk
+#   lgtb, lgt50, lgt500  as lgb, lg50, lg500 over TLS (loggen -U)
+#   idle   no traffic for IDLE_SECS: wake-ups/s and CPU of the idle daemon
+#   They report, besides CPU/event and RSS, context switches per event (all
+#   threads, /proc/PID/task/*/status) and wake-ups/s (voluntary switches/s).
+#   PERF_STAT=1 also runs `perf stat -e task-clock,context-switches -p PID`.
 #
 # How it measures: the generator sends a fixed number of lines and follows the
 # daemon's process (--watch-pid): after the last write it waits until the
@@ -59,11 +70,15 @@ DRAIN_LINES=${DRAIN_LINES:-1000000}   # lines buffered on disk in (drain)
 OSMEM_RATE=${OSMEM_RATE:-2000}        # offered lines/s in (e)
 OSMEM_WAIT=${OSMEM_WAIT:-120}         # seconds (e) waits for osmem-server to hold every document
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the binaries already built
-SCENARIOS=${SCENARIOS:-"gen a b b1m bid bdisk drain c d e f t"}  # which scenarios to run
+LG_SECS=${LG_SECS:-5}                 # loggen --interval in the lg* scenarios
+LG_MAX_RATE=${LG_MAX_RATE:-2000000}   # loggen --rate for "at its maximum" (per connection)
+IDLE_SECS=${IDLE_SECS:-10}            # seconds of no traffic in (idle)
+PERF_STAT=${PERF_STAT:-0}             # 1: perf stat the daemon during each lg* run
+SCENARIOS=${SCENARIOS:-"gen a b b1m bid bdisk drain c d e f t lgb lgf lg50 lg500 lgtb lgt50 lgt500 idle"}  # which scenarios to run
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/dnsenrich
+BIN=${DNSENRICH_BIN:-$TARGET_DIR/release/dnsenrich}   # DNSENRICH_BIN: measure another build
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 SINK=$TARGET_DIR/release/examples/bulk_sink
 
@@ -555,6 +570,193 @@ if want d; then
 
 fi
 
+# ---------------------------------------------------------------- loggen scenarios (lg*, idle)
+# A real syslog client: loggen sends the mix's lines (rendered once by loadgen
+# into a file, `<30>`-prefixed RFC 3164 frames) as they are, LF-framed, over
+# TCP or TLS, either at its maximum over one connection or paced over many.
+want_any() { local s; for s in "$@"; do want "$s" && return 0; done; return 1; }
+
+# proc_sample PID: "cpu_secs voluntary nonvoluntary unix_time" over every thread.
+proc_sample() {
+    python3 - "$1" <<'PY'
+import os, sys, time
+pid = sys.argv[1]
+hz = os.sysconf("SC_CLK_TCK")
+f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+vol = nonvol = 0
+for t in os.listdir(f"/proc/{pid}/task"):
+    try:
+        for l in open(f"/proc/{pid}/task/{t}/status"):
+            if l.startswith("voluntary_ctxt_switches:"):
+                vol += int(l.split()[1])
+            elif l.startswith("nonvoluntary_ctxt_switches:"):
+                nonvol += int(l.split()[1])
+    except OSError:
+        pass
+print((int(f[11]) + int(f[12])) / hz, vol, nonvol, time.time())
+PY
+}
+
+# Starts a perf stat on the daemon when PERF_STAT=1; sets PERF_PID.
+perf_start() {
+    PERF_PID=""
+    [ "$PERF_STAT" = 1 ] || return 0
+    perf stat -e task-clock,context-switches -p "$DPID" -o "$WORK/perf-$1.txt" >/dev/null 2>&1 &
+    PERF_PID=$!
+    PIDS+=("$PERF_PID")
+}
+perf_stop() {
+    [ -n "${PERF_PID:-}" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    local kept=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$PERF_PID" ] || kept+=("$p"); done
+    PIDS=("${kept[@]+"${kept[@]}"}")
+    log "($1) perf stat: $(grep -E 'task-clock|context-switches' "$WORK/perf-$1.txt" | awk '{printf "%s %s; ", $1, $2}')"
+}
+
+if want_any lgb lgf lg50 lg500 lgtb lgt50 lgt500 idle; then
+    ensure_loggen
+    # The mix's lines, captured from loadgen by a one-connection listener.
+    LG_FILE=$WORK/mix.log
+    CPORT=$(free_port)
+    python3 - "$CPORT" "$LG_FILE" <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+s.settimeout(30)
+c, _ = s.accept()
+with open(sys.argv[2], "wb") as out:
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        out.write(b)
+PY
+    CAPPID=$!
+    sleep 0.5
+    "$LOADGEN" --tcp "127.0.0.1:$CPORT" --lines 200000 --framing lf --duration-secs 30 >/dev/null
+    wait "$CAPPID"
+    log "loggen input: $(wc -l <"$LG_FILE") lines of the mix in $LG_FILE"
+    # Many connections from 127.0.0.1: lift the per-source limit; TLS on a
+    # self-signed certificate (loggen does not verify it), ECDSA P-256 so the
+    # 500 handshakes of (lgt500) cost little next to the lines.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost -days 2 \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
+    cat "$WORK/dnsenrich.toml" - >"$WORK/dnsenrich-lg.toml" <<EOT
+
+[input.tcp]
+max_connections = 2048
+max_connections_per_source = 1024
+
+[input.tls]
+listen = ["127.0.0.1:0"]
+cert = "$WORK/cert.pem"
+key = "$WORK/key.pem"
+max_connections = 2048
+max_connections_per_source = 1024
+EOT
+fi
+
+# bench_loggen SCENARIO OUTPUT(bulk|file) PROTO(tcp|tls) CONNECTIONS RATE
+bench_loggen() {
+    local sc=$1 out=$2 proto=$3 conns=$4 rate=$5 r docs port transport=()
+    for r in $(seq "$RUNS"); do
+        local dargs=()
+        if [ "$out" = bulk ]; then
+            "$SINK" --port 0 --max-secs 300 >"$WORK/sink-$sc$r.out" 2>"$WORK/sink-$sc$r.err" &
+            SPID=$!
+            PIDS+=("$SPID")
+            wait_for "$WORK/sink-$sc$r.out" '^listening' 10
+            SPORT=$(head -1 "$WORK/sink-$sc$r.out" | sed 's/.*://')
+            dargs=(--elasticsearch "http://127.0.0.1:$SPORT" --index bench)
+        else
+            rm -f "$WORK/out-$sc.ndjson"
+            dargs=(--output "$WORK/out-$sc.ndjson")
+        fi
+        DCONF=$WORK/dnsenrich-lg.toml start_daemon "$sc$r" "${dargs[@]}"
+        port=$DTCP
+        # loggen takes one transport plugin: the socket one, or -U (TLS over TCP).
+        transport=(--inet --stream)
+        if [ "$proto" = tls ]; then
+            port=$(grep -o 'tls://127\.0\.0\.1:[0-9]*' "$DLOG" | head -1 | sed 's/.*://' || true)
+            transport=(-U)
+        fi
+        sleep 0.3
+        read -r c0 v0 n0 t0 < <(proc_sample "$DPID")
+        perf_start "$sc$r"
+        timeout $((LG_SECS + 30)) "${LOGGEN[@]}" "${transport[@]}" \
+            --active-connections="$conns" --rate "$rate" --interval "$LG_SECS" \
+            -R "$LG_FILE" -d -l 127.0.0.1 "$port" >"$WORK/loggen-$sc$r.out" 2>"$WORK/loggen-$sc$r.err" || true
+        read -r busy _cpu hwm < <(watch_idle "$DPID" "$t0" "$c0")
+        read -r c1 v1 n1 t1 < <(proc_sample "$DPID")
+        perf_stop "$sc$r"
+        stop_pid "$DPID"
+        read_stopped
+        sent=$(grep -o 'count=[0-9]*' "$WORK/loggen-$sc$r.err" | cut -d= -f2 | tail -1 || true)
+        sent=${sent:-0}
+        docs=$S_STORED
+        if [ "$out" = bulk ]; then
+            stop_pid "$SPID" 10
+            docs=$(tail -1 "$WORK/sink-$sc$r.out" | jq -r '.docs')
+        else
+            docs=$(wc -l <"$WORK/out-$sc.ndjson")
+            rm -f "$WORK/out-$sc.ndjson"
+        fi
+        local ev=$S_LINES
+        python3 - "$sc" "$ev" "$c0" "$c1" "$v0" "$v1" "$n0" "$n1" "$t0" "$busy" "$hwm" >>"$RESULTS" <<'PY'
+import sys
+sc = sys.argv[1]
+ev, c0, c1, v0, v1, n0, n1, t0, busy, hwm = map(float, sys.argv[2:])
+ev = max(ev, 1)
+secs = max(busy, 0.001)
+for k, v in (("eps", ev / secs), ("cpu_us", (c1 - c0) * 1e6 / ev), ("rss_mib", hwm / 1024),
+             ("ctx_per_ev", (v1 - v0 + n1 - n0) / ev), ("wakeups_s", (v1 - v0) / secs)):
+    print(f"{sc}\t{k}\t{v}")
+PY
+        record "$sc" loggen_sent "$sent"
+        record "$sc" received "$S_LINES"
+        record "$sc" complete "$([ "$sent" = "$S_LINES" ] && [ "$docs" = "$S_LINES" ] && echo 1 || echo 0)"
+        log "($sc) run $r: loggen sent=$sent daemon lines=$S_LINES stored=$S_STORED out=$docs in ${busy}s; cpu=$(python3 -c "print(f'{($c1-$c0):.2f}')")s ctx vol=$((v1 - v0)) nonvol=$((n1 - n0)) hwm=${hwm}kB"
+    done
+}
+want lgb && bench_loggen lgb bulk tcp 1 "$LG_MAX_RATE"
+want lgf && bench_loggen lgf file tcp 1 "$LG_MAX_RATE"
+want lg50 && bench_loggen lg50 bulk tcp 50 400
+want lg500 && bench_loggen lg500 bulk tcp 500 40
+want lgtb && bench_loggen lgtb bulk tls 1 "$LG_MAX_RATE"
+want lgt50 && bench_loggen lgt50 bulk tls 50 400
+want lgt500 && bench_loggen lgt500 bulk tls 500 40
+
+# ---------------------------------------------------------------- (idle) no traffic
+if want idle; then
+    for r in $(seq "$RUNS"); do
+        "$SINK" --port 0 --max-secs 300 >"$WORK/sink-idle$r.out" 2>"$WORK/sink-idle$r.err" &
+        SPID=$!
+        PIDS+=("$SPID")
+        wait_for "$WORK/sink-idle$r.out" '^listening' 10
+        SPORT=$(head -1 "$WORK/sink-idle$r.out" | sed 's/.*://')
+        DCONF=$WORK/dnsenrich-lg.toml start_daemon "idle$r" --elasticsearch "http://127.0.0.1:$SPORT" --index bench
+        sleep 2
+        read -r c0 v0 n0 t0 < <(proc_sample "$DPID")
+        sleep "$IDLE_SECS"
+        read -r c1 v1 n1 t1 < <(proc_sample "$DPID")
+        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$DPID/status")
+        stop_pid "$DPID"
+        stop_pid "$SPID" 10
+        python3 - "$c0" "$c1" "$v0" "$v1" "$n0" "$n1" "$t0" "$t1" "$hwm" >>"$RESULTS" <<'PY'
+import sys
+c0, c1, v0, v1, n0, n1, t0, t1, hwm = map(float, sys.argv[1:])
+print(f"idle\twakeups_s\t{(v1 - v0 + n1 - n0) / (t1 - t0)}")
+print(f"idle\tcpu_pct\t{100 * (c1 - c0) / (t1 - t0)}")
+print(f"idle\trss_mib\t{hwm / 1024}")
+PY
+        log "(idle) run $r: ${IDLE_SECS}s: cpu=$(python3 -c "print(f'{($c1-$c0):.2f}')")s ctx vol=$((v1 - v0)) nonvol=$((n1 - n0))"
+    done
+fi
+
 # ---------------------------------------------------------------- (e) osmem-server, read back
 if want e; then
     OSMEM_DIR=$(python3 -c 'import osmem_server,os;print(os.path.dirname(osmem_server.__file__))' 2>/dev/null || true)
@@ -691,6 +893,22 @@ if ran("t_lines") and ran("t_transactions"):
     for mode in ("lines", "transactions"):
         sc = "t_" + mode
         print(f"| {mode} | {per(sc,'docs'):.2f} | {per(sc,'bytes'):,.0f} | {per(sc,'cpu_total_us'):.2f} | {f(med(sc,'rss_mib'),'{:.1f}')} |")
+lg = [("lgb", "loggen max, 1 TCP connection → _bulk"), ("lgf", "loggen max, 1 TCP connection → NDJSON file"),
+      ("lg50", "loggen 50 TCP connections × 400/s → _bulk"), ("lg500", "loggen 500 TCP connections × 40/s → _bulk"),
+      ("lgtb", "loggen max, 1 TLS connection → _bulk"), ("lgt50", "loggen 50 TLS connections × 400/s → _bulk"),
+      ("lgt500", "loggen 500 TLS connections × 40/s → _bulk")]
+if any(ran(s) for s, _ in lg) or ran("idle"):
+    print()
+    print("| loggen scenario | events/s | µs CPU/event | peak RSS MiB | ctx switches/event | wake-ups/s | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for s, name in lg:
+        if ran(s):
+            print(f"| ({s}) {name} | {f(med(s,'eps'))} | {f(med(s,'cpu_us'),'{:.2f}')} | {f(med(s,'rss_mib'),'{:.1f}')} | "
+                  f"{f(med(s,'ctx_per_ev'),'{:.3f}')} | {f(med(s,'wakeups_s'))} | loggen sent {f(med(s,'loggen_sent'))}; {complete(s)}; runs µs: "
+                  + ", ".join(f"{v:.2f}" for v in allv(s, "cpu_us")) + " |")
+    if ran("idle"):
+        print(f"| (idle) no traffic | – | {f(med('idle','cpu_pct'),'{:.3f}')} % of a core | {f(med('idle','rss_mib'),'{:.1f}')} | – | "
+              f"{f(med('idle','wakeups_s'),'{:.1f}')} | context switches/s of all threads |")
 print()
 def verdict(ok, text):
     print(f"- {'PASS' if ok else 'FAIL'}: {text}")
@@ -724,6 +942,21 @@ for s in ("a", "b", "b1m", "bid", "c", "d", "e", "f", "t_lines", "t_transactions
     if ran(s):
         r = med(s, "rss_mib")
         verdict(r <= 100, f"({s}) peak RSS {f(r, '{:.1f}')} MiB vs <= 100 MiB")
+for s, limit in (("lgb", 2.0), ("lgf", 1.8), ("lg50", 4), ("lg500", 6)):
+    if ran(s):
+        c = med(s, "cpu_us")
+        verdict(c <= limit, f"({s}) CPU/event {f(c, '{:.2f}')} µs vs <= {limit} µs")
+for s in ("lgb", "lg50", "lg500"):
+    if ran(s):
+        r = med(s, "rss_mib")
+        verdict(r <= 32, f"({s}) peak RSS {f(r, '{:.1f}')} MiB vs <= 32 MiB")
+for t, s in (("lgtb", "lgb"), ("lgt50", "lg50"), ("lgt500", "lg500")):
+    if ran(t) and ran(s):
+        d = med(t, "cpu_us") - med(s, "cpu_us")
+        verdict(d <= 1.0, f"({t}) TLS costs {d:+.2f} µs/event over ({s}) vs <= +1 µs")
+if ran("idle"):
+    w = med("idle", "wakeups_s")
+    verdict(w <= 20, f"(idle) {w:.1f} wake-ups/s vs <= 20")
 e_ok = allv("e", "complete")
 if e_ok:
     verdict(all(v == 1 for v in e_ok), f"(e) osmem-server holds exactly the lines sent ({e_note})")

@@ -130,6 +130,11 @@ pub struct PipelineConfig {
     /// output and the metrics listener; 0 means half the CPU cores, at least
     /// 1 and at most 4.
     pub io_threads: usize,
+    /// While traffic trickles in, a runtime thread about to sleep waits until
+    /// this many microseconds have passed since it last went to sleep, so the
+    /// sockets that became readable meanwhile are read in one wake-up; adds
+    /// at most this much latency. 0 wakes for every readable socket.
+    pub io_coalesce_us: u64,
 }
 
 impl Default for PipelineConfig {
@@ -139,6 +144,7 @@ impl Default for PipelineConfig {
             enrich_workers: 0,
             channel_batches: 4,
             io_threads: 0,
+            io_coalesce_us: 1000,
         }
     }
 }
@@ -315,6 +321,12 @@ impl Config {
             return Err(invalid(
                 "pipeline.channel_batches",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.pipeline.io_coalesce_us > 100_000 {
+            return Err(invalid(
+                "pipeline.io_coalesce_us",
+                "must be at most 100000 (0.1 s of added latency)".into(),
             ));
         }
         if self.shutdown_timeout_secs == 0 {
@@ -656,6 +668,8 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = Config::parse("[parse]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert!(e.to_string().starts_with("parse.timezone:"), "{e}");
+        let e = Config::parse("[pipeline]\nio_coalesce_us = 200000\n").unwrap_err();
+        assert!(e.to_string().starts_with("pipeline.io_coalesce_us:"), "{e}");
         let e = Config::parse("[pipeline]\nchannel_batches = 0\n").unwrap_err();
         assert!(
             e.to_string().starts_with("pipeline.channel_batches:"),

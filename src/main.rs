@@ -710,11 +710,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     limit_malloc_arenas();
     let cfg = effective_config(&args)?;
     init_logging(&cfg.log);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all()
         .worker_threads(cfg.pipeline.io_threads())
-        .thread_name("dnsenrich-io")
-        .build()?;
+        .thread_name("dnsenrich-io");
+    let coalesce = std::time::Duration::from_micros(cfg.pipeline.io_coalesce_us);
+    if let Some(hook) = dnsenrich::pipeline::wakeups::park_hook(coalesce) {
+        rt.on_thread_park(hook);
+    }
+    let rt = rt.build()?;
     rt.block_on(async move {
         let ctx = BuildContext::new(&cfg);
         let daemon = Daemon::build(cfg, ctx)?;

@@ -1176,3 +1176,92 @@ fn check_config_prints_the_example_and_refuses_a_bad_file() {
     assert!(err.contains(&bad.display().to_string()), "{err}");
     assert!(out.is_empty(), "{out}");
 }
+
+// ---------------------------------------------------------------- several collectors
+
+/// Two collectors on one address with `reuse_port = true` (SO_REUSEPORT):
+/// the kernel spreads 40 TCP connections and 40 UDP senders over them, each
+/// stores what it was sent, and together they store every line exactly once.
+/// Without `reuse_port` the second cannot bind and says why.
+#[test]
+fn two_collectors_share_one_port_with_reuse_port_and_lose_nothing() {
+    let port = common::memcached::free_port();
+    let listen = |reuse: bool| {
+        format!(
+            "[input.tcp]\nlisten = [\"127.0.0.1:{port}\"]\nreuse_port = {reuse}\n\
+             [input.udp]\nlisten = [\"127.0.0.1:{port}\"]\nreuse_port = {reuse}\n"
+        )
+    };
+    let (s1, s2, s3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut a = DaemonBuilder::new(s1.path()).config(&listen(true)).start();
+    let mut b = DaemonBuilder::new(s2.path()).config(&listen(true)).start();
+    assert_eq!(a.tcp().port(), port);
+    assert_eq!(b.tcp().port(), port);
+
+    // A third without the option is refused the address.
+    let mut c = DaemonBuilder::new(s3.path()).config(&listen(false)).spawn();
+    let status = c.wait_exit(WAIT);
+    assert!(!status.success());
+    let err = c.stderr();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+
+    const SENDERS: usize = 40;
+    const LINES: usize = 25;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let line = |proto: &str, s: usize, i: usize| {
+        format!("<30>Dec  2 10:00:00 dnsmasq[7]: query[A] {proto}{s}-{i}.example from 10.0.0.1")
+    };
+    for s in 0..SENDERS {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        let text: String = (0..LINES).map(|i| line("t", s, i) + "\n").collect();
+        conn.write_all(text.as_bytes()).unwrap();
+    }
+    for s in 0..SENDERS {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..LINES {
+            sock.send_to(line("u", s, i).as_bytes(), addr).unwrap();
+        }
+        // Bounded pacing: 1,000 datagrams in about 0.2 s, well within the
+        // receive buffers.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let want = 2 * SENDERS * LINES;
+    wait_until("both collectors stored every line", WAIT, || {
+        a.events().len() + b.events().len() >= want
+    });
+    a.sigterm();
+    b.sigterm();
+
+    let (ea, eb) = (question_names(&a.events()), question_names(&b.events()));
+    for (name, got) in [("first", &ea), ("second", &eb)] {
+        for proto in ["t", "u"] {
+            assert!(
+                got.iter().any(|n| n.starts_with(proto)),
+                "the {name} collector got no {proto} lines: the load did not split"
+            );
+        }
+    }
+    let all = tally(ea.iter().chain(&eb).cloned());
+    assert_eq!(all.len(), want, "lines missing");
+    assert!(all.values().all(|&n| n == 1), "lines stored twice");
+    for s in 0..SENDERS {
+        // One sender's lines all went to one collector (a TCP connection, or
+        // a UDP source address and port, is hashed to one socket).
+        let host = format!("t{s}-0.example");
+        let owner_is_a = ea.contains(&host);
+        for i in 0..LINES {
+            let n = format!("t{s}-{i}.example");
+            assert_eq!(
+                ea.contains(&n),
+                owner_is_a,
+                "{n} went elsewhere than its connection"
+            );
+        }
+    }
+    assert_eq!(a.stopped().lines + b.stopped().lines, want as u64);
+}

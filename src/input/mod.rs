@@ -22,6 +22,7 @@
 
 pub mod file;
 pub mod framing;
+mod merge;
 pub mod relp;
 pub mod stats;
 mod stream;
@@ -53,6 +54,30 @@ pub const DEFAULT_SYSLOG_PORT: u16 = 5514;
 /// fewer frames than its input's batch size, so a run of long frames cannot make
 /// one connection hold megabytes.
 pub(crate) const BATCH_MAX_BYTES: usize = 256 * 1024;
+
+/// Sets `SO_REUSEPORT` on a socket before it is bound: several processes
+/// (each setting it, as the same user) can then bind the same address, and
+/// the kernel spreads new TCP connections, and UDP datagrams by sender, over
+/// them.
+pub(crate) fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and an option value of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
 
 /// The `[input]` section: one sub-section per kind of input.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

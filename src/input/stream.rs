@@ -15,6 +15,13 @@
 //! IP address, more are accepted and closed at once. Both are counted. A
 //! connection that sends nothing for `idle_timeout_secs` is closed. On shutdown the input stops accepting, and every connection
 //! hands on what it has read and closes without waiting for its peer.
+//!
+//! Batching: a connection hands on what each read gave it, and the input's
+//! [merger](super::merge) gathers those into full batches for the parse
+//! workers, so many slow connections cost one batch per `batch_timeout_ms`
+//! rather than one per connection. A connection arms no timer per read: its
+//! idle deadline is checked when a single timer, set from its last activity,
+//! fires.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -35,6 +42,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::framing::{FrameDecoder, DEFAULT_MAX_FRAME};
+use super::merge;
 use super::stats::{InputStats, LogThrottle};
 use super::{InputError, BATCH_MAX_BYTES};
 use crate::pipeline::shutdown::Shutdown;
@@ -201,6 +209,14 @@ impl<H: Handshake> StreamServer<H> {
     /// Accepts and reads until shutdown; returns once every connection has
     /// handed on what it read and closed.
     pub(crate) async fn run(self, tx: FrameSender, shutdown: Shutdown) {
+        // Every connection of every listener hands its reads to one merger.
+        let (tx, merger) = merge::spawn(
+            self.shared.kind,
+            self.shared.limits.batch_size,
+            Duration::from_millis(self.shared.limits.batch_timeout_ms),
+            self.stats.clone(),
+            tx,
+        );
         let mut tasks = JoinSet::new();
         for std_listener in self.listeners {
             let addr = std_listener.local_addr().ok();
@@ -219,18 +235,32 @@ impl<H: Handshake> StreamServer<H> {
         }
         drop(tx);
         while tasks.join_next().await.is_some() {}
+        // Every connection is gone: the merger hands on what it holds.
+        let _ = merger.await;
     }
 }
 
 /// Binds a listener per address, failing on the first that cannot be bound.
+#[allow(dead_code)]
 pub(crate) fn bind_all(
     input: &'static str,
     addrs: &[SocketAddr],
 ) -> Result<Vec<StdTcpListener>, InputError> {
+    bind_all_with(input, addrs, false)
+}
+
+/// [`bind_all`], with `SO_REUSEPORT` on each listener when `reuse_port`: then
+/// several processes can listen on one address and the kernel spreads new
+/// connections over them.
+pub(crate) fn bind_all_with(
+    input: &'static str,
+    addrs: &[SocketAddr],
+    reuse_port: bool,
+) -> Result<Vec<StdTcpListener>, InputError> {
     addrs
         .iter()
         .map(|&addr| {
-            bind_tcp(addr).map_err(|source| InputError::Bind {
+            bind_tcp(addr, reuse_port).map_err(|source| InputError::Bind {
                 input,
                 addr,
                 source,
@@ -240,10 +270,13 @@ pub(crate) fn bind_all(
 }
 
 /// A non-blocking listener on `addr`; IPv6 listeners do not take IPv4.
-fn bind_tcp(addr: SocketAddr) -> io::Result<StdTcpListener> {
+fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<StdTcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restart must not wait for the old connections' TIME_WAIT.
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        super::set_reuse_port(&socket)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -547,9 +580,16 @@ struct Activity<'a> {
     epoch: Instant,
 }
 
-/// The read loop: hands on full batches as they fill and a partial one after
-/// `batch_timeout_ms`, until the peer hangs up, it idles out, is evicted, or
-/// shutdown.
+impl Activity<'_> {
+    /// How long since the connection was last active.
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.slot.last_active.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
+/// The read loop: hands on what each read gave (the merger batches it) until
+/// the peer hangs up, it idles out, is evicted, or shutdown.
 async fn read_until_end<S>(
     stream: &mut S,
     buf: &mut [u8],
@@ -562,41 +602,39 @@ where
     S: AsyncRead + Unpin,
 {
     let idle = conn.limits.idle_timeout();
-    let batch_timeout = Duration::from_millis(conn.limits.batch_timeout_ms);
-    let mut idle_deadline = idle.map(|d| Instant::now() + d);
-    // When the first frame of the current partial batch must be handed on.
-    let mut flush_deadline: Option<Instant> = None;
+    // One timer for the idle deadline, not one per read: when it fires, the
+    // connection is idle only if it has not been active since it was set.
+    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle_timer);
+    // Made once, not per read: each new one would join and leave its
+    // notifier's waiter list (a lock each way) on every pass.
+    let stopping = shutdown.recv();
+    tokio::pin!(stopping);
+    let evicted = activity.slot.evict.notified();
+    tokio::pin!(evicted);
     loop {
-        let far = Instant::now() + Duration::from_secs(3600);
         tokio::select! {
             biased;
-            _ = shutdown.recv() => return End::Shutdown,
-            _ = activity.slot.evict.notified() => return End::Evicted,
-            _ = tokio::time::sleep_until(flush_deadline.unwrap_or(far)), if flush_deadline.is_some() => {
-                flush_deadline = None;
-                if !conn.send_current(tx).await {
-                    return End::PipelineClosed;
+            _ = &mut stopping => return End::Shutdown,
+            _ = &mut evicted => return End::Evicted,
+            _ = &mut idle_timer, if idle.is_some() => {
+                let idle = idle.unwrap_or_default();
+                let quiet = activity.quiet_for();
+                if quiet >= idle {
+                    return End::Idle;
                 }
-            }
-            _ = tokio::time::sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() => {
-                return End::Idle;
+                idle_timer.as_mut().reset(Instant::now() + (idle - quiet));
             }
             read = stream.read(buf) => match read {
                 Ok(0) => return End::Eof,
                 Ok(n) => {
-                    activity.slot.touch(activity.epoch);
                     conn.decode(&buf[..n]);
-                    if !conn.send_ready(tx).await {
+                    if !conn.send_ready(tx).await || !conn.send_current(tx).await {
                         return End::PipelineClosed;
                     }
                     // From after the send: time spent waiting on a full
                     // pipeline is ours, not the peer's idleness.
-                    idle_deadline = idle.map(|d| Instant::now() + d);
-                    if conn.batch.is_empty() {
-                        flush_deadline = None;
-                    } else if flush_deadline.is_none() {
-                        flush_deadline = Some(Instant::now() + batch_timeout);
-                    }
+                    activity.slot.touch(activity.epoch);
                 }
                 Err(e) => return End::Error(e),
             },

@@ -8,14 +8,14 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use serde::{Deserialize, Serialize};
 
 use super::stats::InputStats;
-use super::stream::{bind_all, Plain, StreamLimits, StreamServer};
+use super::stream::{bind_all_with, Plain, StreamLimits, StreamServer};
 use super::{InputError, DEFAULT_SYSLOG_PORT};
 use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{FrameSender, InputKind};
 
 /// `[input.tcp]`.
 ///
-/// The last five fields are [`StreamLimits`], spelt out here (and again in
+/// The last six fields are [`StreamLimits`], spelt out here (and again in
 /// `TlsConfig`) because serde cannot combine `#[serde(flatten)]` with
 /// `deny_unknown_fields`, and an unknown key must stay an error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,10 +34,13 @@ pub struct TcpConfig {
     pub max_connections_per_source: usize,
     /// A connection that sends nothing for this many seconds is closed; 0 never.
     pub idle_timeout_secs: u64,
-    /// Most frames in one batch.
+    /// Most frames in one batch (gathered over all connections).
     pub batch_size: usize,
     /// A partial batch is handed on after this many milliseconds.
     pub batch_timeout_ms: u64,
+    /// Set `SO_REUSEPORT` on the listeners, so several dnsenrich processes
+    /// can listen on one address and the kernel spreads the connections.
+    pub reuse_port: bool,
 }
 
 impl Default for TcpConfig {
@@ -51,6 +54,7 @@ impl Default for TcpConfig {
             idle_timeout_secs: l.idle_timeout_secs,
             batch_size: l.batch_size,
             batch_timeout_ms: l.batch_timeout_ms,
+            reuse_port: false,
         }
     }
 }
@@ -58,7 +62,7 @@ impl Default for TcpConfig {
 impl TcpConfig {
     /// Binds every `listen` address.
     pub fn bind(&self) -> Result<TcpInput, InputError> {
-        let listeners = bind_all("tcp", &self.listen)?;
+        let listeners = bind_all_with("tcp", &self.listen, self.reuse_port)?;
         TcpInput::from_std(self, listeners)
     }
 

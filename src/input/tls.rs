@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::stats::{InputStats, LogThrottle};
-use super::stream::{bind_all, Handshake, StreamLimits, StreamServer};
+use super::stream::{bind_all_with, Handshake, StreamLimits, StreamServer};
 use super::InputError;
 use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::{FrameSender, InputKind};
@@ -63,9 +63,11 @@ pub struct TlsConfig {
     pub batch_size: usize,
     /// A partial batch is handed on after this many milliseconds.
     pub batch_timeout_ms: u64,
+    /// Set `SO_REUSEPORT` on the listeners (several processes on one address).
+    pub reuse_port: bool,
 }
-// The last five fields repeat `TcpConfig`'s for the reason given there: serde
-// cannot combine `flatten` with `deny_unknown_fields`.
+// The six fields from `max_frame` repeat `TcpConfig`'s for the reason given
+// there: serde cannot combine `flatten` with `deny_unknown_fields`.
 
 impl Default for TlsConfig {
     fn default() -> Self {
@@ -81,6 +83,7 @@ impl Default for TlsConfig {
             idle_timeout_secs: l.idle_timeout_secs,
             batch_size: l.batch_size,
             batch_timeout_ms: l.batch_timeout_ms,
+            reuse_port: false,
         }
     }
 }
@@ -89,7 +92,7 @@ impl TlsConfig {
     /// Loads the certificates and key, then binds every `listen` address.
     pub fn bind(&self) -> Result<TlsInput, InputError> {
         let server_config = self.server_config()?;
-        let listeners = bind_all("tls", &self.listen)?;
+        let listeners = bind_all_with("tls", &self.listen, self.reuse_port)?;
         TlsInput::with_server_config(self, server_config, listeners)
     }
 

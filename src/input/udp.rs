@@ -56,6 +56,11 @@ pub struct UdpConfig {
     pub coalesce_us: u64,
     /// Longer datagrams are cut to this many bytes and flagged truncated.
     pub max_frame: usize,
+    /// Set `SO_REUSEPORT` on the sockets, so several dnsenrich processes can
+    /// receive on one address; the kernel spreads datagrams over them by a
+    /// hash of the sender's address and port, so one sender's datagrams all
+    /// go to the same process.
+    pub reuse_port: bool,
 }
 
 impl Default for UdpConfig {
@@ -67,6 +72,7 @@ impl Default for UdpConfig {
             batch_timeout_ms: 5,
             coalesce_us: 1000,
             max_frame: DEFAULT_MAX_FRAME,
+            reuse_port: false,
         }
     }
 }
@@ -76,7 +82,7 @@ impl UdpConfig {
     pub fn bind(&self) -> Result<UdpInput, InputError> {
         let mut sockets = Vec::with_capacity(self.listen.len());
         for &addr in &self.listen {
-            let socket = bind_udp(addr).map_err(|source| InputError::Bind {
+            let socket = bind_udp(addr, self.reuse_port).map_err(|source| InputError::Bind {
                 input: "udp",
                 addr,
                 source,
@@ -530,8 +536,11 @@ fn rcvbuf_datagrams(socket: &StdUdpSocket) -> usize {
 }
 
 /// A non-blocking UDP socket on `addr`; IPv6 sockets do not take IPv4.
-fn bind_udp(addr: SocketAddr) -> io::Result<StdUdpSocket> {
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<StdUdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        super::set_reuse_port(&socket)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -37,6 +37,7 @@ pub mod context;
 pub mod shutdown;
 pub mod stages;
 pub mod tally;
+pub mod wakeups;
 
 pub use batch::*;
 pub use context::BuildContext;
