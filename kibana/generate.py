@@ -9,13 +9,14 @@ the generated file (valid import NDJSON, references resolve, every field a
 panel uses is in dnsenrich's index template with a usable type). Run it after
 changing a panel:
 
-    python3 kibana/generate.py
+    python3 kibana/generate.py [OUT]     (default: kibana/dnsenrich.ndjson)
 
 Only the standard library is used; the output is deterministic.
 """
 
 import json
 import os
+import sys
 import uuid
 
 DATA_VIEW_ID = "dnsenrich-logs-pihole"
@@ -397,6 +398,8 @@ def data_view():
 
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dnsenrich.ndjson")
+    if len(sys.argv) > 1:
+        out = sys.argv[1]
     with open(out, "w", encoding="utf-8") as f:
         for obj in (data_view(), dashboard()):
             f.write(json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n")

@@ -620,6 +620,29 @@ fn the_readme_sample_queries_use_mapped_fields() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// The committed file is what `kibana/generate.py` writes, so a panel changed
+/// in the script (where it is readable) cannot be forgotten in the file, nor
+/// the file edited by hand and overwritten by the next run.
+#[test]
+fn the_file_is_what_the_generator_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dnsenrich.ndjson");
+    let status = std::process::Command::new("python3")
+        .arg(path("kibana/generate.py"))
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); install it with: apt-get install -y python3")
+        });
+    assert!(status.success(), "kibana/generate.py failed: {status}");
+    let fresh = std::fs::read_to_string(&out).unwrap();
+    let committed = std::fs::read_to_string(path("kibana/dnsenrich.ndjson")).unwrap();
+    assert!(
+        fresh == committed,
+        "kibana/dnsenrich.ndjson is not what kibana/generate.py writes; run python3 kibana/generate.py"
+    );
+}
+
 /// The checks above do reject what Kibana could not use.
 #[test]
 fn the_checker_rejects_unknown_unindexed_and_misplaced_fields() {
