@@ -243,7 +243,12 @@ PANELS = [
     (
         "failures",
         (36, 0, 12, 6),
-        metric("failures", "Failed lines", 'event.outcome : "failure"', "Failures"),
+        metric(
+            "failures",
+            "Failed answers (NXDOMAIN, SERVFAIL, ...)",
+            'event.outcome : "failure"',
+            "Failed answers",
+        ),
     ),
     (
         "by-action",

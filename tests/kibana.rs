@@ -6,14 +6,20 @@
 //! consistent), the data view covers the data streams dnsenrich writes, and
 //! every field a panel aggregates or queries, and every field of the README's
 //! sample KQL queries, is in the index template dnsenrich installs with a type
-//! the visualisation can use.
+//! the visualisation can use. And every panel has something to show for the
+//! events the real daemon writes for a handful of Pi-hole lines.
 //!
 //! The file has not been loaded into a running Kibana here; the shapes follow
 //! Kibana 8.8's own sample-data dashboards (elastic/kibana,
 //! `src/plugins/home/server/services/sample_data/data_sets/flights/saved_objects.ts`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use common::daemon::{logger, wait_until, DaemonBuilder};
 
 use dnsenrich::grammar::GrammarSet;
 use dnsenrich::output::elasticsearch::route::Target;
@@ -712,4 +718,155 @@ fn the_checker_rejects_unknown_unindexed_and_misplaced_fields() {
 
     assert!(glob("logs-pihole.*-*", "logs-pihole.dns-default"));
     assert!(!glob("logs-pihole.*-*", "logs-pihole"));
+}
+
+/// Whether an event matches a panel query. The panels' queries are kept to
+/// `field : "value"` and `field : *` clauses joined by `and`, which is what
+/// this evaluates; anything else fails the test rather than being guessed at.
+fn kql_matches(q: &str, ev: &Value) -> bool {
+    q.split(" and ").all(|clause| {
+        let (field, value) = clause
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{q:?}: {clause:?} is not field : value"));
+        let (field, value) = (field.trim(), value.trim());
+        let found = values_at(ev, field);
+        if value == "*" {
+            return !found.is_empty();
+        }
+        let want = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .filter(|v| !v.contains(['"', '\\', '*']))
+            .unwrap_or_else(|| panic!("{q:?}: {value:?} is outside the form this test evaluates"));
+        found.iter().any(|v| match v {
+            Value::String(s) => s == want,
+            other => other.to_string() == want,
+        })
+    })
+}
+
+/// The values at a dotted path of an event, through arrays of objects.
+fn values_at<'a>(ev: &'a Value, field: &str) -> Vec<&'a Value> {
+    let mut here = vec![ev];
+    for part in field.split('.') {
+        here = here
+            .into_iter()
+            .flat_map(|v| match v {
+                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                v => vec![v],
+            })
+            .filter_map(|v| v.get(part))
+            .filter(|v| !v.is_null())
+            .collect();
+    }
+    here.into_iter()
+        .flat_map(|v| match v {
+            Value::Array(a) => a.iter().collect::<Vec<_>>(),
+            v => vec![v],
+        })
+        .collect()
+}
+
+/// Pi-hole lines through `logger` over TCP into the real daemon, with one of
+/// the names on an indicator list: every panel of the dashboard finds events
+/// its query selects that carry every field it breaks them down by, so none
+/// stays empty for lack of a field dnsenrich does not write.
+#[test]
+fn every_panel_shows_events_the_daemon_writes() {
+    let state = tempfile::tempdir().unwrap();
+    let list = state.path().join("Feed-Test.txt");
+    std::fs::write(&list, "evil.example.org\n").unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--ioc-file")
+        .arg(&list)
+        .start();
+    let lines = [
+        "query[A] www.example.com from 192.0.2.10",
+        "forwarded www.example.com to 9.9.9.9",
+        "reply www.example.com is 192.0.2.1",
+        "query[A] ads.example.net from 192.0.2.11",
+        "gravity blocked ads.example.net is 0.0.0.0",
+        "query[A] evil.example.org from 192.0.2.12",
+        "forwarded evil.example.org to 1.1.1.1",
+        "reply evil.example.org is NXDOMAIN",
+        "query[AAAA] broken.example from 192.0.2.10",
+        "reply error is SERVFAIL",
+    ];
+    let port = d.tcp().port().to_string();
+    let text = lines.join("\n") + "\n";
+    logger(
+        &["-n", "127.0.0.1", "-P", &port, "-T", "-t", "dnsmasq"],
+        text.as_bytes(),
+    );
+    wait_until("an event per line", Duration::from_secs(20), || {
+        d.events().len() >= lines.len()
+    });
+    assert!(d.sigterm().success());
+    let events = d.events();
+    assert_eq!(events.len(), lines.len(), "{events:#?}");
+    let unread: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "pipeline_error")
+        .collect();
+    assert!(unread.is_empty(), "lines not read: {unread:#?}");
+
+    let objects = objects();
+    let states = lens_states(&objects);
+    assert!(!states.is_empty());
+    for (title, attrs) in &states {
+        let q = attrs["state"]["query"]["query"].as_str().unwrap();
+        let layers = attrs["state"]["datasourceStates"]["formBased"]["layers"]
+            .as_object()
+            .unwrap();
+        let broken_down_by: Vec<&str> = layers
+            .values()
+            .flat_map(|l| l["columns"].as_object().unwrap().values())
+            .filter_map(|c| c["sourceField"].as_str())
+            .filter(|f| *f != "___records___")
+            .collect();
+        let shown: Vec<&Value> = events
+            .iter()
+            .filter(|e| kql_matches(q, e))
+            .filter(|e| broken_down_by.iter().all(|f| !values_at(e, f).is_empty()))
+            .collect();
+        assert!(
+            !shown.is_empty(),
+            "{title}: no event matches {q:?} with {broken_down_by:?}\n{events:#?}"
+        );
+    }
+
+    // What the panels would show, for the lines above.
+    let of = |q: &str, field: &str| -> BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| kql_matches(q, e))
+            .flat_map(|e| values_at(e, field))
+            .map(|v| v.as_str().map(str::to_owned).unwrap_or(v.to_string()))
+            .collect()
+    };
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        of(r#"event.action : "dns-blocked""#, "dns.question.name"),
+        set(&["ads.example.net"])
+    );
+    assert_eq!(
+        of(r#"event.action : "dns-forward""#, "server.ip"),
+        set(&["1.1.1.1", "9.9.9.9"])
+    );
+    let hits: Vec<_> = events
+        .iter()
+        .filter(|e| kql_matches("threat.feed.name : *", e) && !values_at(e, "client.ip").is_empty())
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0]["threat"]["feed"]["name"], "Feed-Test");
+    assert_eq!(hits[0]["client"]["ip"], "192.0.2.12");
+    assert!(of("dns.response_code : *", "dns.response_code").contains("NXDOMAIN"));
+    assert_eq!(
+        of(r#"event.outcome : "failure""#, "dns.response_code"),
+        set(&["NXDOMAIN", "SERVFAIL"])
+    );
+    assert_eq!(
+        of(r#"event.outcome : "success""#, "dns.response_code"),
+        set(&["NOERROR"])
+    );
 }
