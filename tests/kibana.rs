@@ -740,7 +740,7 @@ fn kql_matches(q: &str, ev: &Value) -> bool {
             .unwrap_or_else(|| panic!("{q:?}: {value:?} is outside the form this test evaluates"));
         found.iter().any(|v| match v {
             Value::String(s) => s == want,
-            other => other.to_string() == want,
+            other => serde_json::from_str::<Value>(want).is_ok_and(|w| w == **other),
         })
     })
 }
