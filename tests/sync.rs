@@ -174,7 +174,9 @@ async fn misp_pages_become_keys_with_every_feed() {
     assert!((1190..=1200).contains(&ttl), "ttl {ttl}");
 
     assert_eq!(report.written, 9);
-    assert_eq!(mc.item_count(), 9);
+    // The keys, and the run's status key beside them.
+    assert_eq!(mc.item_count(), 10);
+    assert!(mc.get("dnsenrich-sync-status").is_some());
     assert_eq!(report.keys["domain"], 6);
     assert_eq!(report.keys["ip-dst"], 2);
     assert_eq!(report.keys["ip-src"], 1);
