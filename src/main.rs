@@ -100,9 +100,10 @@ struct RunArgs {
     /// Follow a log file such as /var/log/pihole/pihole.log (repeatable).
     #[arg(long, value_name = "FILE")]
     tail: Vec<PathBuf>,
-    /// Ship to Elasticsearch at this URL (instead of NDJSON).
+    /// Ship to Elasticsearch at this URL (instead of NDJSON); repeat it for
+    /// each node of a cluster.
     #[arg(long, value_name = "URL")]
-    elasticsearch: Option<String>,
+    elasticsearch: Vec<String>,
     /// Write into this plain index instead of the data stream.
     #[arg(long, value_name = "NAME")]
     index: Option<String>,
@@ -367,7 +368,8 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
         cfg.enrich.distribution = d;
     }
     cfg.enrich.ioc_files.extend(a.ioc_file.iter().cloned());
-    match (&a.elasticsearch, &a.output) {
+    let urls = (!a.elasticsearch.is_empty()).then_some(&a.elasticsearch);
+    match (urls, &a.output) {
         (Some(_), Some(_)) => {
             anyhow::bail!("--elasticsearch and --output are two different outputs; choose one")
         }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::OnceCell;
 
 use super::bulk::{self, Backoff};
+use super::nodes::Nodes;
 use super::template;
 use super::{ElasticsearchOutput, Shared, TemplateGate};
 use crate::output::dead_letter::DeadLetterFile;
@@ -30,8 +31,12 @@ pub const ENV_API_KEY: &str = "DNSENRICH_ES_API_KEY";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElasticsearchConfig {
-    /// Base URL of the cluster (one node or a load balancer).
-    pub url: String,
+    /// Base URLs of the cluster's nodes (or of one load balancer). A single
+    /// string is taken as a list of one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url: Vec<String>,
+    /// The longest wait between two probes (`GET /`) of a node that is down.
+    pub probe_interval_ms: u64,
     /// Write to this plain index instead of a data stream.
     pub index: Option<String>,
     /// The data stream, `<type>-<dataset>-<namespace>`.
@@ -68,7 +73,8 @@ pub struct ElasticsearchConfig {
 impl Default for ElasticsearchConfig {
     fn default() -> Self {
         ElasticsearchConfig {
-            url: "http://127.0.0.1:9200".into(),
+            url: vec!["http://127.0.0.1:9200".into()],
+            probe_interval_ms: 1000,
             index: None,
             data_stream: "logs-pihole.dns-default".into(),
             flush_bytes: 5 * 1024 * 1024,
@@ -87,6 +93,22 @@ impl Default for ElasticsearchConfig {
             dead_letter_path: PathBuf::from("dead-letter.ndjson"),
             retry: RetryConfig::default(),
         }
+    }
+}
+
+/// `url = "http://a:9200"` or `url = ["http://a:9200", "http://b:9200"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a URL or a list of URLs"))?
+    {
+        OneOrMany::One(u) => Ok(vec![u]),
+        OneOrMany::Many(v) => Ok(v),
     }
 }
 
@@ -217,10 +239,24 @@ impl ElasticsearchConfig {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ElasticsearchOutput, OutputError> {
-        let url = self.checked_url()?;
+        let urls = self.checked_urls()?;
         self.check_values()?;
         let timeout = Duration::from_millis(self.request_timeout_ms);
-        let transport = self.transport(url, timeout, &env)?;
+        let mut clients = Vec::with_capacity(urls.len());
+        for (text, url) in self.url.iter().zip(urls) {
+            let transport = self.transport(url, timeout, &env)?;
+            clients.push((
+                text.trim_end_matches('/').to_owned(),
+                Elasticsearch::new(transport),
+            ));
+        }
+        let stats = Arc::<crate::output::OutputStats>::default();
+        let nodes = Nodes::new(
+            clients,
+            Duration::from_millis(self.probe_interval_ms),
+            timeout,
+            stats.reachable.clone(),
+        );
 
         let target = self.target().to_owned();
         let data_stream = self.index.is_none();
@@ -231,8 +267,7 @@ impl ElasticsearchConfig {
         });
         Ok(ElasticsearchOutput {
             shared: Arc::new(Shared {
-                client: Elasticsearch::new(transport),
-                url: self.url.clone(),
+                nodes: Arc::new(nodes),
                 bulk_path: format!("/{target}/_bulk"),
                 target,
                 data_stream,
@@ -243,7 +278,7 @@ impl ElasticsearchConfig {
                     max: Duration::from_millis(self.retry.max_backoff_ms),
                 },
                 dead_letters: DeadLetterFile::new(&self.dead_letter_path),
-                stats: Arc::default(),
+                stats,
                 template,
             }),
             ids: self.document_ids.then(bulk::DocIds::new),
@@ -265,6 +300,7 @@ impl ElasticsearchConfig {
             ("flush_interval_ms", self.flush_interval_ms),
             ("max_in_flight", self.max_in_flight as u64),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("probe_interval_ms", self.probe_interval_ms),
             ("retry.initial_backoff_ms", self.retry.initial_backoff_ms),
         ] {
             if v == 0 {
@@ -310,23 +346,23 @@ impl ElasticsearchConfig {
             .map_err(|e| OutputError::config("url", e.to_string()))
     }
 
-    fn checked_url(&self) -> Result<Url, OutputError> {
-        let url = Url::parse(&self.url)
-            .map_err(|e| OutputError::config("url", format!("`{}`: {e}", self.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(OutputError::config(
-                "url",
-                "must start with http:// or https://",
-            ));
+    /// Every node's URL, checked; at least one, none twice.
+    fn checked_urls(&self) -> Result<Vec<Url>, OutputError> {
+        if self.url.is_empty() {
+            return Err(OutputError::config("url", "no URL given"));
         }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(OutputError::config(
-                "url",
-                "must not hold credentials (they would show in logs); \
-                 use username/password or api_key",
-            ));
+        let mut urls: Vec<Url> = Vec::with_capacity(self.url.len());
+        for text in &self.url {
+            let url = checked_url(text)?;
+            if urls.contains(&url) {
+                return Err(OutputError::config(
+                    "url",
+                    format!("`{text}` is listed twice"),
+                ));
+            }
+            urls.push(url);
         }
-        Ok(url)
+        Ok(urls)
     }
 
     /// Basic auth, an API key, or nothing. A value in the config (or its
@@ -380,6 +416,24 @@ impl ElasticsearchConfig {
             }
         }
     }
+}
+
+fn checked_url(text: &str) -> Result<Url, OutputError> {
+    let url = Url::parse(text).map_err(|e| OutputError::config("url", format!("`{text}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(OutputError::config(
+            "url",
+            "must start with http:// or https://",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(OutputError::config(
+            "url",
+            "must not hold credentials (they would show in logs); \
+             use username/password or api_key",
+        ));
+    }
+    Ok(url)
 }
 
 /// One secret given inline or as a file (trailing whitespace trimmed).
@@ -473,12 +527,12 @@ mod tests {
         };
         assert!(build(c).starts_with("output.index: "));
         let c = ElasticsearchConfig {
-            url: "ftp://x".into(),
+            url: vec!["ftp://x".into()],
             ..Default::default()
         };
         assert!(build(c).starts_with("output.url: "));
         let c = ElasticsearchConfig {
-            url: "https://elastic:hunter2@es:9200".into(),
+            url: vec!["https://elastic:hunter2@es:9200".into()],
             ..Default::default()
         };
         let err = build(c);
@@ -499,6 +553,48 @@ mod tests {
             ..Default::default()
         };
         assert!(build(c).starts_with("output.retry.max_backoff_ms: "));
+    }
+
+    #[test]
+    fn url_is_one_string_or_a_list_of_distinct_nodes() {
+        let one: ElasticsearchConfig = toml::from_str("url = \"http://a:9200\"\n").unwrap();
+        assert_eq!(one.url, ["http://a:9200"]);
+        let many: ElasticsearchConfig =
+            toml::from_str("url = [\"http://a:9200\", \"https://b:9200/\"]\n").unwrap();
+        assert_eq!(many.url, ["http://a:9200", "https://b:9200/"]);
+        let out = many.build_with_env(no_env).unwrap();
+        // The node label is the URL as written, without a trailing slash.
+        assert_eq!(
+            out.shared.nodes.urls().collect::<Vec<_>>(),
+            ["http://a:9200", "https://b:9200"]
+        );
+        let err = toml::from_str::<ElasticsearchConfig>("url = 9200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a URL or a list of URLs"), "{err}");
+        let build = |url: Vec<&str>| {
+            ElasticsearchConfig {
+                url: url.into_iter().map(String::from).collect(),
+                ..Default::default()
+            }
+            .build_with_env(no_env)
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(build(vec![]), "output.url: no URL given");
+        assert_eq!(
+            build(vec!["http://a:9200", "http://a:9200/"]),
+            "output.url: `http://a:9200/` is listed twice"
+        );
+        assert!(build(vec!["http://a:9200", "ftp://b"]).starts_with("output.url: "));
+        let c = ElasticsearchConfig {
+            probe_interval_ms: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.build_with_env(no_env).unwrap_err().to_string(),
+            "output.probe_interval_ms: must be at least 1"
+        );
     }
 
     #[test]

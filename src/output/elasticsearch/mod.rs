@@ -36,6 +36,7 @@
 pub mod bulk;
 mod config;
 mod job;
+mod nodes;
 mod settle;
 pub mod template;
 
@@ -44,7 +45,6 @@ use std::time::Duration;
 
 use elasticsearch::http::headers::HeaderMap;
 use elasticsearch::http::Method;
-use elasticsearch::Elasticsearch;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
@@ -54,6 +54,7 @@ pub use self::config::{
     ENV_API_KEY, ENV_PASSWORD,
 };
 use self::job::BulkJob;
+use self::nodes::{Health, Nodes};
 use self::settle::{describe_metrics, reason, settle, with_causes};
 use super::dead_letter::DeadLetterFile;
 use super::{OutputError, OutputReport, OutputStats, ReopenSignal};
@@ -61,8 +62,7 @@ use crate::pipeline::EncodedReceiver;
 
 /// What every bulk task needs.
 struct Shared {
-    client: Elasticsearch,
-    url: String,
+    nodes: Arc<Nodes>,
     target: String,
     data_stream: bool,
     bulk_path: String,
@@ -95,7 +95,7 @@ impl std::fmt::Debug for ElasticsearchOutput {
     // By hand: the client holds the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchOutput")
-            .field("url", &self.shared.url)
+            .field("nodes", &self.shared.nodes.urls().collect::<Vec<_>>())
             .field("target", &self.shared.target)
             .field("data_stream", &self.shared.data_stream)
             .field("flush_bytes", &self.flush_bytes)
@@ -108,6 +108,12 @@ impl ElasticsearchOutput {
     /// The live counters.
     pub fn stats(&self) -> Arc<OutputStats> {
         self.shared.stats.clone()
+    }
+
+    /// Each node's URL and the flag that is up while the node is (`stats().
+    /// reachable` is up while any node is).
+    pub fn node_flags(&self) -> Vec<(String, Arc<std::sync::atomic::AtomicBool>)> {
+        self.shared.nodes.flags()
     }
 
     /// Sends batches until `rx` is closed and empty and every request is
@@ -123,10 +129,12 @@ impl ElasticsearchOutput {
         mut reopen: ReopenSignal,
     ) -> Result<OutputReport, OutputError> {
         describe_metrics();
+        nodes::describe_metrics();
         let shared = self.shared;
+        shared.nodes.publish();
         let mut ids = self.ids;
         tracing::info!(
-            url = %shared.url,
+            nodes = %shared.nodes.urls().collect::<Vec<_>>().join(" "),
             target = %shared.target,
             mode = if shared.data_stream { "data stream" } else { "index" },
             "sending events to Elasticsearch"
@@ -242,14 +250,19 @@ async fn ensure_template(shared: &Shared) {
     }
 }
 
-/// `PUT _index_template/<name>`, retried while the server is unreachable or
-/// busy. A refusal (a bad request, missing privileges) is logged and the
-/// output carries on without it rather than holding every event back.
+/// `PUT _index_template/<name>`, retried while no node is reachable or
+/// busy, each try on the least busy node that is up (another one than the last
+/// try's, when there is one). A refusal (a bad request, missing privileges) is
+/// logged and the output carries on without it rather than holding every
+/// event back.
 async fn install_template(shared: &Shared, t: &TemplateGate) {
     let path = format!("/_index_template/{}", t.name);
     let mut attempt = 0;
+    let mut avoid = None;
     loop {
-        let res = shared
+        let node = shared.nodes.pick(avoid).await;
+        let res = node
+            .node()
             .client
             .send(
                 Method::Put,
@@ -260,13 +273,15 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
                 Some(shared.timeout),
             )
             .await;
-        shared.stats.reachable.store(
-            res.as_ref().is_ok_and(|r| r.status_code().as_u16() < 500),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        node.report(match &res {
+            Ok(r) if r.status_code().as_u16() >= 500 => Health::Failed,
+            Ok(_) => Health::Answered,
+            Err(_) => Health::Failed,
+        });
+        let unreachable = res.is_err();
         let problem = match res {
             Ok(resp) if resp.status_code().is_success() => {
-                tracing::info!(template = %t.name, "installed the index template");
+                tracing::info!(template = %t.name, node = %node.node().url, "installed the index template");
                 return;
             }
             Ok(resp) => {
@@ -288,7 +303,16 @@ async fn install_template(shared: &Shared, t: &TemplateGate) {
             Err(e) => with_causes(&e),
         };
         attempt += 1;
-        let delay = shared.backoff.delay(attempt);
+        avoid = Some(node.index());
+        drop(node);
+        // An unreachable node is marked down and the next pick waits for one
+        // that is up (or probed back), so only a cluster that answers 429 or
+        // 5xx is waited for here.
+        let delay = if unreachable {
+            Duration::ZERO
+        } else {
+            shared.backoff.delay(attempt)
+        };
         tracing::warn!(
             template = %t.name,
             attempt,
