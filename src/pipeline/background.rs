@@ -29,7 +29,8 @@ pub struct BufferLevel {
 }
 
 impl BufferLevel {
-    /// Sets the flag from the bytes the buffer holds now, logging each change.
+    /// Sets the flag from the unsettled bytes the buffer holds now, logging
+    /// each change.
     pub fn judge(&self, bytes: u64) {
         let below = bytes <= self.high_water;
         if self.below.swap(below, Ordering::Relaxed) != below {
@@ -65,7 +66,7 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// only to read its counters; both are dropped at shutdown so the channels can
 /// close and the buffer's lock is released.
 /// The buffer's `/ready` flag goes down while it holds more than `high_water`
-/// bytes, and up again below.
+/// bytes of records the output has not settled, and up again below.
 pub async fn watch_queues(
     probes: Vec<(&'static str, QueueProbe)>,
     buffer: Option<(DiskBuffer, BufferLevel)>,
@@ -83,7 +84,7 @@ pub async fn watch_queues(
                 if let Some((b, level)) = &buffer {
                     let stats = b.stats();
                     buffer::metrics::publish(&stats, &mut corrupt_seen);
-                    level.judge(stats.bytes);
+                    level.judge(stats.unacked_bytes);
                 }
             }
         }
