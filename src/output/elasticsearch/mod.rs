@@ -19,16 +19,18 @@
 //! plain index (`index = "..."`). Both use `create` actions and the same index
 //! template; only the name and the template's `data_stream` object differ.
 //!
-//! A request that fails as a whole (connection refused, timeout, 429, 5xx, an
-//! unreadable answer) is sent again, indefinitely, with exponential backoff and
-//! full jitter; it keeps its slot meanwhile, so back-pressure reaches the
-//! inputs. Rejected credentials are retried at the longest delay, with an error
+//! A request that fails as a whole is sent again, indefinitely, keeping its
+//! slot meanwhile, so back-pressure reaches the inputs: one that got no
+//! answer (connection refused, timeout, a broken connection) at once on
+//! another node, or as soon as a probe finds one back up; one answered 429 or
+//! 5xx after an exponential backoff with full jitter. Rejected credentials are retried at the longest delay, with an error
 //! in the log each time, rather than dropping data. The index template is
 //! installed before the first bulk request, and retried the same way if the
 //! server is not up yet.
 //!
 //! The parts: `config` (the settings, their checks, the credentials and
-//! `build`), `job` (a bulk request's body, ids and acks), `settle` (an
+//! `build`), `job` (a bulk request's body, ids and acks), `nodes` (which
+//! node gets a request, and the probes of a node that is down), `settle` (an
 //! answer's meaning and the retry loop, and the metrics), [`bulk`] (the
 //! `_bulk` wire format and decision tables) and [`template`] (the index
 //! template). This file gathers batches into jobs and hands them to slots.
