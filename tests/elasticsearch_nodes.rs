@@ -1,8 +1,9 @@
 //! The Elasticsearch output with several nodes and through outages, end to
 //! end with the real binary and osmem-server: one of three nodes dies in the
-//! middle of a request and comes back; a stopped server is found again by
-//! probes, not by resending the bulk; `/ready` follows a hung server and a
-//! nearly full disk buffer.
+//! middle of a request and comes back; with `document_ids`, a node that dies
+//! after storing leaves no duplicate on the node the request goes to next; a
+//! stopped server is found again by probes, not by resending the bulk;
+//! `/ready` follows a hung server and a nearly full disk buffer.
 //!
 //! osmem-server keeps its documents in memory, so a node that is "killed" is
 //! a proxy in front of a server that keeps running: what it stored before the
@@ -76,6 +77,9 @@ struct ProxyState {
     /// Documents forwarded to the server whose answer has not been passed
     /// back yet.
     pending: AtomicUsize,
+    /// Of those, documents whose answer the server has given (so they are
+    /// stored) but that has not been passed back yet.
+    answered: AtomicUsize,
     /// Bulk requests forwarded.
     bulks: AtomicUsize,
 }
@@ -167,6 +171,29 @@ impl NodeProxy {
         at_risk
     }
 
+    /// Waits (bounded) until the server has answered a bulk request whose
+    /// answer is not passed back yet, then cuts every connection: those
+    /// documents are stored, and the client never learns it. Returns how
+    /// many there were.
+    fn kill_after_the_server_answered(&mut self) -> usize {
+        let deadline = Instant::now() + WAIT;
+        while self.state.answered.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no request was answered through the proxy"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.state.killed.store(true, Ordering::SeqCst);
+        // Aborting now leaves the count as it is: the answers are not passed on.
+        let stored_unknown = self.state.answered.load(Ordering::SeqCst);
+        if let Some(a) = self.accept.take() {
+            a.abort();
+            let _ = self.rt.block_on(a);
+        }
+        stored_unknown
+    }
+
     /// Serves the same port again after a kill.
     fn restart(&mut self) {
         self.state.pending.store(0, Ordering::SeqCst);
@@ -215,10 +242,12 @@ async fn forward(mut client: TcpStream, upstream: SocketAddr, st: Arc<ProxyState
         let Some(answer) = read_message(&mut server).await else {
             return;
         };
+        st.answered.fetch_add(docs, Ordering::SeqCst);
         tokio::time::sleep(st.answer_delay).await;
         if client.write_all(&answer).await.is_err() {
             return;
         }
+        st.answered.fetch_sub(docs, Ordering::SeqCst);
         st.pending.fetch_sub(docs, Ordering::SeqCst);
     }
 }
@@ -559,4 +588,74 @@ fn ready_is_503_while_the_disk_buffer_is_above_its_high_water_mark() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn with_document_ids_a_node_dying_after_storing_leaves_no_duplicate() {
+    // Two HTTP endpoints of one store, as two coordinating nodes of one
+    // cluster: the proxy in front of the server is the node that dies, the
+    // server itself the node that stays.
+    let es = Osmem::start();
+    let mut proxy = NodeProxy::start(es.addr(), Duration::from_millis(50));
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .config(
+            r#"
+            [output]
+            type = "elasticsearch"
+            index = "dns-ids"
+            flush_bytes = 8192
+            flush_interval_ms = 50
+            document_ids = true
+            "#,
+        )
+        .arg("--elasticsearch")
+        .arg(proxy.url())
+        .arg("--elasticsearch")
+        .arg(&es.url)
+        .start();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (sent, stop, addr) = (sent.clone(), stop.clone(), d.tcp());
+        std::thread::spawn(move || {
+            let mut l = tcp_logger(addr);
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) && i < 3000 {
+                l.send(&query(i, &format!("i{i}.ids.example.com")));
+                i += 1;
+                sent.store(i, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            l.finish();
+            i
+        })
+    };
+    // Stored through the dying node, answer never delivered: the daemon
+    // sends these documents again, to the other node.
+    let stored_unknown = proxy.kill_after_the_server_answered();
+    let killed_at = sent.load(Ordering::SeqCst);
+    wait_until("lines are sent after the kill", WAIT, || {
+        sent.load(Ordering::SeqCst) >= killed_at + 200
+    });
+    stop.store(true, Ordering::SeqCst);
+    let total = sender.join().unwrap();
+    wait_until("every line is stored", WAIT, || {
+        names_over(&[&es], "dns-ids").len() == total
+    });
+    let names = names_over(&[&es], "dns-ids");
+    assert!(
+        names.values().all(|&n| n == 1),
+        "stored twice: {:?}",
+        names.iter().filter(|(_, &n)| n > 1).collect::<Vec<_>>()
+    );
+    assert_eq!(es.count("dns-ids"), total as u64);
+    assert!(d.sigterm().success(), "{}", d.stderr());
+    let s = d.stopped();
+    // The resent documents were answered 409: already there.
+    assert!(
+        s.duplicates >= stored_unknown as u64,
+        "{stored_unknown} documents were stored unbeknown to the daemon: {s:?}"
+    );
+    assert_eq!(s.lines, total as u64, "{s:?}");
 }
