@@ -194,6 +194,15 @@ impl NodeProxy {
         stored_unknown
     }
 
+    /// Cuts every connection and closes the port, whatever is in flight.
+    fn kill(&mut self) {
+        self.state.killed.store(true, Ordering::SeqCst);
+        if let Some(a) = self.accept.take() {
+            a.abort();
+            let _ = self.rt.block_on(a);
+        }
+    }
+
     /// Serves the same port again after a kill.
     fn restart(&mut self) {
         self.state.pending.store(0, Ordering::SeqCst);
@@ -658,4 +667,49 @@ fn with_document_ids_a_node_dying_after_storing_leaves_no_duplicate() {
         "{stored_unknown} documents were stored unbeknown to the daemon: {s:?}"
     );
     assert_eq!(s.lines, total as u64, "{s:?}");
+}
+
+#[test]
+fn with_sniffing_the_nodes_the_cluster_names_take_over_when_the_configured_one_dies() {
+    // The only configured address is a proxy (think of a load balancer); the
+    // cluster itself names the server's own address in `_nodes/http`.
+    let es = Osmem::start();
+    let mut proxy = NodeProxy::start(es.addr(), Duration::ZERO);
+    let state = tempfile::tempdir().unwrap();
+    let d = DaemonBuilder::new(state.path())
+        .config(
+            r#"
+            [output]
+            type = "elasticsearch"
+            index = "dns-sniff"
+            flush_interval_ms = 50
+            sniff = true
+            "#,
+        )
+        .arg("--elasticsearch")
+        .arg(proxy.url())
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .start();
+    let found = format!("dnsenrich_output_node_up{{node=\"{}\"}}", es.url);
+    wait_until("the server's own address is found", WAIT, || {
+        metric(&d, &found) == 1.0
+    });
+    let mut l = tcp_logger(d.tcp());
+    for i in 0..10 {
+        l.send(&query(i, &format!("s{i}.sniff.example.com")));
+    }
+    wait_until("the first lines are stored", WAIT, || {
+        es.count("dns-sniff") >= 10
+    });
+    // The configured address goes away for good: the sniffed node carries on.
+    proxy.kill();
+    for i in 10..30 {
+        l.send(&query(i, &format!("s{i}.sniff.example.com")));
+    }
+    l.finish();
+    wait_until("every line is stored", WAIT, || {
+        let names = names_over(&[&es], "dns-sniff");
+        (0..30).all(|i| names.contains_key(&format!("s{i}.sniff.example.com")))
+    });
 }

@@ -37,6 +37,11 @@ pub struct ElasticsearchConfig {
     pub url: Vec<String>,
     /// The longest wait between two probes (`GET /`) of a node that is down.
     pub probe_interval_ms: u64,
+    /// Ask the cluster for its nodes' HTTP addresses (`GET _nodes/http`) and
+    /// send to those too.
+    pub sniff: bool,
+    /// How often to sniff, in seconds.
+    pub sniff_interval_secs: u64,
     /// Write to this plain index instead of a data stream.
     pub index: Option<String>,
     /// The data stream, `<type>-<dataset>-<namespace>`.
@@ -75,6 +80,8 @@ impl Default for ElasticsearchConfig {
         ElasticsearchConfig {
             url: vec!["http://127.0.0.1:9200".into()],
             probe_interval_ms: 1000,
+            sniff: false,
+            sniff_interval_secs: 300,
             index: None,
             data_stream: "logs-pihole.dns-default".into(),
             flush_bytes: 5 * 1024 * 1024,
@@ -240,6 +247,7 @@ impl ElasticsearchConfig {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ElasticsearchOutput, OutputError> {
         let urls = self.checked_urls()?;
+        let urls_scheme = urls[0].scheme().to_owned();
         self.check_values()?;
         let timeout = Duration::from_millis(self.request_timeout_ms);
         let mut clients = Vec::with_capacity(urls.len());
@@ -285,6 +293,7 @@ impl ElasticsearchConfig {
             flush_bytes: self.flush_bytes,
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             max_in_flight: self.max_in_flight,
+            sniff: self.sniff.then(|| self.sniffer(&urls_scheme, timeout)),
         })
     }
 
@@ -301,6 +310,7 @@ impl ElasticsearchConfig {
             ("max_in_flight", self.max_in_flight as u64),
             ("request_timeout_ms", self.request_timeout_ms),
             ("probe_interval_ms", self.probe_interval_ms),
+            ("sniff_interval_secs", self.sniff_interval_secs),
             ("retry.initial_backoff_ms", self.retry.initial_backoff_ms),
         ] {
             if v == 0 {
@@ -344,6 +354,21 @@ impl ElasticsearchConfig {
         builder
             .build()
             .map_err(|e| OutputError::config("url", e.to_string()))
+    }
+
+    /// What sniffing needs: the scheme of the configured nodes, and a way to
+    /// build a client for a node it finds, as the configured ones are built.
+    fn sniffer(&self, scheme: &str, timeout: Duration) -> super::Sniff {
+        let cfg = self.clone();
+        super::Sniff {
+            scheme: scheme.to_owned(),
+            every: Duration::from_secs(self.sniff_interval_secs),
+            connect: Box::new(move |url| {
+                cfg.transport(url, timeout, &|k| std::env::var(k).ok())
+                    .map(Elasticsearch::new)
+                    .map_err(|e| e.to_string())
+            }),
+        }
     }
 
     /// Every node's URL, checked; at least one, none twice.
@@ -564,10 +589,7 @@ mod tests {
         assert_eq!(many.url, ["http://a:9200", "https://b:9200/"]);
         let out = many.build_with_env(no_env).unwrap();
         // The node label is the URL as written, without a trailing slash.
-        assert_eq!(
-            out.shared.nodes.urls().collect::<Vec<_>>(),
-            ["http://a:9200", "https://b:9200"]
-        );
+        assert_eq!(out.shared.nodes.urls(), ["http://a:9200", "https://b:9200"]);
         let err = toml::from_str::<ElasticsearchConfig>("url = 9200\n")
             .unwrap_err()
             .to_string();
@@ -595,6 +617,26 @@ mod tests {
             c.build_with_env(no_env).unwrap_err().to_string(),
             "output.probe_interval_ms: must be at least 1"
         );
+        let c = ElasticsearchConfig {
+            sniff: true,
+            sniff_interval_secs: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.build_with_env(no_env).unwrap_err().to_string(),
+            "output.sniff_interval_secs: must be at least 1"
+        );
+        let c = ElasticsearchConfig {
+            sniff: true,
+            ..Default::default()
+        };
+        let out = c.build_with_env(no_env).unwrap();
+        assert_eq!(out.sniff.as_ref().map(|s| s.scheme.as_str()), Some("http"));
+        assert!(ElasticsearchConfig::default()
+            .build_with_env(no_env)
+            .unwrap()
+            .sniff
+            .is_none());
     }
 
     #[test]

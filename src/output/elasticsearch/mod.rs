@@ -76,6 +76,13 @@ struct Shared {
     template: Option<TemplateGate>,
 }
 
+/// How to sniff the cluster's nodes.
+struct Sniff {
+    scheme: String,
+    every: Duration,
+    connect: nodes::Connector,
+}
+
 /// The index template, installed once before the first bulk request.
 struct TemplateGate {
     name: String,
@@ -91,13 +98,15 @@ pub struct ElasticsearchOutput {
     flush_bytes: usize,
     flush_interval: Duration,
     max_in_flight: usize,
+    /// Set with `sniff = true`.
+    sniff: Option<Sniff>,
 }
 
 impl std::fmt::Debug for ElasticsearchOutput {
     // By hand: the client holds the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchOutput")
-            .field("nodes", &self.shared.nodes.urls().collect::<Vec<_>>())
+            .field("nodes", &self.shared.nodes.urls())
             .field("target", &self.shared.target)
             .field("data_stream", &self.shared.data_stream)
             .field("flush_bytes", &self.flush_bytes)
@@ -136,7 +145,7 @@ impl ElasticsearchOutput {
         shared.nodes.publish();
         let mut ids = self.ids;
         tracing::info!(
-            nodes = %shared.nodes.urls().collect::<Vec<_>>().join(" "),
+            nodes = %shared.nodes.urls().join(" "),
             target = %shared.target,
             mode = if shared.data_stream { "data stream" } else { "index" },
             "sending events to Elasticsearch"
@@ -147,6 +156,15 @@ impl ElasticsearchOutput {
         if shared.template.is_some() {
             let s = shared.clone();
             background.spawn(async move { ensure_template(&s).await });
+        }
+        if let Some(s) = self.sniff {
+            background.spawn(nodes::sniff_forever(
+                shared.nodes.clone(),
+                s.scheme,
+                s.connect,
+                shared.timeout,
+                s.every,
+            ));
         }
 
         let slots = Arc::new(Semaphore::new(self.max_in_flight));

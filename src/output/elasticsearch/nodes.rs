@@ -28,7 +28,7 @@
 //! `probe_interval_ms`; an answered bulk request resets that.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
 use elasticsearch::http::headers::HeaderMap;
@@ -70,9 +70,10 @@ pub(super) enum Health {
     Failed,
 }
 
-/// Every configured node.
+/// Every configured node, and those found by sniffing (appended, never
+/// removed, so a node's index stays what it is).
 pub(super) struct Nodes {
-    nodes: Vec<Node>,
+    nodes: RwLock<Vec<Arc<Node>>>,
     /// Where the search for the fewest requests in flight starts (ties go
     /// round).
     next: AtomicUsize,
@@ -88,12 +89,13 @@ pub(super) struct Nodes {
 /// for as long as it lives.
 pub(super) struct Lease {
     nodes: Arc<Nodes>,
+    node: Arc<Node>,
     index: usize,
 }
 
 impl Lease {
     pub(super) fn node(&self) -> &Node {
-        &self.nodes.nodes[self.index]
+        &self.node
     }
 
     /// The node's position in the configured list.
@@ -128,16 +130,12 @@ impl Nodes {
         assert!(!nodes.is_empty(), "at least one node");
         any_up.store(true, Ordering::Relaxed);
         Nodes {
-            nodes: nodes
-                .into_iter()
-                .map(|(url, client)| Node {
-                    url,
-                    client,
-                    up: Arc::new(AtomicBool::new(true)),
-                    in_flight: AtomicUsize::new(0),
-                    failures: AtomicU32::new(0),
-                })
-                .collect(),
+            nodes: RwLock::new(
+                nodes
+                    .into_iter()
+                    .map(|(u, c)| Arc::new(new_node(u, c)))
+                    .collect(),
+            ),
             next: AtomicUsize::new(0),
             back_up: Notify::new(),
             any_up,
@@ -149,14 +147,37 @@ impl Nodes {
         }
     }
 
-    /// The configured URLs, in order.
-    pub(super) fn urls(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|n| n.url.as_str())
+    fn read(&self) -> RwLockReadGuard<'_, Vec<Arc<Node>>> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, index: usize) -> Arc<Node> {
+        self.read()[index].clone()
+    }
+
+    /// The nodes' URLs, in order.
+    pub(super) fn urls(&self) -> Vec<String> {
+        self.read().iter().map(|n| n.url.clone()).collect()
+    }
+
+    /// Adds a node found by sniffing unless one with that URL is known;
+    /// whether it was added.
+    pub(super) fn add(&self, url: String, client: Elasticsearch) -> bool {
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        if nodes.iter().any(|n| n.url == url) {
+            return false;
+        }
+        metrics::gauge!("dnsenrich_output_node_up", "node" => url.clone()).set(1.0);
+        nodes.push(Arc::new(new_node(url, client)));
+        drop(nodes);
+        self.any_up.store(true, Ordering::Relaxed);
+        self.back_up.notify_waiters();
+        true
     }
 
     /// Each node's URL and its up flag, for `/ready`.
     pub(super) fn flags(&self) -> Vec<(String, Arc<AtomicBool>)> {
-        self.nodes
+        self.read()
             .iter()
             .map(|n| (n.url.clone(), n.up.clone()))
             .collect()
@@ -165,7 +186,7 @@ impl Nodes {
     /// Sets the per-node gauges to their starting values, so every node shows
     /// in `/metrics` before its first request.
     pub(super) fn publish(&self) {
-        for n in &self.nodes {
+        for n in self.read().iter() {
             let up = n.up.load(Ordering::Relaxed);
             metrics::gauge!("dnsenrich_output_node_up", "node" => n.url.clone()).set(if up {
                 1.0
@@ -189,12 +210,13 @@ impl Nodes {
             tokio::pin!(back);
             back.as_mut().enable();
             if let Some(index) = self.choose(avoid) {
-                let node = &self.nodes[index];
+                let node = self.get(index);
                 let now = node.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                 metrics::gauge!("dnsenrich_output_node_in_flight", "node" => node.url.clone())
                     .set(now as f64);
                 return Lease {
                     nodes: self.clone(),
+                    node,
                     index,
                 };
             }
@@ -204,13 +226,14 @@ impl Nodes {
 
     /// The index [`Nodes::pick`] takes, if any node is up.
     fn choose(&self, avoid: Option<usize>) -> Option<usize> {
-        let n = self.nodes.len();
+        let nodes = self.read();
+        let n = nodes.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let mut best: Option<(usize, usize)> = None;
         let mut fallback = None;
         for k in 0..n {
             let i = (start + k) % n;
-            let node = &self.nodes[i];
+            let node = &nodes[i];
             if !node.up.load(Ordering::Relaxed) {
                 continue;
             }
@@ -233,7 +256,7 @@ impl Nodes {
     }
 
     fn report(self: &Arc<Self>, index: usize, health: Health) {
-        let node = &self.nodes[index];
+        let node = self.get(index);
         match health {
             Health::Answered => node.failures.store(0, Ordering::Relaxed),
             Health::Neutral => {}
@@ -243,7 +266,7 @@ impl Nodes {
                     self.state_changed(index, false);
                     tracing::warn!(
                         node = %node.url,
-                        nodes_up = self.nodes.iter().filter(|n| n.up.load(Ordering::Relaxed)).count(),
+                        nodes_up = self.read().iter().filter(|n| n.up.load(Ordering::Relaxed)).count(),
                         "Elasticsearch node marked down; probing it until it answers"
                     );
                     metrics::counter!("dnsenrich_output_node_down_total", "node" => node.url.clone())
@@ -255,13 +278,13 @@ impl Nodes {
     }
 
     fn state_changed(&self, index: usize, up: bool) {
-        let node = &self.nodes[index];
+        let node = self.get(index);
         metrics::gauge!("dnsenrich_output_node_up", "node" => node.url.clone()).set(if up {
             1.0
         } else {
             0.0
         });
-        let any = self.nodes.iter().any(|n| n.up.load(Ordering::Relaxed));
+        let any = self.read().iter().any(|n| n.up.load(Ordering::Relaxed));
         self.any_up.store(any, Ordering::Relaxed);
         if up {
             self.back_up.notify_waiters();
@@ -271,7 +294,17 @@ impl Nodes {
     /// Whether node `index` is up (for tests and logs).
     #[cfg(test)]
     fn is_up(&self, index: usize) -> bool {
-        self.nodes[index].up.load(Ordering::Relaxed)
+        self.get(index).up.load(Ordering::Relaxed)
+    }
+}
+
+fn new_node(url: String, client: Elasticsearch) -> Node {
+    Node {
+        url,
+        client,
+        up: Arc::new(AtomicBool::new(true)),
+        in_flight: AtomicUsize::new(0),
+        failures: AtomicU32::new(0),
     }
 }
 
@@ -291,7 +324,7 @@ async fn probe(nodes: Weak<Nodes>, index: usize, failures: u32) {
         let Some(nodes) = nodes.upgrade() else {
             return;
         };
-        let node = &nodes.nodes[index];
+        let node = nodes.get(index);
         let answer = node
             .client
             .send(
@@ -321,6 +354,110 @@ async fn probe(nodes: Weak<Nodes>, index: usize, failures: u32) {
         tracing::debug!(node = %node.url, attempt, "probe: Elasticsearch node still down");
         attempt = attempt.saturating_add(1);
     }
+}
+
+/// Builds the client of a node found by sniffing, with the configured
+/// credentials, CA and timeout.
+pub(super) type Connector =
+    Box<dyn Fn(elasticsearch::http::Url) -> Result<Elasticsearch, String> + Send + Sync>;
+
+/// Asks an up node for the cluster's HTTP addresses (`GET _nodes/http`)
+/// every `every`, and adds each node not known yet, reached with `scheme`.
+/// Runs until aborted.
+pub(super) async fn sniff_forever(
+    nodes: Arc<Nodes>,
+    scheme: String,
+    connect: Connector,
+    timeout: Duration,
+    every: Duration,
+) {
+    loop {
+        match sniff(&nodes, &scheme, &connect, timeout).await {
+            Ok(added) => {
+                for url in &added {
+                    tracing::info!(node = %url, "sniffing found an Elasticsearch node; sending to it too");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sniffing the cluster's nodes failed; keeping the nodes known")
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One round of sniffing; the URLs of the nodes added.
+async fn sniff(
+    nodes: &Arc<Nodes>,
+    scheme: &str,
+    connect: &Connector,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    let lease = nodes.pick(None).await;
+    let resp = lease
+        .node()
+        .client
+        .send(
+            Method::Get,
+            "/_nodes/http",
+            HeaderMap::new(),
+            Some(&[("filter_path", "nodes.*.http.publish_address")]),
+            None::<&[u8]>,
+            Some(timeout),
+        )
+        .await
+        .map_err(|e| format!("{}: {e}", lease.node().url))?;
+    let status = resp.status_code().as_u16();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    drop(lease);
+    if !(200..300).contains(&status) {
+        return Err(format!("GET _nodes/http answered {status}"));
+    }
+    let mut added = Vec::new();
+    for addr in publish_addresses(&body)? {
+        let url = format!("{scheme}://{addr}");
+        let parsed = elasticsearch::http::Url::parse(&url).map_err(|e| format!("{url}: {e}"))?;
+        if nodes.urls().contains(&url) {
+            continue;
+        }
+        let client = connect(parsed)?;
+        if nodes.add(url.clone(), client) {
+            added.push(url);
+        }
+    }
+    Ok(added)
+}
+
+/// The `host:port` of each node in a `_nodes/http` answer. A publish
+/// address written `hostname/ip:port` gives `hostname:port` (what a
+/// certificate names), as Elastic's own clients read it.
+fn publish_addresses(body: &[u8]) -> Result<Vec<String>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("GET _nodes/http: {e}"))?;
+    let Some(map) = v.get("nodes").and_then(|n| n.as_object()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for node in map.values() {
+        let Some(addr) = node
+            .pointer("/http/publish_address")
+            .and_then(|a| a.as_str())
+        else {
+            continue;
+        };
+        let addr = match addr.split_once('/') {
+            Some((host, ip_port)) if !host.is_empty() => {
+                let port = ip_port.rsplit_once(':').map_or("9200", |(_, p)| p);
+                format!("{host}:{port}")
+            }
+            Some((_, ip_port)) => ip_port.to_owned(),
+            None => addr.to_owned(),
+        };
+        out.push(addr);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Registers the help texts of the per-node metrics.
@@ -432,9 +569,10 @@ mod tests {
                 if i != other_i && i != failed {
                     let l = Lease {
                         nodes: n.clone(),
+                        node: n.get(i),
                         index: i,
                     };
-                    n.nodes[i].in_flight.fetch_add(1, Ordering::Relaxed);
+                    n.get(i).in_flight.fetch_add(1, Ordering::Relaxed);
                     l.report(Health::Failed);
                 }
             }
@@ -459,7 +597,7 @@ mod tests {
                 tokio::spawn(async move { n.pick(None).await.index() })
             };
             tokio::task::yield_now().await;
-            n.nodes[1].up.store(true, Ordering::Release);
+            n.get(1).up.store(true, Ordering::Release);
             n.state_changed(1, true);
             let got = tokio::time::timeout(Duration::from_secs(5), picker)
                 .await
@@ -467,6 +605,50 @@ mod tests {
                 .unwrap();
             assert_eq!(got, 1);
             assert!(n.any_up());
+        });
+    }
+
+    #[test]
+    fn publish_addresses_are_read_as_the_clients_read_them() {
+        let body = serde_json::json!({"nodes": {
+            "a": {"http": {"publish_address": "10.0.0.1:9200"}},
+            "b": {"http": {"publish_address": "es2.example/10.0.0.2:9201"}},
+            "c": {"http": {"publish_address": "/10.0.0.3:9200"}},
+            "d": {"http": {"publish_address": "[::1]:9200"}},
+            "e": {"roles": ["master"]},
+        }});
+        assert_eq!(
+            publish_addresses(body.to_string().as_bytes()).unwrap(),
+            [
+                "10.0.0.1:9200",
+                "10.0.0.3:9200",
+                "[::1]:9200",
+                "es2.example:9201"
+            ]
+        );
+        assert!(publish_addresses(b"{}").unwrap().is_empty());
+        assert!(publish_addresses(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_sniffed_node_is_added_once_and_wakes_a_waiting_pick() {
+        rt().block_on(async {
+            let n = nodes(1);
+            n.pick(None).await.report(Health::Failed);
+            let picker = {
+                let n = n.clone();
+                tokio::spawn(async move { n.pick(None).await.index() })
+            };
+            tokio::task::yield_now().await;
+            let extra = nodes(2).get(1);
+            assert!(n.add(extra.url.clone(), extra.client.clone()));
+            assert!(!n.add(extra.url.clone(), extra.client.clone()));
+            let got = tokio::time::timeout(Duration::from_secs(5), picker)
+                .await
+                .expect("the waiting pick is woken")
+                .unwrap();
+            assert_eq!(got, 1);
+            assert_eq!(n.urls(), ["http://127.0.0.1:9", "http://127.0.0.2:9"]);
         });
     }
 
