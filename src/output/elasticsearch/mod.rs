@@ -23,10 +23,12 @@
 //! slot meanwhile, so back-pressure reaches the inputs: one that got no
 //! answer (connection refused, timeout, a broken connection) at once on
 //! another node, or as soon as a probe finds one back up; one answered 429 or
-//! 5xx after an exponential backoff with full jitter. Rejected credentials are retried at the longest delay, with an error
-//! in the log each time, rather than dropping data. The index template is
-//! installed before the first bulk request, and retried the same way if the
-//! server is not up yet.
+//! 5xx after an exponential backoff with full jitter. Rejected credentials
+//! are retried at the longest delay, with an error in the log each time,
+//! rather than dropping data. The index template is installed before the
+//! first bulk request, and retried the same way if no node is up yet. With
+//! `sniff = true` the nodes the cluster names in `GET _nodes/http` are added
+//! to the configured ones.
 //!
 //! The parts: `config` (the settings, their checks, the credentials and
 //! `build`), `job` (a bulk request's body, ids and acks), `nodes` (which
