@@ -157,9 +157,10 @@ struct RunArgs {
     /// not opened; a listen address given in the file or with --listen-* is.
     #[arg(long, value_name = "FILE")]
     tail: Vec<PathBuf>,
-    /// Ship to Elasticsearch at this URL (instead of NDJSON).
+    /// Ship to Elasticsearch at this URL (instead of NDJSON); repeat it for
+    /// each node of a cluster.
     #[arg(long, value_name = "URL")]
-    elasticsearch: Option<String>,
+    elasticsearch: Vec<String>,
     /// Write into this plain index instead of the data streams (`{dataset}`
     /// in the name: one index per dataset).
     #[arg(long, value_name = "NAME")]
@@ -405,7 +406,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             OutputConfig::Elasticsearch(es) => es.clone(),
             OutputConfig::Ndjson(_) => ElasticsearchConfig::default(),
         };
-        es.url = url.clone();
+        es.url = vec![url.clone()];
         cfg.output = OutputConfig::Elasticsearch(es);
     }
     let OutputConfig::Elasticsearch(es) = &mut cfg.output else {
@@ -614,7 +615,8 @@ fn effective_config(a: &RunArgs) -> anyhow::Result<ValidConfig> {
         cfg.enrich.distribution = d;
     }
     cfg.enrich.ioc_files.extend(a.ioc_file.iter().cloned());
-    match (&a.elasticsearch, &a.output) {
+    let urls = (!a.elasticsearch.is_empty()).then_some(&a.elasticsearch);
+    match (urls, &a.output) {
         (Some(_), Some(_)) => {
             anyhow::bail!("--elasticsearch and --output are two different outputs; choose one")
         }

@@ -379,9 +379,10 @@ fn elasticsearch_absent_at_start_then_started_gets_every_line() {
     let args = logger_args(d.tcp(), &["-T", "--octet-count"], "--rfc5424");
     logger(&as_strs(&args), bodies.as_bytes());
 
-    // Nothing to talk to: the daemon keeps the events and says it is retrying.
+    // Nothing to talk to: the daemon keeps the events and says it keeps
+    // probing the node (requests wait for it instead of each retrying).
     assert!(
-        d.wait_for_stderr("retrying", Duration::from_secs(5)),
+        d.wait_for_stderr("probing it until it answers", Duration::from_secs(5)),
         "{}",
         d.stderr()
     );
@@ -1013,7 +1014,7 @@ fn tailed_lines_shipped_late_in_a_clean_drain_are_not_read_again() {
 
     let mut d1 = builder().start();
     assert!(
-        d1.wait_for_stderr("retrying", Duration::from_secs(5)),
+        d1.wait_for_stderr("probing it until it answers", Duration::from_secs(5)),
         "{}",
         d1.stderr()
     );

@@ -103,6 +103,22 @@ impl Output {
         }
     }
 
+    /// With several Elasticsearch nodes, each node's URL and its up flag;
+    /// empty otherwise (the output's own flag, `stats().reachable`, says it all).
+    pub fn node_flags(&self) -> Vec<(String, Arc<std::sync::atomic::AtomicBool>)> {
+        match self {
+            Output::Elasticsearch(o) => {
+                let flags = o.node_flags();
+                if flags.len() > 1 {
+                    flags
+                } else {
+                    Vec::new()
+                }
+            }
+            Output::Ndjson(_) => Vec::new(),
+        }
+    }
+
     /// Takes batches from `rx` until it is closed and empty, settles them, and
     /// returns the final counts. `reopen` closes and reopens the output's files.
     pub async fn run(

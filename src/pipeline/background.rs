@@ -20,6 +20,37 @@ use crate::output::buffer::{self, DiskBuffer};
 use crate::sync::SyncConfig;
 use crate::telemetry;
 
+/// The disk buffer's fill level as `/ready` sees it.
+pub struct BufferLevel {
+    /// Bytes above which the buffer counts as nearly full.
+    pub high_water: u64,
+    /// Up while the buffer is below `high_water`.
+    pub below: Arc<AtomicBool>,
+}
+
+impl BufferLevel {
+    /// Sets the flag from the unsettled bytes the buffer holds now, logging
+    /// each change.
+    pub fn judge(&self, bytes: u64) {
+        let below = bytes <= self.high_water;
+        if self.below.swap(below, Ordering::Relaxed) != below {
+            if below {
+                tracing::info!(
+                    bytes,
+                    high_water = self.high_water,
+                    "disk buffer below its high-water mark again; ready"
+                );
+            } else {
+                tracing::warn!(
+                    bytes,
+                    high_water = self.high_water,
+                    "disk buffer above its high-water mark; /ready answers 503"
+                );
+            }
+        }
+    }
+}
+
 /// Reads how many batches wait in one channel.
 pub type QueueProbe = Box<dyn Fn() -> usize + Send>;
 
@@ -34,9 +65,11 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// The probes hold receiver clones only to read lengths, and the buffer handle
 /// only to read its counters; both are dropped at shutdown so the channels can
 /// close and the buffer's lock is released.
+/// The buffer's `/ready` flag goes down while it holds more than `high_water`
+/// bytes of records the output has not settled, and up again below.
 pub async fn watch_queues(
     probes: Vec<(&'static str, QueueProbe)>,
-    buffer: Option<DiskBuffer>,
+    buffer: Option<(DiskBuffer, BufferLevel)>,
     mut sd: Shutdown,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -48,8 +81,10 @@ pub async fn watch_queues(
                 for (stage, probe) in &probes {
                     metrics::gauge!("dnsenrich_queue_depth", "stage" => *stage).set(probe() as f64);
                 }
-                if let Some(b) = &buffer {
-                    buffer::metrics::publish(&b.stats(), &mut corrupt_seen);
+                if let Some((b, level)) = &buffer {
+                    let stats = b.stats();
+                    buffer::metrics::publish(&stats, &mut corrupt_seen);
+                    level.judge(stats.unacked_bytes);
                 }
             }
         }

@@ -42,6 +42,7 @@ pub mod wakeups;
 pub use batch::*;
 pub use context::BuildContext;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -327,6 +328,11 @@ impl Daemon {
         let prometheus = telemetry::install_recorder();
         let readiness = Arc::new(Readiness::default());
         readiness.register_flag("output", self.output.stats().reachable.clone());
+        // One node of several down is worth saying, not a reason to stop
+        // taking traffic: the others carry it.
+        for (url, up) in self.output.node_flags() {
+            readiness.register_degraded(format!("elasticsearch node {url}"), "down", up);
+        }
         let (trigger, sd) = shutdown::channel();
         let (reopen, reopen_rx) = reopen_channel();
         let mut probes = Vec::new();
@@ -507,6 +513,14 @@ fn start_background(
             sd.clone(),
         ));
     }
+    let buffer = buffer.map(|b| {
+        let level = background::BufferLevel {
+            high_water: cfg.buffer.high_water_bytes(),
+            below: Arc::new(AtomicBool::new(true)),
+        };
+        readiness.register_part("buffer", "above its high-water mark", level.below.clone());
+        (b, level)
+    });
     if let Some((listener, prometheus)) = metrics {
         tokio::spawn(telemetry::serve(
             listener,

@@ -55,40 +55,90 @@ pub fn install_recorder() -> PrometheusHandle {
         .clone()
 }
 
-/// Whether the parts dnsenrich depends on are reachable. Each part reports
-/// itself; `/ready` answers 200 only when all of them are up.
+/// Whether the parts dnsenrich depends on are usable. Each part reports
+/// itself through a flag; `/ready` answers 200 only when all of them are up,
+/// and 503 naming each part that is not, with its reason.
 #[derive(Debug, Default)]
 pub struct Readiness {
-    parts: std::sync::Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+    parts: std::sync::Mutex<Vec<Part>>,
+}
+
+#[derive(Debug)]
+struct Part {
+    name: String,
+    /// What `/ready` says when the part is down.
+    reason: &'static str,
+    up: Arc<AtomicBool>,
+    /// Whether `/ready` fails while it is down; a part that is not required
+    /// is only listed as degraded.
+    required: bool,
 }
 
 impl Readiness {
     /// Registers a part, initially `up`; returns the flag the part updates.
+    /// Down, it is reported as unreachable.
     pub fn register(&self, name: &'static str, up: bool) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(up));
-        self.parts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((name, flag.clone()));
+        self.register_flag(name, flag.clone());
         flag
     }
 
-    /// Registers a part whose flag is kept elsewhere.
+    /// Registers a part whose flag is kept elsewhere (reported as unreachable).
     pub fn register_flag(&self, name: &'static str, flag: Arc<AtomicBool>) {
+        self.register_part(name, "unreachable", flag);
+    }
+
+    /// Registers a part with its own name and the reason `/ready` gives when
+    /// its flag is down.
+    pub fn register_part(
+        &self,
+        name: impl Into<String>,
+        reason: &'static str,
+        flag: Arc<AtomicBool>,
+    ) {
+        self.push(name.into(), reason, flag, true);
+    }
+
+    /// Registers a part that is listed while down but does not make `/ready`
+    /// fail (one node of several).
+    pub fn register_degraded(
+        &self,
+        name: impl Into<String>,
+        reason: &'static str,
+        flag: Arc<AtomicBool>,
+    ) {
+        self.push(name.into(), reason, flag, false);
+    }
+
+    fn push(&self, name: String, reason: &'static str, up: Arc<AtomicBool>, required: bool) {
         self.parts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((name, flag));
+            .push(Part {
+                name,
+                reason,
+                up,
+                required,
+            });
     }
 
-    /// The parts that are down.
-    pub fn down(&self) -> Vec<&'static str> {
+    /// The required parts that are down, each as "name reason".
+    pub fn down(&self) -> Vec<String> {
+        self.list(true)
+    }
+
+    /// The parts that are down but not required.
+    pub fn degraded(&self) -> Vec<String> {
+        self.list(false)
+    }
+
+    fn list(&self, required: bool) -> Vec<String> {
         self.parts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(_, f)| !f.load(Ordering::Relaxed))
-            .map(|(n, _)| *n)
+            .filter(|p| p.required == required && !p.up.load(Ordering::Relaxed))
+            .map(|p| format!("{} {}", p.name, p.reason))
             .collect()
     }
 }
@@ -144,15 +194,20 @@ fn respond(request: &[u8], handle: &PrometheusHandle, readiness: &Readiness) -> 
         ("GET", "/health") => ("200 OK", "text/plain", "alive\n".to_owned()),
         ("GET", "/ready") => {
             let down = readiness.down();
-            if down.is_empty() {
-                ("200 OK", "text/plain", "ready\n".to_owned())
+            let mut body = if down.is_empty() {
+                "ready\n".to_owned()
             } else {
-                (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("not ready: {} unreachable\n", down.join(", ")),
-                )
+                format!("not ready: {}\n", down.join(", "))
+            };
+            for d in readiness.degraded() {
+                body.push_str(&format!("degraded: {d}\n"));
             }
+            let status = if down.is_empty() {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "text/plain", body)
         }
         ("GET", _) => (
             "404 Not Found",
@@ -186,7 +241,26 @@ mod tests {
         flag.store(false, Ordering::Relaxed);
         let ready = respond(b"GET /ready HTTP/1.1\r\n\r\n", &handle, &r);
         assert!(ready.starts_with("HTTP/1.1 503"));
-        assert!(ready.contains("elasticsearch"));
+        assert!(ready.contains("elasticsearch unreachable"), "{ready}");
+        let full = Arc::new(AtomicBool::new(false));
+        r.register_part("buffer", "above its high-water mark", full);
+        let ready = respond(b"GET /ready HTTP/1.1\r\n\r\n", &handle, &r);
+        assert!(
+            ready.ends_with(
+                "not ready: elasticsearch unreachable, buffer above its high-water mark\n"
+            ),
+            "{ready}"
+        );
+        let node = Arc::new(AtomicBool::new(false));
+        let r = Readiness::default();
+        r.register_degraded("elasticsearch node http://b:9200", "down", node);
+        assert_eq!(
+            respond(b"GET /ready HTTP/1.1\r\n\r\n", &handle, &r)
+                .split_once("\r\n\r\n")
+                .unwrap()
+                .1,
+            "ready\ndegraded: elasticsearch node http://b:9200 down\n"
+        );
         assert!(respond(b"GET /nope HTTP/1.1\r\n\r\n", &handle, &r).starts_with("HTTP/1.1 404"));
         assert!(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &handle, &r).starts_with("HTTP/1.1 405"));
     }

@@ -231,6 +231,38 @@ impl Osmem {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel
+    /// and stay open, nothing is answered. Returns once the kernel reports
+    /// the process stopped.
+    pub fn pause(&self) {
+        let child = self.child.as_ref().expect("the server runs");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGSTOP);
+        }
+        let stat = format!("/proc/{}/stat", child.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(&stat).ok().and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+            });
+            if state == Some('T') {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("osmem-server did not stop after SIGSTOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGCONT);
+            }
+        }
+    }
+
     /// Whether the server is running (not stopped).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

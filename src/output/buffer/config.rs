@@ -10,6 +10,7 @@
 //! sync = "interval"          # or "always"
 //! sync_interval_ms = 500
 //! sync_bytes = 4194304
+//! high_water_percent = 90    # /ready answers 503 above this fill level
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,9 @@ pub struct BufferConfig {
     pub sync: SyncPolicy,
     pub sync_interval_ms: u64,
     pub sync_bytes: u64,
+    /// `/ready` answers 503 while the disk buffer holds more than this share
+    /// of `max_bytes`, in percent.
+    pub high_water_percent: u8,
 }
 
 /// The smallest `max_bytes` accepted: room for a few segments of useful size.
@@ -81,6 +85,7 @@ impl Default for BufferConfig {
             sync: SyncPolicy::Interval,
             sync_interval_ms: 500,
             sync_bytes: 4 * 1024 * 1024,
+            high_water_percent: 90,
         }
     }
 }
@@ -115,6 +120,9 @@ impl BufferConfig {
                 format!("{} is too small (at least {MIN_MAX_BYTES})", self.max_bytes),
             ));
         }
+        if !(1..=100).contains(&self.high_water_percent) {
+            return Err(invalid("high_water_percent", "must be 1 to 100"));
+        }
         if self.sync == SyncPolicy::Interval {
             if !(1..=60_000).contains(&self.sync_interval_ms) {
                 return Err(invalid("sync_interval_ms", "must be 1 to 60000"));
@@ -130,6 +138,11 @@ impl BufferConfig {
     pub fn with_state_dir(mut self, dir: &Path) -> Self {
         self.path = dir.join(&self.path);
         self
+    }
+
+    /// The bytes above which `/ready` counts the disk buffer as nearly full.
+    pub fn high_water_bytes(&self) -> u64 {
+        (self.max_bytes as u128 * u128::from(self.high_water_percent) / 100) as u64
     }
 
     /// The settings a [`super::DiskBuffer`] opens with.
@@ -206,6 +219,20 @@ mod tests {
             ..disk.clone()
         });
         assert!(e.starts_with("buffer.sync_bytes: "), "{e}");
+        let e = check(BufferConfig {
+            high_water_percent: 0,
+            ..disk.clone()
+        });
+        assert!(e.starts_with("buffer.high_water_percent: "), "{e}");
+        assert_eq!(
+            BufferConfig {
+                max_bytes: 1000,
+                high_water_percent: 90,
+                ..disk.clone()
+            }
+            .high_water_bytes(),
+            900
+        );
         // Memory mode ignores the disk settings.
         BufferConfig {
             max_bytes: 0,

@@ -129,6 +129,10 @@ pub enum Appended {
 pub struct BufferStats {
     /// Bytes of segment files.
     pub bytes: u64,
+    /// Bytes of the records not yet acknowledged by the output: what the
+    /// buffer holds for it, without the settled records an active segment
+    /// still carries.
+    pub unacked_bytes: u64,
     /// Records and documents not yet acknowledged by the output.
     pub records: u64,
     pub documents: u64,
@@ -349,6 +353,12 @@ impl State {
         let s = &mut self.stats;
         s.bytes = self.segments.values().map(|g| g.len).sum();
         s.records = self.segments.values().map(|g| g.unacked.len() as u64).sum();
+        s.unacked_bytes = self
+            .segments
+            .values()
+            .flat_map(|g| g.unacked.values())
+            .map(|m| m.frame_len)
+            .sum();
         s.documents = self
             .segments
             .values()

@@ -116,6 +116,7 @@ impl Shared {
         seg.len += len;
         seg.unacked.insert(offset, meta);
         st.stats.bytes += len;
+        st.stats.unacked_bytes += len;
         st.stats.records += 1;
         st.stats.documents += u64::from(meta.docs);
         st.stats.oldest_appended_ms.get_or_insert(meta.appended_ms);
@@ -207,6 +208,7 @@ impl Shared {
             };
             let emptied = seg.unacked.is_empty();
             st.stats.records -= 1;
+            st.stats.unacked_bytes = st.stats.unacked_bytes.saturating_sub(meta.frame_len);
             st.stats.documents -= u64::from(meta.docs);
             st.acked_dirty = true;
             if emptied && pos.segment != st.active_id {

@@ -113,11 +113,19 @@ async fn append_read_and_ack_across_segment_rolls_then_settled_segments_go() {
     let docs: Vec<_> = got.iter().map(|(d, _)| d.clone()).collect();
     assert_eq!(docs, (0..20).map(doc).collect::<Vec<_>>());
     assert_eq!(buf.stats().documents, 20);
+    // Every record is unsettled: all the bytes but the segment headers.
+    let s = buf.stats();
+    let headers = HEADER_LEN * segments(dir.path()).len() as u64;
+    assert_eq!(s.unacked_bytes, s.bytes - headers);
+    assert_eq!(s.unacked_bytes, 20 * frame_len(doc(0).len()));
     for (_, ack) in got {
         ack.done();
     }
     let s = buf.stats();
     assert_eq!((s.records, s.documents, s.oldest_appended_ms), (0, 0, None));
+    // The segment being written keeps its settled records on disk; they no
+    // longer count as held for the output.
+    assert_eq!(s.unacked_bytes, 0);
     assert_eq!(
         segments(dir.path()).len(),
         1,
@@ -164,6 +172,7 @@ async fn reopen_after_a_clean_close_replays_only_unacked_records_oldest_first() 
     }
     let (buf, report) = open(dir.path());
     assert_eq!(report.records, 4);
+    assert_eq!(buf.stats().unacked_bytes, 4 * frame_len(doc(6).len()));
     assert!(
         matches!(report.acked, AckedUse::Applied(_)),
         "{:?}",

@@ -101,29 +101,30 @@ impl Auth {
 }
 
 /// Everything about reaching the cluster that is read and checked before
-/// the first request: the URL, the credential and the CA.
-#[derive(Debug)]
+/// the first request: the nodes' URLs, the credential and the CA.
+#[derive(Debug, Clone)]
 pub struct Access {
-    pub url: Url,
+    /// Every node's URL, checked; at least one, none twice.
+    pub urls: Vec<Url>,
     pub auth: Auth,
     /// The PEM of `ca_file`, checked to hold certificates.
     ca_pem: Option<Vec<u8>>,
 }
 
 impl Access {
-    /// Checks the URL, reads the secret files and the CA: what `run` and
+    /// Checks the URLs, reads the secret files and the CA: what `run` and
     /// `check-config` refuse alike.
     pub fn resolve(
         cfg: &ElasticsearchConfig,
         env: &impl Fn(&str) -> Option<String>,
     ) -> Result<Access, OutputError> {
-        let url = checked_url(&cfg.url)?;
+        let urls = checked_urls(&cfg.url)?;
         let auth = resolve_auth(cfg, env)?;
         let ca_pem = match &cfg.ca_file {
             Some(path) => Some(read_ca(path)?),
             None => None,
         };
-        Ok(Access { url, auth, ca_pem })
+        Ok(Access { urls, auth, ca_pem })
     }
 
     /// Applies the credential and the CA to a transport.
@@ -165,6 +166,26 @@ fn read_ca(path: &Path) -> Result<Vec<u8>, OutputError> {
     Certificate::from_pem(&pem)
         .map_err(|e| OutputError::config("ca_file", format!("{}: {e}", path.display())))?;
     Ok(pem)
+}
+
+/// Every node's URL, checked as [`checked_url`] does; at least one, none
+/// twice.
+fn checked_urls(texts: &[String]) -> Result<Vec<Url>, OutputError> {
+    if texts.is_empty() {
+        return Err(OutputError::config("url", "no URL given"));
+    }
+    let mut urls: Vec<Url> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let url = checked_url(text)?;
+        if urls.contains(&url) {
+            return Err(OutputError::config(
+                "url",
+                format!("`{}` is listed twice", mask_url(text)),
+            ));
+        }
+        urls.push(url);
+    }
+    Ok(urls)
 }
 
 /// The cluster's URL, checked: http or https, a host, no credentials in it.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
+use elasticsearch::http::Url;
 use elasticsearch::Elasticsearch;
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::OnceCell;
@@ -15,6 +16,7 @@ use tokio::sync::OnceCell;
 use super::auth::Access;
 use super::bulk::{self, Backoff};
 use super::install::Templates;
+use super::nodes::Nodes;
 use super::route::Target;
 use super::{ElasticsearchOutput, Shared};
 use crate::output::dead_letter::DeadLetterFile;
@@ -24,8 +26,17 @@ use crate::output::OutputError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElasticsearchConfig {
-    /// Base URL of the cluster (one node or a load balancer).
-    pub url: String,
+    /// Base URLs of the cluster's nodes (or of one load balancer). A single
+    /// string is taken as a list of one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url: Vec<String>,
+    /// The longest wait between two probes (`GET /`) of a node that is down.
+    pub probe_interval_ms: u64,
+    /// Ask the cluster for its nodes' HTTP addresses (`GET _nodes/http`) and
+    /// send to those too.
+    pub sniff: bool,
+    /// How often to sniff, in seconds.
+    pub sniff_interval_secs: u64,
     /// Write to this plain index instead of data streams; `{dataset}` in the
     /// name is replaced by each event's dataset.
     pub index: Option<String>,
@@ -70,7 +81,10 @@ pub struct ElasticsearchConfig {
 impl Default for ElasticsearchConfig {
     fn default() -> Self {
         ElasticsearchConfig {
-            url: "http://127.0.0.1:9200".into(),
+            url: vec!["http://127.0.0.1:9200".into()],
+            probe_interval_ms: 1000,
+            sniff: false,
+            sniff_interval_secs: 300,
             index: None,
             namespace: "default".into(),
             retention: None,
@@ -91,6 +105,22 @@ impl Default for ElasticsearchConfig {
             dead_letter_path: PathBuf::from("dead-letter.ndjson"),
             retry: RetryConfig::default(),
         }
+    }
+}
+
+/// `url = "http://a:9200"` or `url = ["http://a:9200", "http://b:9200"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a URL or a list of URLs"))?
+    {
+        OneOrMany::One(u) => Ok(vec![u]),
+        OneOrMany::Many(v) => Ok(v),
     }
 }
 
@@ -271,15 +301,29 @@ impl ElasticsearchConfig {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ElasticsearchOutput, OutputError> {
         let access = self.access(&env)?;
+        let urls_scheme = access.urls[0].scheme().to_owned();
         let timeout = Duration::from_millis(self.request_timeout_ms);
-        let transport = self.transport(&access, timeout)?;
+        let mut clients = Vec::with_capacity(access.urls.len());
+        for (text, url) in self.url.iter().zip(&access.urls) {
+            let transport = transport(url.clone(), &access, timeout)?;
+            clients.push((
+                text.trim_end_matches('/').to_owned(),
+                Elasticsearch::new(transport),
+            ));
+        }
+        let stats = Arc::<crate::output::OutputStats>::default();
+        let nodes = Nodes::new(
+            clients,
+            Duration::from_millis(self.probe_interval_ms),
+            timeout,
+            stats.reachable.clone(),
+        );
 
         let target = self.target();
         Ok(ElasticsearchOutput {
             shared: Arc::new(Shared {
-                client: Elasticsearch::new(transport),
-                url: access.url.clone(),
-                auth: access.auth,
+                nodes: Arc::new(nodes),
+                auth: access.auth.clone(),
                 target,
                 retention: self.retention.clone(),
                 gzip: self.gzip,
@@ -289,7 +333,7 @@ impl ElasticsearchConfig {
                     max: Duration::from_millis(self.retry.max_backoff_ms),
                 },
                 dead_letters: DeadLetterFile::new(&self.dead_letter_path),
-                stats: Arc::default(),
+                stats,
                 templates: self.install_template.then(Templates::default),
                 server: OnceCell::new(),
             }),
@@ -297,6 +341,9 @@ impl ElasticsearchConfig {
             flush_bytes: self.flush_bytes,
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             max_in_flight: self.max_in_flight,
+            sniff: self
+                .sniff
+                .then(|| self.sniffer(&urls_scheme, access, timeout)),
         })
     }
 
@@ -330,6 +377,8 @@ impl ElasticsearchConfig {
             ("flush_interval_ms", self.flush_interval_ms),
             ("max_in_flight", self.max_in_flight as u64),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("probe_interval_ms", self.probe_interval_ms),
+            ("sniff_interval_secs", self.sniff_interval_secs),
             ("retry.initial_backoff_ms", self.retry.initial_backoff_ms),
         ] {
             if v == 0 {
@@ -348,15 +397,30 @@ impl ElasticsearchConfig {
         Ok(())
     }
 
-    /// The HTTP transport: the node, its timeout, the credentials and the CA.
-    fn transport(&self, access: &Access, timeout: Duration) -> Result<Transport, OutputError> {
-        let builder = TransportBuilder::new(SingleNodeConnectionPool::new(access.url.clone()))
-            .timeout(timeout);
-        access
-            .apply(builder)
-            .build()
-            .map_err(|e| OutputError::config("url", e.to_string()))
+    /// What sniffing needs: the scheme of the configured nodes, and a way to
+    /// build a client for a node it finds, as the configured ones are built
+    /// (the same credential and CA).
+    fn sniffer(&self, scheme: &str, access: Access, timeout: Duration) -> super::Sniff {
+        super::Sniff {
+            scheme: scheme.to_owned(),
+            every: Duration::from_secs(self.sniff_interval_secs),
+            connect: Box::new(move |url| {
+                transport(url, &access, timeout)
+                    .map(Elasticsearch::new)
+                    .map_err(|e| e.to_string())
+            }),
+        }
     }
+}
+
+/// One node's HTTP transport: its URL, the timeout, the credentials and the
+/// CA.
+fn transport(url: Url, access: &Access, timeout: Duration) -> Result<Transport, OutputError> {
+    let builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(timeout);
+    access
+        .apply(builder)
+        .build()
+        .map_err(|e| OutputError::config("url", e.to_string()))
 }
 
 #[cfg(test)]
@@ -456,12 +520,12 @@ mod tests {
         };
         assert!(build(c).starts_with("output.index: "));
         let c = ElasticsearchConfig {
-            url: "ftp://x".into(),
+            url: vec!["ftp://x".into()],
             ..Default::default()
         };
         assert!(build(c).starts_with("output.url: "));
         let c = ElasticsearchConfig {
-            url: "https://elastic:hunter2@es:9200".into(),
+            url: vec!["https://elastic:hunter2@es:9200".into()],
             ..Default::default()
         };
         let err = build(c);
@@ -485,7 +549,66 @@ mod tests {
     }
 
     #[test]
-    fn target_is_data_streams_of_the_namespace_or_the_index() {
+    fn url_is_one_string_or_a_list_of_distinct_nodes() {
+        let one: ElasticsearchConfig = toml::from_str("url = \"http://a:9200\"\n").unwrap();
+        assert_eq!(one.url, ["http://a:9200"]);
+        let many: ElasticsearchConfig =
+            toml::from_str("url = [\"http://a:9200\", \"https://b:9200/\"]\n").unwrap();
+        assert_eq!(many.url, ["http://a:9200", "https://b:9200/"]);
+        let out = many.build_with_env(no_env).unwrap();
+        // The node label is the URL as written, without a trailing slash.
+        assert_eq!(out.shared.nodes.urls(), ["http://a:9200", "https://b:9200"]);
+        let err = toml::from_str::<ElasticsearchConfig>("url = 9200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a URL or a list of URLs"), "{err}");
+        let build = |url: Vec<&str>| {
+            ElasticsearchConfig {
+                url: url.into_iter().map(String::from).collect(),
+                ..Default::default()
+            }
+            .build_with_env(no_env)
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(build(vec![]), "output.url: no URL given");
+        assert_eq!(
+            build(vec!["http://a:9200", "http://a:9200/"]),
+            "output.url: `http://a:9200/` is listed twice"
+        );
+        assert!(build(vec!["http://a:9200", "ftp://b"]).starts_with("output.url: "));
+        let c = ElasticsearchConfig {
+            probe_interval_ms: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.build_with_env(no_env).unwrap_err().to_string(),
+            "output.probe_interval_ms: must be at least 1"
+        );
+        let c = ElasticsearchConfig {
+            sniff: true,
+            sniff_interval_secs: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.build_with_env(no_env).unwrap_err().to_string(),
+            "output.sniff_interval_secs: must be at least 1"
+        );
+        let c = ElasticsearchConfig {
+            sniff: true,
+            ..Default::default()
+        };
+        let out = c.build_with_env(no_env).unwrap();
+        assert_eq!(out.sniff.as_ref().map(|s| s.scheme.as_str()), Some("http"));
+        assert!(ElasticsearchConfig::default()
+            .build_with_env(no_env)
+            .unwrap()
+            .sniff
+            .is_none());
+    }
+
+    #[test]
+    fn target_is_the_index_or_the_data_stream_and_one_bulk_path() {
         let c = ElasticsearchConfig::default();
         let out = c.build_with_env(no_env).unwrap();
         assert_eq!(

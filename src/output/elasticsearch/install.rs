@@ -31,15 +31,15 @@
 //! until it is restarted with a target the server can take.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::Method;
+use elasticsearch::http::{Method, Url};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::bulk::{self, RequestVerdict};
+use super::nodes::Health;
 use super::route::Target;
 use super::server::Server;
 use super::settle::{reason, with_causes};
@@ -98,7 +98,7 @@ impl ElasticsearchOutput {
             Err(Problem::Unfit(reason)) => Err(OutputError::Unfit { reason }),
             Err(Problem::Retry(e) | Problem::Refused(e)) => {
                 tracing::warn!(
-                    url = %shared.url,
+                    nodes = %shared.nodes.urls().join(" "),
                     error = %e,
                     "Elasticsearch is not ready at start; events are kept and sent once it is"
                 );
@@ -127,7 +127,7 @@ pub(super) async fn ready_for(shared: &Shared, datasets: &[String]) {
                     Err(Problem::Unfit(reason)) => {
                         let delay = shared.backoff.max;
                         tracing::error!(
-                            url = %shared.url,
+                            nodes = %shared.nodes.urls().join(" "),
                             reason = %reason,
                             retry_in_ms = delay.as_millis() as u64,
                             "Elasticsearch cannot take the target; events are kept, \
@@ -137,7 +137,7 @@ pub(super) async fn ready_for(shared: &Shared, datasets: &[String]) {
                     }
                     Err(Problem::Refused(e)) => {
                         tracing::warn!(
-                            url = %shared.url,
+                            nodes = %shared.nodes.urls().join(" "),
                             error = %e,
                             "Elasticsearch does not say what it is to these credentials; \
                              sending events without installing templates"
@@ -152,7 +152,7 @@ pub(super) async fn ready_for(shared: &Shared, datasets: &[String]) {
                         attempt += 1;
                         let delay = shared.backoff.delay(attempt);
                         tracing::warn!(
-                            url = %shared.url,
+                            nodes = %shared.nodes.urls().join(" "),
                             attempt,
                             retry_in_ms = delay.as_millis() as u64,
                             error = %e,
@@ -429,15 +429,19 @@ fn refusal(status: u16, body: &Value) -> Problem {
     }
 }
 
-/// One request with the output's timeout; the answer's status and JSON body
-/// (`null` if it is not JSON).
+/// One request with the output's timeout, on the least busy node that is up
+/// (waiting for one while none is); the answer's status and JSON body
+/// (`null` if it is not JSON). What the answer says about the node is
+/// reported on it, as a bulk request's is.
 async fn call(
     shared: &Shared,
     method: Method,
     path: &str,
     body: Option<String>,
 ) -> Result<(u16, Value), Problem> {
-    let res = shared
+    let node = shared.nodes.pick(None).await;
+    let res = node
+        .node()
         .client
         .send(
             method,
@@ -448,21 +452,23 @@ async fn call(
             Some(shared.timeout),
         )
         .await;
-    shared.stats.reachable.store(
-        res.as_ref().is_ok_and(|r| r.status_code().as_u16() < 500),
-        Ordering::Relaxed,
-    );
-    let resp = res.map_err(|e| {
-        Problem::Retry(super::auth::explain_transport(
-            &with_causes(&e),
-            &shared.url,
-        ))
-    })?;
+    let failed = |text: String| {
+        node.report(Health::Failed);
+        // Every node's URL is checked (configured) or built (sniffed) to parse.
+        let text = match Url::parse(&node.node().url) {
+            Ok(url) => super::auth::explain_transport(&text, &url),
+            Err(_) => text,
+        };
+        Problem::Retry(format!("node {}: {text}", node.node().url))
+    };
+    let resp = res.map_err(|e| failed(with_causes(&e)))?;
     let status = resp.status_code().as_u16();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| Problem::Retry(with_causes(&e)))?;
+    let bytes = resp.bytes().await.map_err(|e| failed(with_causes(&e)))?;
+    node.report(if status >= 500 {
+        Health::Failed
+    } else {
+        Health::Answered
+    });
     Ok((
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),

@@ -24,17 +24,21 @@
 //! ([`route`]). Before the first document, `install` finds out what the
 //! server is and installs the templates of [`template`].
 //!
-//! A request that fails as a whole (connection refused, timeout, 429, 5xx, an
-//! unreadable answer) is sent again, indefinitely, with exponential backoff and
-//! full jitter; it keeps its slot meanwhile, so back-pressure reaches the
-//! inputs. Rejected credentials are retried at the longest delay, with an error
-//! in the log each time, rather than dropping data. The templates are
-//! installed before the first bulk request of their dataset, and retried the
-//! same way if the server is not up yet.
+//! A request that fails as a whole is sent again, indefinitely, keeping its
+//! slot meanwhile, so back-pressure reaches the inputs: one that got no
+//! answer (connection refused, timeout, a broken connection) at once on
+//! another node, or as soon as a probe finds one back up; one answered 429
+//! or 5xx after an exponential backoff with full jitter. Rejected
+//! credentials are retried at the longest delay, with an error in the log
+//! each time, rather than dropping data. The templates are installed before
+//! the first bulk request of their dataset, and retried the same way if no
+//! node is up yet. With `sniff = true` the nodes the cluster names in
+//! `GET _nodes/http` are added to the configured ones.
 //!
 //! The parts: `config` (the settings, their checks and `build`), `auth`
 //! (the credentials, the CA, the URL checks and what connection errors
-//! mean), `job` (a bulk request's body, ids and acks), `settle` (an
+//! mean), `job` (a bulk request's body, ids and acks), `nodes` (which node
+//! gets a request, and the probes of a node that is down), `settle` (an
 //! answer's meaning and the retry loop, and the metrics), [`bulk`] (the
 //! `_bulk` wire format and decision tables), [`route`] (where a document
 //! goes), [`template`] (the template bodies), `server` (what `GET /` says)
@@ -46,6 +50,7 @@ pub mod bulk;
 mod config;
 mod install;
 mod job;
+mod nodes;
 pub mod route;
 mod server;
 mod settle;
@@ -54,7 +59,6 @@ pub mod template;
 use std::sync::Arc;
 use std::time::Duration;
 
-use elasticsearch::Elasticsearch;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
@@ -69,6 +73,7 @@ pub use self::config::{
 };
 use self::install::{Setup, Templates};
 use self::job::BulkJob;
+use self::nodes::Nodes;
 use self::route::Target;
 use self::settle::{describe_metrics, settle};
 use super::dead_letter::DeadLetterFile;
@@ -77,8 +82,7 @@ use crate::pipeline::EncodedReceiver;
 
 /// What every bulk task needs.
 struct Shared {
-    client: Elasticsearch,
-    url: elasticsearch::http::Url,
+    nodes: Arc<Nodes>,
     /// The credential every request carries, named in refusals.
     auth: Auth,
     target: Target,
@@ -95,6 +99,13 @@ struct Shared {
     server: OnceCell<Setup>,
 }
 
+/// How to sniff the cluster's nodes.
+struct Sniff {
+    scheme: String,
+    every: Duration,
+    connect: nodes::Connector,
+}
+
 /// A built Elasticsearch output.
 pub struct ElasticsearchOutput {
     shared: Arc<Shared>,
@@ -103,13 +114,15 @@ pub struct ElasticsearchOutput {
     flush_bytes: usize,
     flush_interval: Duration,
     max_in_flight: usize,
+    /// Set with `sniff = true`.
+    sniff: Option<Sniff>,
 }
 
 impl std::fmt::Debug for ElasticsearchOutput {
     // By hand: the client holds the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchOutput")
-            .field("url", &self.shared.url.as_str())
+            .field("nodes", &self.shared.nodes.urls())
             .field("auth", &self.shared.auth)
             .field("target", &self.shared.target)
             .field("flush_bytes", &self.flush_bytes)
@@ -122,6 +135,12 @@ impl ElasticsearchOutput {
     /// The live counters.
     pub fn stats(&self) -> Arc<OutputStats> {
         self.shared.stats.clone()
+    }
+
+    /// Each node's URL and the flag that is up while the node is (`stats().
+    /// reachable` is up while any node is).
+    pub fn node_flags(&self) -> Vec<(String, Arc<std::sync::atomic::AtomicBool>)> {
+        self.shared.nodes.flags()
     }
 
     /// Sends batches until `rx` is closed and empty and every request is
@@ -137,10 +156,12 @@ impl ElasticsearchOutput {
         mut reopen: ReopenSignal,
     ) -> Result<OutputReport, OutputError> {
         describe_metrics();
+        nodes::describe_metrics();
         let shared = self.shared;
+        shared.nodes.publish();
         let mut ids = self.ids;
         tracing::info!(
-            url = %shared.url,
+            nodes = %shared.nodes.urls().join(" "),
             credential = %shared.auth.describe(),
             target = %shared.target.describe(),
             mode = if shared.target.is_data_stream() { "data stream" } else { "index" },
@@ -156,6 +177,15 @@ impl ElasticsearchOutput {
                 let default = [crate::event::DEFAULT_DATASET.to_owned()];
                 install::ready_for(&s, &default).await
             });
+        }
+        if let Some(s) = self.sniff {
+            background.spawn(nodes::sniff_forever(
+                shared.nodes.clone(),
+                s.scheme,
+                s.connect,
+                shared.timeout,
+                s.every,
+            ));
         }
 
         let slots = Arc::new(Semaphore::new(self.max_in_flight));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
-use elasticsearch::http::Method;
+use elasticsearch::http::{Method, Url};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -21,6 +21,7 @@ use super::auth::explain_transport;
 use super::bulk::{self, Backoff, Blocked, ItemOutcome, RequestVerdict, ResponseError};
 use super::install::ready_for;
 use super::job::{BulkJob, Item};
+use super::nodes::{Health, Lease, Node};
 use super::route::Target;
 use super::Shared;
 use crate::output::dead_letter;
@@ -29,8 +30,12 @@ use crate::output::OutputStats;
 /// Why a bulk request got no item-by-item answer.
 #[derive(Debug)]
 pub(super) enum Failure {
-    /// No answer: the error and its causes, with what to do about it.
-    Transport(String),
+    /// No answer: the error and its causes, with what to do about it;
+    /// `connect` when no connection was made, so nothing can be stored.
+    Transport {
+        text: String,
+        connect: bool,
+    },
     Status {
         status: u16,
         error: Value,
@@ -41,7 +46,7 @@ pub(super) enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Transport(e) => f.write_str(e),
+            Failure::Transport { text, .. } => f.write_str(text),
             Failure::Status { status, error } => write!(f, "HTTP {status}: {}", reason(error)),
             Failure::Invalid(e) => write!(f, "{e}"),
         }
@@ -256,11 +261,15 @@ async fn settle_part(
     mut body: Bytes,
 ) -> Option<(Vec<Item>, Vec<Item>)> {
     let mut attempts = Attempts::default();
+    // The node where the last try failed: the next one goes elsewhere.
+    let mut avoid = None;
     loop {
-        let answer = send_bulk(shared, body.clone(), pending.len()).await;
+        let node = shared.nodes.pick(avoid).await;
+        let answer = send_bulk(shared, &node, body.clone(), pending.len()).await;
         if too_large(&answer, pending.len()) {
             tracing::warn!(
                 target = %shared.target.describe(),
+                node = %node.node().url,
                 documents = pending.len(),
                 bytes = body.len(),
                 "Elasticsearch (or a proxy before it) refused a bulk request as too large \
@@ -269,10 +278,15 @@ async fn settle_part(
             let second = pending.split_off(pending.len() / 2);
             return Some((pending, second));
         }
+        let answered = !matches!(answer, Err(Failure::Transport { .. }));
+        if let Err(Failure::Transport { connect: false, .. }) = &answer {
+            // Sent, answer lost: the server may have stored it.
+            emit(Metric::PossibleDuplicates(pending.len()));
+        }
         let round = classify(answer, &pending);
         count(&shared.stats, &round);
-        let (attempt, delay) = attempts.next(&round, shared.backoff);
-        log_round(shared, &round, pending.len(), attempt, delay);
+        let (attempt, delay) = attempts.next(&round, shared.backoff, answered);
+        log_round(shared, node.node(), &round, pending.len(), attempt, delay);
         if !round.dead.is_empty() {
             let lines = dead_letter_lines(job, source, &shared.target, &round.dead);
             write_dead_letters(shared, &lines, round.dead.len()).await;
@@ -280,6 +294,8 @@ async fn settle_part(
         if round.retry.is_empty() {
             return None;
         }
+        avoid = Some(node.index());
+        drop(node);
         tokio::time::sleep(delay).await;
         // After a failed request the same body goes again.
         if !round.failed() {
@@ -287,6 +303,26 @@ async fn settle_part(
             body = job.body(source, &pending);
         }
     }
+}
+
+/// Whether the request never reached the server (no connection was made), so
+/// sending it again cannot store anything twice.
+fn is_connect_error(e: &elasticsearch::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(r) = c.downcast_ref::<reqwest::Error>() {
+            if r.is_connect() {
+                return true;
+            }
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The retries of one job so far. Failed requests and rounds of refused items
@@ -300,8 +336,10 @@ struct Attempts {
 
 impl Attempts {
     /// The attempt number and the delay before the next request of a round
-    /// that has documents to send again.
-    fn next(&mut self, round: &Round, backoff: Backoff) -> (u32, Duration) {
+    /// that has documents to send again. A request that got no answer at
+    /// all (`answered` false) is sent again at once: its node is marked down,
+    /// so it goes to another node, or waits until a probe finds one back up.
+    fn next(&mut self, round: &Round, backoff: Backoff, answered: bool) -> (u32, Duration) {
         match round.request {
             Request::Answered => {
                 self.request = 0;
@@ -312,6 +350,10 @@ impl Attempts {
                 (self.items, backoff.delay(self.items))
             }
             Request::Refused { .. } => (self.request, Duration::ZERO),
+            Request::Failed(_) if !answered => {
+                self.request += 1;
+                (self.request, Duration::ZERO)
+            }
             Request::Failed(_) => {
                 self.request += 1;
                 (self.request, backoff.delay(self.request))
@@ -341,8 +383,16 @@ fn count(stats: &OutputStats, round: &Round) {
 }
 
 /// Says what a round means for the documents `sent`, and when they go again.
-fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: Duration) {
+fn log_round(
+    shared: &Shared,
+    node: &Node,
+    round: &Round,
+    sent: usize,
+    attempt: u32,
+    delay: Duration,
+) {
     let target = shared.target.describe();
+    let node = &node.url;
     let retry_in_ms = delay.as_millis() as u64;
     match &round.request {
         Request::Answered if round.block.is_some() => {
@@ -388,8 +438,17 @@ fn log_round(shared: &Shared, round: &Round, sent: usize, attempt: u32, delay: D
              sent again until that is fixed",
             why.advice()
         ),
+        Request::Failed(failure) if delay.is_zero() => tracing::warn!(
+            target = %target,
+            node = %node,
+            attempt,
+            documents = sent,
+            error = %failure,
+            "bulk request failed; sending it again on a node that is up"
+        ),
         Request::Failed(failure) => tracing::warn!(
             target = %target,
+            node = %node,
             attempt,
             retry_in_ms,
             documents = sent,
@@ -438,6 +497,8 @@ enum Metric<'a> {
     DeadLetters(usize),
     /// A request entering or leaving flight.
     InFlight { entering: bool },
+    /// Documents of a request sent again after its answer was lost.
+    PossibleDuplicates(usize),
 }
 
 /// Emits every bulk metric; [`describe_metrics`] describes them.
@@ -446,13 +507,8 @@ fn emit(m: Metric<'_>) {
         Metric::Request { result, took } => {
             metrics::histogram!("dnsenrich_bulk_request_duration_seconds")
                 .record(took.as_secs_f64());
-            let label = match result {
-                Ok(_) => "ok",
-                Err(Failure::Transport(_)) => "transport_error",
-                Err(Failure::Status { .. }) => "http_error",
-                Err(Failure::Invalid(_)) => "invalid_response",
-            };
-            metrics::counter!("dnsenrich_bulk_requests_total", "result" => label).increment(1);
+            metrics::counter!("dnsenrich_bulk_requests_total", "result" => result_label(result))
+                .increment(1);
         }
         Metric::Round(round) => {
             // Items are counted only when the answer said what became of
@@ -481,6 +537,9 @@ fn emit(m: Metric<'_>) {
         }
         Metric::DeadLetters(n) => {
             metrics::counter!("dnsenrich_dead_letters_total").increment(n as u64);
+        }
+        Metric::PossibleDuplicates(n) => {
+            metrics::counter!("dnsenrich_bulk_possible_duplicates_total").increment(n as u64);
         }
         Metric::InFlight { entering } => {
             let gauge = metrics::gauge!("dnsenrich_output_in_flight");
@@ -522,6 +581,11 @@ pub(super) fn describe_metrics() {
         "dnsenrich_dead_letters_total",
         "Documents written to the dead-letter file"
     );
+    describe_counter!(
+        "dnsenrich_bulk_possible_duplicates_total",
+        "Documents sent again after their request's answer was lost (a timeout or a \
+         connection broken after sending); each may be stored twice unless document_ids is on"
+    );
     describe_gauge!(
         "dnsenrich_output_in_flight",
         "Bulk requests being sent or retried"
@@ -556,6 +620,7 @@ async fn write_dead_letters(shared: &Shared, lines: &[u8], count: usize) {
 /// One `POST /_bulk`, read item by item.
 pub(super) async fn send_bulk(
     shared: &Shared,
+    node: &Lease,
     body: Bytes,
     docs: usize,
 ) -> Result<Vec<ItemOutcome>, Failure> {
@@ -580,35 +645,55 @@ pub(super) async fn send_bulk(
         body
     };
     let started = Instant::now();
-    let result = request(shared, headers, body, docs).await;
+    let result = request(shared, node.node(), headers, body, docs).await;
     emit(Metric::Request {
         result: &result,
         took: started.elapsed(),
     });
-    // Reachable means it answered and is not failing as a whole.
-    let up = match &result {
-        Ok(_) => true,
-        Err(Failure::Status { status, .. }) => *status < 500,
-        Err(_) => false,
-    };
-    shared
-        .stats
-        .reachable
-        .store(up, std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("dnsenrich_output_node_requests_total",
+        "node" => node.node().url.clone(), "result" => result_label(&result))
+    .increment(1);
+    node.report(match &result {
+        Ok(_) => Health::Answered,
+        Err(Failure::Status { status, .. }) if *status >= 500 => Health::Failed,
+        Err(Failure::Status { .. }) => Health::Neutral,
+        Err(Failure::Transport { .. } | Failure::Invalid(_)) => Health::Failed,
+    });
     result
 }
 
-fn transport(shared: &Shared, e: &elasticsearch::Error) -> Failure {
-    Failure::Transport(explain_transport(&with_causes(e), &shared.url))
+/// A request that got no answer from `node`: the error with its causes and
+/// what to do about it, and whether a connection was made at all.
+fn transport(node: &Node, e: &elasticsearch::Error) -> Failure {
+    let text = with_causes(e);
+    // Every node's URL is checked (configured) or built (sniffed) to parse.
+    let text = match Url::parse(&node.url) {
+        Ok(url) => explain_transport(&text, &url),
+        Err(_) => text,
+    };
+    Failure::Transport {
+        text,
+        connect: is_connect_error(e),
+    }
+}
+
+fn result_label(result: &Result<Vec<ItemOutcome>, Failure>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Failure::Transport { .. }) => "transport_error",
+        Err(Failure::Status { .. }) => "http_error",
+        Err(Failure::Invalid(_)) => "invalid_response",
+    }
 }
 
 async fn request(
     shared: &Shared,
+    node: &Node,
     headers: HeaderMap,
     body: Bytes,
     docs: usize,
 ) -> Result<Vec<ItemOutcome>, Failure> {
-    let resp = shared
+    let resp = node
         .client
         .send(
             Method::Post,
@@ -619,9 +704,9 @@ async fn request(
             Some(shared.timeout),
         )
         .await
-        .map_err(|e| transport(shared, &e))?;
+        .map_err(|e| transport(node, &e))?;
     let status = resp.status_code();
-    let bytes = resp.bytes().await.map_err(|e| transport(shared, &e))?;
+    let bytes = resp.bytes().await.map_err(|e| transport(node, &e))?;
     if !status.is_success() {
         return Err(Failure::Status {
             status: status.as_u16(),
@@ -771,19 +856,31 @@ mod tests {
         let mut attempts = Attempts::default();
         let failed = || classify(status(503, Value::Null), &SENT);
         let some_refused = || classify(Ok(vec![ItemOutcome::Retry { status: 429 }]), &SENT[..1]);
-        assert_eq!(attempts.next(&failed(), backoff).0, 1);
-        assert_eq!(attempts.next(&failed(), backoff).0, 2);
+        assert_eq!(attempts.next(&failed(), backoff, true).0, 1);
+        assert_eq!(attempts.next(&failed(), backoff, true).0, 2);
         // An answer resets the request count; the items count on their own.
-        let (attempt, delay) = attempts.next(&some_refused(), backoff);
+        let (attempt, delay) = attempts.next(&some_refused(), backoff, true);
         assert_eq!(attempt, 1);
         assert!(delay <= backoff.ceiling(1));
-        assert_eq!(attempts.next(&some_refused(), backoff).0, 2);
-        assert_eq!(attempts.next(&failed(), backoff).0, 1);
+        assert_eq!(attempts.next(&some_refused(), backoff, true).0, 2);
+        assert_eq!(attempts.next(&failed(), backoff, true).0, 1);
+        // A request that got no answer goes again at once (to another node,
+        // or when a probe finds one back): the attempts still count.
+        let cut = classify(
+            Err(Failure::Invalid(ResponseError::ItemCount {
+                got: 0,
+                sent: 6,
+            })),
+            &SENT,
+        );
+        assert_eq!(attempts.next(&cut, backoff, false), (2, Duration::ZERO));
+        assert_eq!(attempts.next(&failed(), backoff, true).0, 3);
+        attempts.request = 1;
         // Rejected credentials wait the longest delay, every time.
         let denied = classify(status(401, Value::Null), &SENT);
-        assert_eq!(attempts.next(&denied, backoff), (2, backoff.max));
+        assert_eq!(attempts.next(&denied, backoff, true), (2, backoff.max));
         let done = classify(Ok(vec![ItemOutcome::Created]), &SENT[..1]);
-        assert_eq!(attempts.next(&done, backoff).1, Duration::ZERO);
+        assert_eq!(attempts.next(&done, backoff, true).1, Duration::ZERO);
         assert_eq!(attempts.request, 0);
     }
 
