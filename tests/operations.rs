@@ -581,3 +581,32 @@ fn a_port_it_may_not_bind_says_what_to_do_and_the_os_error_once() {
     assert!(err.contains("another process listens there"), "{err}");
     assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
 }
+
+#[test]
+fn the_counters_an_operator_alerts_on_exist_at_zero_from_the_start() {
+    let state = tempfile::tempdir().unwrap();
+    let mut d = DaemonBuilder::new(state.path())
+        .arg("--metrics")
+        .arg("127.0.0.1:0")
+        .start();
+    let m = d.metrics.unwrap();
+    // Nothing was sent: an `increase(...) > 0` alert still has its first
+    // sample, at 0.
+    let (_, body) = http_get(m, "/metrics");
+    for sample in [
+        "dnsenrich_events_received_total{input=\"udp\"} 0",
+        "dnsenrich_events_received_total{input=\"tcp\"} 0",
+        "dnsenrich_events_dropped_total{input=\"udp\",reason=\"pipeline_full\"} 0",
+        "dnsenrich_events_dropped_total{input=\"udp\",reason=\"socket_buffer_full\"} 0",
+        "dnsenrich_parse_failures_total{reason=\"no_rule_matched\"} 0",
+        "dnsenrich_framing_errors_total{input=\"tcp\"} 0",
+    ] {
+        assert!(
+            body.lines().any(|l| l == sample),
+            "{sample} missing:\n{body}"
+        );
+    }
+    // An input that is off has no series.
+    assert!(!body.contains("input=\"tls\""), "{body}");
+    assert!(d.sigterm().success());
+}

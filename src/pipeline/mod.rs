@@ -204,6 +204,29 @@ fn joined<T: Send + 'static>(
 }
 
 impl Daemon {
+    /// What is configured, for the metrics created at zero.
+    fn metric_parts(&self) -> telemetry::zero::Parts {
+        let i = &self.inputs;
+        let inputs = [
+            ("udp", i.udp.is_some()),
+            ("tcp", i.tcp.is_some()),
+            ("tls", i.tls.is_some()),
+            ("relp", i.relp.is_some()),
+            ("file", i.file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        telemetry::zero::Parts {
+            inputs,
+            enrich: self.enrich.is_active(),
+            memcached: !self.enrich.memcached_servers().is_empty(),
+            elasticsearch: matches!(self.output, Output::Elasticsearch(_)),
+            buffer: self.buffer.is_some(),
+            transactions: self.cfg.events.correlates(),
+        }
+    }
+
     /// Prepares the output, loads the indicators and binds the inputs, with
     /// the daemon-wide settings of `ctx`; the configuration was checked (and
     /// its grammars compiled) once, by [`crate::config::Config::check`].
@@ -326,6 +349,7 @@ impl Daemon {
     ) -> Result<RunReport, DaemonError> {
         // Installed before any stage runs, so no count is lost.
         let prometheus = telemetry::install_recorder();
+        telemetry::zero::register(&self.metric_parts());
         let readiness = Arc::new(Readiness::default());
         readiness.register_flag("output", self.output.stats().reachable.clone());
         // One node of several down is worth saying, not a reason to stop

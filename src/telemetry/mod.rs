@@ -9,6 +9,7 @@
 //! recorder is installed either way, so counters can be summarised at exit.
 
 pub mod systemd;
+pub mod zero;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
