@@ -889,9 +889,14 @@ fn tag_name(i: &str) -> Res<'_, &str> {
 /// A tag: its name and, for `name[pid]:`, the pid.
 type Tag<'a> = (&'a str, Option<&'a str>);
 
-/// `[digits]`.
+/// `[digits]`, or Unbound's `[pid:thread]` (its own log file with
+/// `log-time-ascii`), of which the pid is kept.
 fn pid(i: &str) -> Res<'_, &str> {
-    delimited(char('['), digits, char(']'))(i)
+    delimited(
+        char('['),
+        terminated(digits, opt(pair(char(':'), digits))),
+        char(']'),
+    )(i)
 }
 
 /// `name[pid]:` and the spaces after it.

@@ -73,6 +73,10 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     part!(o, "log", ev.log, log);
     part!(o, "error", ev.error, error_info);
     part!(o, "dnsmasq", ev.dnsmasq, dnsmasq);
+    for ns in ev.custom.namespaces() {
+        o.key_escaped(ns);
+        custom_ns(o.out, &ev.custom, ns);
+    }
     part!(o, "labels", ev.labels, labels);
     part!(o, "misp_src", ev.misp_src, keywords);
     part!(o, "threat", ev.threat, threat);
@@ -154,6 +158,20 @@ fn dnsmasq(out: &mut Vec<u8>, x: &Dnsmasq) {
     d.close();
 }
 
+fn custom_ns(out: &mut Vec<u8>, c: &Custom, ns: &str) {
+    let mut o = Obj::open(out);
+    for (k, v) in c.entries(ns) {
+        o.key_escaped(k);
+        match v {
+            CustomValue::Text(t) => string(o.out, t),
+            CustomValue::Uint(n) => uint(o.out, *n),
+            CustomValue::Ip(ip) => ip_addr(o.out, ip),
+            CustomValue::Bool(b) => o.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        }
+    }
+    o.close();
+}
+
 fn labels(out: &mut Vec<u8>, x: &Labels) {
     let mut l = Obj::open(out);
     for (k, v) in &x.0 {
@@ -180,6 +198,10 @@ fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
     o.opt_str(k!("dataset"), m.dataset);
     o.opt_str(k!("module"), m.module);
     o.opt_str(k!("provider"), m.provider);
+    if let Some(d) = m.duration {
+        o.key(k!("duration"));
+        uint(o.out, d);
+    }
     if let Some(ts) = &m.created {
         o.key(k!("created"));
         timestamp(o.out, ts);
@@ -271,6 +293,7 @@ fn log(out: &mut Vec<u8>, l: &Log) {
         o.key(k!("offset"));
         uint(o.out, off);
     }
+    o.opt_str(k!("level"), l.level.as_deref());
     o.close();
 }
 

@@ -11,7 +11,10 @@
 //! interned once at start-up, so building an event allocates little beyond
 //! `event.original`.
 
+mod custom;
 mod json;
+
+pub use custom::{Custom, CustomValue, NAMESPACES as CUSTOM_NAMESPACES};
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -95,6 +98,9 @@ pub struct Event {
     pub error: ErrorInfo,
     #[serde(skip_serializing_if = "Dnsmasq::is_empty")]
     pub dnsmasq: Dnsmasq,
+    /// Product namespaces of the other resolvers (`bind.*`, `unbound.*`, …).
+    #[serde(flatten)]
+    pub custom: Custom,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
     /// The classic dashboards' field: the feed name(s) of the indicators the
@@ -128,6 +134,9 @@ pub struct EventMeta {
     pub module: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<&'static str>,
+    /// How long the resolver took to answer, in nanoseconds (ECS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
     /// When dnsenrich received the line.
     #[serde(
         serialize_with = "ser_timestamp",
@@ -397,6 +406,9 @@ pub struct Log {
     pub file: LogFile,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// The severity the program wrote in the line itself (`info`, `Warning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Str>,
 }
 
 impl Log {
@@ -405,6 +417,7 @@ impl Log {
             && self.source.is_empty()
             && self.file.is_empty()
             && self.offset.is_none()
+            && self.level.is_none()
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use crate::event::{Answer, Endpoint, Event, Str};
+use crate::event::{Answer, CustomValue, Endpoint, Event, Str, CUSTOM_NAMESPACES};
 
 /// A value produced by a capture.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,7 @@ pub enum Value<'a> {
     Ip(IpAddr),
     Endpoint(IpAddr, Option<u16>),
     Uint(u64),
+    Bool(bool),
 }
 
 /// What kind of value a field takes.
@@ -32,6 +33,10 @@ pub enum Accepts {
     Endpoint,
     /// An unsigned integer.
     Uint,
+    /// A yes/no value (`0`/`1`).
+    Bool,
+    /// Any value, kept with its type (the product namespaces).
+    Any,
     /// Constants only (set with `field = value`), never a capture.
     Constant,
     /// A list of constants (`event.type = [denied, protocol]`).
@@ -93,6 +98,10 @@ pub enum Field {
     Tags,
     ErrorMessage,
     DnsmasqSerial,
+    EventDuration,
+    LogLevel,
+    /// `bind.*`, `unbound.*`, … : (namespace, key).
+    Custom(&'static str, &'static str),
     Label(&'static str),
 }
 
@@ -154,6 +163,12 @@ pub const FIELD_NAMES: &[&str] = &[
     "tags",
     "error.message",
     "dnsmasq.serial",
+    "event.duration",
+    "log.level",
+    "bind.<name>",
+    "unbound.<name>",
+    "pdns.<name>",
+    "coredns.<name>",
     "labels.<name>",
 ];
 
@@ -175,6 +190,13 @@ impl Field {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             return ok.then(|| Label(intern(label)));
+        }
+        if let Some((ns, key)) = name.split_once('.') {
+            if let Some(&ns) = CUSTOM_NAMESPACES.iter().find(|n| **n == ns) {
+                let ok =
+                    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                return ok.then(|| Custom(ns, intern(key)));
+            }
         }
         if let Some(s) = side(name) {
             return Some(Endpoint(s));
@@ -229,6 +251,8 @@ impl Field {
             "tags" => Tags,
             "dnsmasq.serial" => DnsmasqSerial,
             "error.message" => ErrorMessage,
+            "event.duration" => EventDuration,
+            "log.level" => LogLevel,
             _ => return None,
         })
     }
@@ -238,12 +262,13 @@ impl Field {
         use Field::*;
         match self {
             EventKind | EventAction | EventOutcome | EventDataset | EventModule | EventProvider
-            | DnsType | DnsQuestionClass | NetworkTransport | NetworkProtocol | ObserverProduct
-            | ObserverVendor | ObserverType | RuleRuleset | RuleCategory => Accepts::Constant,
+            | DnsType | NetworkProtocol | ObserverProduct | ObserverVendor | ObserverType
+            | RuleRuleset | RuleCategory => Accepts::Constant,
+            Custom(..) => Accepts::Any,
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid | DnsmasqSerial => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial | EventDuration => Accepts::Uint,
             _ => Accepts::Text,
         }
     }
@@ -256,6 +281,8 @@ impl Field {
             (Accepts::Ip, Accepts::Ip) => true,
             (Accepts::Endpoint, Accepts::Ip | Accepts::Endpoint) => true,
             (Accepts::Uint, Accepts::Uint) => true,
+            (Accepts::Any, _) => true,
+            (Accepts::Text, Accepts::Bool) => true,
             _ => false,
         }
     }
@@ -309,7 +336,24 @@ fn text_of(v: &Value<'_>) -> Str {
         Value::Ip(ip) => Str::from(ip.to_string()),
         Value::Endpoint(ip, _) => Str::from(ip.to_string()),
         Value::Uint(n) => Str::from(n.to_string()),
+        Value::Bool(b) => Str::from(if *b { "true" } else { "false" }),
     }
+}
+
+/// The record classes a `dns.question.class` capture may hold (the field is
+/// a constant string; an unknown class is left out).
+fn class_of(s: &str) -> Option<&'static str> {
+    ["IN", "CH", "HS", "CS", "NONE", "ANY"]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
+}
+
+/// The transports a `network.transport` capture may hold, lower case as ECS
+/// writes them.
+fn transport_of(s: &str) -> Option<&'static str> {
+    ["udp", "tcp"]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
 }
 
 /// Writes a captured value into the event. The compiler has already checked
@@ -331,6 +375,26 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         (EndpointPort(s), Value::Uint(n)) => endpoint(ev, s).port = u16::try_from(*n).ok(),
         (ProcessPid, Value::Uint(n)) => ev.process.pid = u32::try_from(*n).ok(),
         (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
+        (EventDuration, Value::Uint(n)) => ev.event.duration = Some(*n),
+        (Custom(ns, key), v) => {
+            let v = match v {
+                Value::Uint(n) => CustomValue::Uint(*n),
+                Value::Ip(ip) | Value::Endpoint(ip, _) => CustomValue::Ip(*ip),
+                Value::Bool(b) => CustomValue::Bool(*b),
+                other => CustomValue::Text(text_of(other)),
+            };
+            ev.custom.set(ns, key, v);
+        }
+        (DnsQuestionClass, v) => {
+            if let Some(c) = class_of(&text_of(v)) {
+                ev.dns.question.class = Some(c);
+            }
+        }
+        (NetworkTransport, v) => {
+            if let Some(t) = transport_of(&text_of(v)) {
+                ev.network.transport = Some(t);
+            }
+        }
         (DnsResolvedIp, Value::Ip(ip)) => {
             if !ev.dns.resolved_ip.contains(ip) {
                 ev.dns.resolved_ip.push(*ip)
@@ -361,6 +425,8 @@ fn set_text(ev: &mut Event, field: Field, s: Str) {
         ProcessName => ev.process.name = Some(s),
         RuleName => ev.rule.name = Some(s),
         ErrorMessage => ev.error.message = Some(s),
+        LogLevel => ev.log.level = Some(s),
+        Custom(ns, key) => ev.custom.set(ns, key, CustomValue::Text(s)),
         Label(key) => ev.labels.set(key, &s),
         _ => {}
     }

@@ -26,11 +26,23 @@ pub use syntax::GrammarError;
 
 use smallvec::SmallVec;
 
-use crate::event::{Answer, Event, Str};
+use crate::event::{Answer, CustomValue, Event, Str};
 use pattern::Captures;
 
 /// The grammars shipped with dnsenrich, embedded in the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
+    // The other resolvers first: each reads its own program's tag, and lines
+    // with no tag by their shape. dnsmasq's cache-dump rule would read any
+    // untagged line with two spaces in it, so it comes after them.
+    ("bind.grammar", include_str!("../../grammars/bind.grammar")),
+    (
+        "unbound.grammar",
+        include_str!("../../grammars/unbound.grammar"),
+    ),
+    (
+        "pdns-recursor.grammar",
+        include_str!("../../grammars/pdns-recursor.grammar"),
+    ),
     // Pi-hole's reasons are specific literals; tried first so dnsmasq's generic
     // answer rules do not read them as plain answers.
     (
@@ -78,6 +90,9 @@ pub struct Grammar {
     /// Syslog tags this grammar reads; empty means any.
     pub apps: Vec<String>,
     pub defaults: Constants,
+    /// Optional shapes at the very start of the line (a log file's own time,
+    /// category and severity), stripped before the suffix and prefixes.
+    pub headers: Vec<Affix>,
     pub prefixes: Vec<Affix>,
     pub suffixes: Vec<Affix>,
     pub rules: Vec<Rule>,
@@ -284,37 +299,57 @@ impl GrammarSet {
         }
         let owner = &self.grammars[group.owner];
         let mut caps = Captures::new();
-        // Suffix first: a matching suffix is stripped; if no rule then fits, the
-        // message is tried whole (a TXT record may end in text that looks like one).
-        let mut attempts: [(Option<&Affix>, &str); 2] = [(None, msg), (None, msg)];
-        let mut n = 1;
-        for sfx in &owner.suffixes {
-            if let Some(body) = strip_suffix(sfx, msg, &mut caps) {
-                attempts[0] = (Some(sfx), body);
-                n = 2;
-                break;
+        // Headers (then none), then the suffix, then prefixes (then none).
+        for hdr in owner.headers.iter().map(Some).chain(std::iter::once(None)) {
+            caps.clear();
+            let Some(line) = after_prefix(hdr, msg, &mut caps) else {
+                continue;
+            };
+            let base = caps.len();
+            // Suffix first: a matching suffix is stripped; if no rule then fits, the
+            // message is tried whole (a TXT record may end in text that looks like one).
+            let mut attempts: [(Option<&Affix>, &str); 2] = [(None, line), (None, line)];
+            let mut n = 1;
+            for sfx in &owner.suffixes {
+                if let Some(body) = strip_suffix(sfx, line, &mut caps) {
+                    attempts[0] = (Some(sfx), body);
+                    n = 2;
+                    break;
+                }
             }
-        }
-        let sfx_caps = caps.len();
-        for &(sfx, body) in &attempts[..n] {
-            let keep = if sfx.is_some() { sfx_caps } else { 0 };
-            // Prefixes, then the message without one.
-            for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
-                caps.truncate(keep);
-                let Some(rest) = after_prefix(pfx, body, &mut caps) else {
-                    continue;
-                };
-                let pfx_caps = caps.len();
-                for g in &members {
-                    let Some(ri) = g.match_rules(rest, &mut caps) else {
+            let sfx_caps = caps.len();
+            for &(sfx, body) in &attempts[..n] {
+                let keep = if sfx.is_some() { sfx_caps } else { base };
+                // Prefixes, then the message without one.
+                for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
+                    caps.truncate(keep);
+                    let Some(rest) = after_prefix(pfx, body, &mut caps) else {
                         continue;
                     };
-                    let rule = &g.rules[ri];
-                    fill(ev, g, rule, sfx, pfx, &caps, (keep, pfx_caps));
-                    return Some(Matched {
-                        grammar: g.name,
-                        rule: rule.name,
-                    });
+                    let pfx_caps = caps.len();
+                    for g in &members {
+                        let Some(ri) = g.match_rules(rest, &mut caps) else {
+                            continue;
+                        };
+                        let rule = &g.rules[ri];
+                        if let Some(h) = hdr {
+                            set_constants(ev, &h.constants);
+                            set_captures(ev, &h.pattern, &caps[..base]);
+                        }
+                        fill(
+                            ev,
+                            g,
+                            rule,
+                            sfx,
+                            pfx,
+                            &caps[base..],
+                            (keep - base, pfx_caps - base),
+                        );
+                        return Some(Matched {
+                            grammar: g.name,
+                            rule: rule.name,
+                        });
+                    }
                 }
             }
         }
@@ -392,10 +427,63 @@ fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) 
                 }
                 continue;
             }
+            if *kind == Kind::BindFlags {
+                if let Value::Text(t) = v {
+                    apply_bind_flags(ev, t);
+                }
+                continue;
+            }
             for f in fields {
                 field::set_value(ev, *f, v);
             }
         }
+    }
+}
+
+/// Reads BIND's query flags (`lib/ns/query.c`, `log_query()`): `+` is RD,
+/// `D` DO, `C` CD (into `dns.header_flags`); `T` means the query came over
+/// TCP (else UDP); `E(n)` is the EDNS version, `S` a signed (TSIG/SIG(0))
+/// request, `V` a valid server cookie and `K` a cookie without one. The word
+/// itself is kept in `bind.flags`.
+pub fn apply_bind_flags(ev: &mut Event, flags: &str) {
+    let mut push = |f: &'static str| {
+        if !ev.dns.header_flags.contains(&f) {
+            ev.dns.header_flags.push(f);
+        }
+    };
+    if flags.starts_with('+') {
+        push("RD");
+    }
+    let letters = match flags.find('E') {
+        Some(at) => {
+            let end = flags[at..].find(')').map_or(flags.len(), |e| at + e + 1);
+            (
+                &flags[..at],
+                &flags[end..],
+                flags[at + 2..end.saturating_sub(1)].parse::<u64>().ok(),
+            )
+        }
+        None => (flags, "", None),
+    };
+    let (before, after, edns) = letters;
+    let has = |c: char| before.contains(c) || after.contains(c);
+    if has('D') {
+        push("DO");
+    }
+    if has('C') {
+        push("CD");
+    }
+    ev.network.transport = Some(if has('T') { "tcp" } else { "udp" });
+    let c = &mut ev.custom;
+    c.set("bind", "flags", CustomValue::Text(Str::from(flags)));
+    if let Some(v) = edns {
+        c.set("bind", "edns_version", CustomValue::Uint(v));
+    }
+    c.set("bind", "signed", CustomValue::Bool(has('S')));
+    if has('V') {
+        c.set("bind", "cookie", CustomValue::Text(Str::from("valid")));
+    } else if has('K') {
+        c.set("bind", "cookie", CustomValue::Text(Str::from("present")));
     }
 }
 

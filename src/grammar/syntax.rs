@@ -33,6 +33,7 @@ impl fmt::Display for GrammarError {
 enum Target {
     None,
     Defaults,
+    Header(usize),
     Prefix(usize),
     Suffix(usize),
     Rule(usize),
@@ -103,6 +104,7 @@ fn constant_line(
             ))
         }
         Target::Defaults => &mut g.defaults,
+        Target::Header(i) => &mut g.headers[i].constants,
         Target::Prefix(i) => &mut g.prefixes[i].constants,
         Target::Suffix(i) => &mut g.suffixes[i].constants,
         Target::Rule(i) => &mut g.rules[i].constants,
@@ -121,6 +123,7 @@ fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, Gramma
     match (word, rest) {
         ("rule", Some(rest)) => rule(cx, g, rest),
         ("@prefix", Some(rest)) => prefix(cx, g, rest),
+        ("@header", Some(rest)) => header(cx, g, rest),
         ("@suffix", Some(rest)) => suffix(cx, g, rest),
         ("@defaults", None) => Ok(Target::Defaults),
         ("@app", Some(rest)) => {
@@ -133,7 +136,7 @@ fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, Gramma
             Err(cx.err(
                 1,
                 format!(
-                    "expected `rule NAME: PATTERN`, `@app`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
+                    "expected `rule NAME: PATTERN`, `@app`, `@header`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
                 ),
             ))
         }
@@ -177,6 +180,14 @@ fn prefix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarEr
     Ok(Target::Prefix(g.prefixes.len() - 1))
 }
 
+/// `@header NAME: PATTERN`: like a prefix, at the very start of the line.
+fn header(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    let (affix, col) = affix(cx, g, rest, "@header")?;
+    check_free_text_end(cx, &affix.pattern, col, false)?;
+    g.headers.push(affix);
+    Ok(Target::Header(g.headers.len() - 1))
+}
+
 /// `@suffix NAME: PATTERN`: must start with a literal, which is what finds it
 /// at the end of a message.
 fn suffix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
@@ -214,7 +225,7 @@ fn affix(
 
 /// `@affixes-from GRAMMAR`.
 fn affixes_from(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
-    if !g.prefixes.is_empty() || !g.suffixes.is_empty() {
+    if !g.prefixes.is_empty() || !g.suffixes.is_empty() || !g.headers.is_empty() {
         return Err(own_affixes(cx));
     }
     g.affixes_from = Some(rest.trim().to_owned());
@@ -353,6 +364,9 @@ fn parse_capture(cx: &Ctx<'_>, s: &str, col: usize) -> Result<(Element, usize), 
         Some(fs) => parse_fields(cx, fs, col + 2 + kind_s.len() + 1, kind)?,
         None => Vec::new(),
     };
+    if kind == Kind::BindFlags && fields != [Field::DnsHeaderFlags] {
+        return Err(cx.err(col, "expected `%{bindflags:dns.header_flags}`: BIND's flags fill dns.header_flags, network.transport and bind.* together"));
+    }
     if kind == Kind::Answer && fields != [Field::DnsAnswerData] {
         return Err(cx.err(col, "expected `%{answer:dns.answers}`: an answer fills dns.answers, dns.resolved_ip and dns.response_code together"));
     }
@@ -398,7 +412,7 @@ fn check_capture_field(
     f: Field,
     name: &str,
 ) -> Result<(), GrammarError> {
-    if kind == Kind::Answer {
+    if kind == Kind::Answer || kind == Kind::BindFlags {
         return Ok(());
     }
     if f.takes_capture(kind.produces()) {
@@ -412,6 +426,7 @@ fn check_capture_field(
         Accepts::Endpoint => "it holds an address and port (use `ip` or `ipport`)".to_owned(),
         Accepts::Uint => "it holds a number (use a `uint` capture)".to_owned(),
         Accepts::Text => "it holds text".to_owned(),
+        Accepts::Bool | Accepts::Any => "it holds a value of another kind".to_owned(),
     };
     Err(cx.err(
         col,
