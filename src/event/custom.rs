@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Str;
 
 /// The namespaces a grammar may fill, one per product.
-pub const NAMESPACES: &[&str] = &["bind", "unbound", "pdns", "coredns"];
+pub const NAMESPACES: &[&str] = &["bind", "unbound", "pdns", "coredns", "adguard"];
 
 /// One value of a product namespace.
 #[derive(Debug, Clone, PartialEq)]

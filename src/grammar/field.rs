@@ -169,6 +169,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "unbound.<name>",
     "pdns.<name>",
     "coredns.<name>",
+    "adguard.<name>",
     "labels.<name>",
 ];
 

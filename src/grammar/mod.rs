@@ -14,8 +14,10 @@
 //! nothing.
 
 mod field;
+mod json;
 mod pattern;
 mod syntax;
+mod wire;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,6 +44,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "pdns-recursor.grammar",
         include_str!("../../grammars/pdns-recursor.grammar"),
+    ),
+    (
+        "coredns.grammar",
+        include_str!("../../grammars/coredns.grammar"),
+    ),
+    (
+        "adguardhome.grammar",
+        include_str!("../../grammars/adguardhome.grammar"),
     ),
     // Pi-hole's reasons are specific literals; tried first so dnsmasq's generic
     // answer rules do not read them as plain answers.
@@ -72,6 +82,9 @@ pub struct Rule {
     pub line: usize,
     /// The literal the pattern ends with, checked before the full match.
     trailing: Option<String>,
+    /// In a JSON grammar: the keys that must be present (`KEY`) or hold a
+    /// value (`KEY=VALUE`) for the rule to match.
+    pub conditions: Vec<json::Condition>,
 }
 
 /// A prefix or suffix shape shared by the rules of a grammar.
@@ -98,6 +111,10 @@ pub struct Grammar {
     pub rules: Vec<Rule>,
     /// Name of the grammar whose prefixes and suffixes this one uses.
     pub affixes_from: Option<String>,
+    /// A JSON-lines grammar (`@json`): rules test keys, `@map` lines capture them.
+    pub json: bool,
+    /// `@map KEY: %{kind:field}` lines of a JSON grammar, in file order.
+    pub maps: Vec<json::Map>,
     /// foldhash, not SipHash: the keys are a few short words, for which
     /// SipHash's set-up dominates the lookup.
     dispatch: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
@@ -298,6 +315,9 @@ impl GrammarSet {
             return None;
         }
         let owner = &self.grammars[group.owner];
+        if owner.json {
+            return json::apply(&members, msg, ev);
+        }
         let mut caps = Captures::new();
         // Headers (then none), then the suffix, then prefixes (then none).
         for hdr in owner.headers.iter().map(Some).chain(std::iter::once(None)) {
@@ -412,18 +432,30 @@ fn strip_suffix<'a>(sfx: &Affix, msg: &'a str, caps: &mut Captures<'a>) -> Optio
     sfx.pattern.matches_all(&msg[at..], caps).then_some(body)
 }
 
-fn set_constants(ev: &mut Event, cs: &Constants) {
+pub(crate) fn set_constants(ev: &mut Event, cs: &Constants) {
     for (f, c) in cs {
         field::set_constant(ev, *f, c);
     }
 }
 
-fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) {
+pub(crate) fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) {
     for (i, v) in caps {
         if let Element::Capture { kind, fields } = &pattern.elements[*i] {
             if *kind == Kind::Answer {
                 if let Value::Text(t) = v {
                     apply_answer(ev, t);
+                }
+                continue;
+            }
+            if *kind == Kind::DnsWire {
+                if let Value::Text(t) = v {
+                    wire::apply(ev, t);
+                }
+                continue;
+            }
+            if *kind == Kind::FlagList {
+                if let Value::Text(t) = v {
+                    apply_flag_list(ev, t);
                 }
                 continue;
             }
@@ -435,6 +467,21 @@ fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) 
             }
             for f in fields {
                 field::set_value(ev, *f, v);
+            }
+        }
+    }
+}
+
+/// The header flags ECS allows in `dns.header_flags`.
+const HEADER_FLAGS: [&str; 7] = ["AA", "TC", "RD", "RA", "AD", "CD", "DO"];
+
+/// Reads a list of flags such as CoreDNS's `qr,rd,ra,ad`: the ones ECS
+/// knows go into `dns.header_flags` (QR, the answer bit, is not one).
+pub fn apply_flag_list(ev: &mut Event, list: &str) {
+    for f in list.split(',') {
+        if let Some(&known) = HEADER_FLAGS.iter().find(|k| k.eq_ignore_ascii_case(f)) {
+            if !ev.dns.header_flags.contains(&known) {
+                ev.dns.header_flags.push(known);
             }
         }
     }
@@ -645,6 +692,124 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn headers_come_before_prefixes() {
+        let g = set("@header time: %{word:-} %{word:-}\n\
+                     @prefix client: client %{ipport:client}:\n\
+                     rule q: query: %{name:dns.question.name}\n");
+        let mut ev = Event::default();
+        let m = g.apply(
+            None,
+            "02-Dec-2026 14:54:49.952 client 192.0.2.1#53: query: a.test",
+            &mut ev,
+        );
+        assert_eq!(m.unwrap().rule, "q");
+        assert_eq!(ev.client.port, Some(53));
+        let mut ev = Event::default();
+        assert!(g
+            .apply(None, "client 192.0.2.1#53: query: a.test", &mut ev)
+            .is_some());
+        assert_eq!(ev.dns.question.name.as_deref(), Some("a.test"));
+    }
+
+    #[test]
+    fn bind_flags_fill_flags_transport_and_bind_fields() {
+        for (flags, hf, tcp, edns, signed, cookie) in [
+            (
+                "+E(0)K",
+                &["RD"][..],
+                false,
+                Some(0),
+                false,
+                Some("present"),
+            ),
+            (
+                "+SE(0)TDCV",
+                &["RD", "DO", "CD"][..],
+                true,
+                Some(0),
+                true,
+                Some("valid"),
+            ),
+            (
+                "+E(0)STDCV",
+                &["RD", "DO", "CD"][..],
+                true,
+                Some(0),
+                true,
+                Some("valid"),
+            ),
+            ("-", &[][..], false, None, false, None),
+        ] {
+            let mut ev = Event::default();
+            apply_bind_flags(&mut ev, flags);
+            assert_eq!(ev.dns.header_flags.as_slice(), hf, "{flags}");
+            assert_eq!(
+                ev.network.transport,
+                Some(if tcp { "tcp" } else { "udp" }),
+                "{flags}"
+            );
+            assert_eq!(
+                ev.custom.get("bind", "edns_version"),
+                edns.map(CustomValue::Uint).as_ref(),
+                "{flags}"
+            );
+            assert_eq!(
+                ev.custom.get("bind", "signed"),
+                Some(&CustomValue::Bool(signed))
+            );
+            assert_eq!(
+                ev.custom.get("bind", "cookie"),
+                cookie.map(|c| CustomValue::Text(c.into())).as_ref()
+            );
+        }
+    }
+
+    #[test]
+    fn json_rules_test_keys_and_maps_capture_them() {
+        let g = set(
+            "@json\n@map QH: %{name:dns.question.name}\n@map N: %{uint:event.duration}\n\
+                     @map C: %{bool:adguard.cached}\n\
+                     rule blocked: QH R.Reason=3\n    event.action = dns-blocked\n\
+                     rule any: QH\n    event.action = dns-reply\n",
+        );
+        let mut ev = Event::default();
+        let m = g.apply(
+            None,
+            r#"{"QH":"a.test","R":{"Reason":3},"N":42,"C":true}"#,
+            &mut ev,
+        );
+        assert_eq!(m.unwrap().rule, "blocked");
+        assert_eq!(ev.event.duration, Some(42));
+        assert_eq!(
+            ev.custom.get("adguard", "cached"),
+            Some(&CustomValue::Bool(true))
+        );
+        let mut ev = Event::default();
+        assert_eq!(
+            g.apply(None, r#"{"QH":"b.test","N":"x"}"#, &mut ev)
+                .unwrap()
+                .rule,
+            "any"
+        );
+        assert_eq!(
+            ev.event.duration, None,
+            "a value that does not fit its capture is left out"
+        );
+        for bad in ["not json", "{broken", r#"{"QH":""}"#, "[1,2]"] {
+            let mut ev = Event::default();
+            assert!(g.apply(None, bad, &mut ev).is_none(), "{bad}");
+            assert_eq!(ev, Event::default());
+        }
+    }
+
+    #[test]
+    fn flag_lists_keep_the_ecs_flags() {
+        let mut ev = Event::default();
+        apply_flag_list(&mut ev, "qr,aa,rd,ra,ad");
+        assert_eq!(ev.dns.header_flags.as_slice(), ["AA", "RD", "RA", "AD"]);
     }
 
     #[test]

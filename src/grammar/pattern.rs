@@ -55,6 +55,10 @@ pub enum Kind {
     Millis,
     /// `0`/`1` (also `true`/`false`, `yes`/`no`).
     Bool,
+    /// A DNS message in wire format, base64 (AdGuard Home's `Answer`).
+    DnsWire,
+    /// A comma-separated list of header flags (`qr,rd,ra,ad`), or `-`.
+    FlagList,
     /// BIND's query flags (`+E(0)TK`, `-S E(0)D`…), in any order.
     BindFlags,
     /// A DNS answer: an address, `<TYPE>`, `NXDOMAIN`, `NODATA[-IPv4|-IPv6]`, an
@@ -84,12 +88,14 @@ impl Kind {
             "millis" => Kind::Millis,
             "bool" => Kind::Bool,
             "bindflags" => Kind::BindFlags,
+            "flaglist" => Kind::FlagList,
+            "dnswire" => Kind::DnsWire,
             _ => return None,
         })
     }
 
     /// Every capture type name, for error messages.
-    pub const NAMES: &'static str = "ip, ipport, arpa, name, rrtype, uint, word, path, quoted, rest, answer, fqdn, token, sockaddr, seconds, millis, bool, bindflags";
+    pub const NAMES: &'static str = "ip, ipport, arpa, name, rrtype, uint, word, path, quoted, rest, answer, fqdn, token, sockaddr, seconds, millis, bool, bindflags, flaglist, dnswire";
 
     /// What kind of value the capture produces.
     pub fn produces(self) -> Accepts {
@@ -260,6 +266,14 @@ fn fixed(kind: Kind, input: &str) -> Option<(&str, Value<'_>)> {
         Kind::Millis => decimal_nanos(input, 1_000_000).map(|(r, n)| (r, Value::Uint(n))),
         Kind::Bool => boolean(input).map(|(r, b)| (r, Value::Bool(b))),
         Kind::BindFlags => bind_flags(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::DnsWire => {
+            take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))(input)
+                .map(|(r, w)| (r, Value::Text(w)))
+        }
+        Kind::FlagList => {
+            take_while1(|c: char| c.is_ascii_alphabetic() || c == ',' || c == '-')(input)
+                .map(|(r, w)| (r, Value::Text(w)))
+        }
         Kind::Name | Kind::Rest | Kind::Answer => return None,
     };
     r.ok()
@@ -522,6 +536,44 @@ mod tests {
         assert!(path("etc").is_err());
         assert_eq!(quoted("\"a b\" c").unwrap(), (" c", "a b"));
         assert!(quoted("\"open").is_err());
+    }
+
+    #[test]
+    fn resolver_kinds() {
+        assert_eq!(
+            sock_addr("127.0.0.1:5353 x").unwrap(),
+            (" x", ("127.0.0.1".parse().unwrap(), Some(5353)))
+        );
+        assert_eq!(
+            sock_addr("[::1]:53\"").unwrap(),
+            ("\"", ("::1".parse().unwrap(), Some(53)))
+        );
+        assert_eq!(sock_addr("2001:db8::1 x").unwrap().1 .1, None);
+        assert!(sock_addr("[::1").is_err());
+        assert_eq!(
+            decimal_nanos("0.000320 x", 1_000_000_000).unwrap(),
+            (" x", 320_000)
+        );
+        assert_eq!(
+            decimal_nanos("0.037990251s", 1_000_000_000).unwrap().1,
+            37_990_251
+        );
+        assert_eq!(
+            decimal_nanos("617.317000", 1_000_000).unwrap().1,
+            617_317_000
+        );
+        assert_eq!(decimal_nanos("2", 1_000_000).unwrap().1, 2_000_000);
+        assert!(decimal_nanos("1.", 1_000).is_err());
+        assert!(decimal_nanos("99999999999999999999.1", 1_000_000_000).is_err());
+        assert_eq!(boolean("1 x").unwrap(), (" x", true));
+        assert!(!boolean("false").unwrap().1);
+        assert!(boolean("10").is_err());
+        assert_eq!(bind_flags("+E(0)TK (").unwrap(), (" (", "+E(0)TK"));
+        assert_eq!(bind_flags("-SE(12)D ").unwrap().1, "-SE(12)D");
+        assert_eq!(bind_flags("+ (").unwrap().1, "+");
+        assert!(bind_flags("E(0)").is_err());
+        assert!(bind_flags("+E(x)").is_err());
+        assert_eq!(token("query-errors: x").unwrap().1, "query-errors");
     }
 
     #[test]

@@ -122,10 +122,21 @@ fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, Gramma
     };
     match (word, rest) {
         ("rule", Some(rest)) => rule(cx, g, rest),
+        ("@prefix", Some(_)) | ("@suffix", Some(_)) if g.json => {
+            Err(cx.err(1, "a JSON grammar has no @header, @prefix or @suffix"))
+        }
         ("@prefix", Some(rest)) => prefix(cx, g, rest),
         ("@header", Some(rest)) => header(cx, g, rest),
         ("@suffix", Some(rest)) => suffix(cx, g, rest),
         ("@defaults", None) => Ok(Target::Defaults),
+        ("@json", None) => {
+            if !g.rules.is_empty() || !g.prefixes.is_empty() || !g.headers.is_empty() {
+                return Err(cx.err(1, "`@json` must come before the rules, and a JSON grammar has no @header, @prefix or @suffix"));
+            }
+            g.json = true;
+            Ok(Target::None)
+        }
+        ("@map", Some(rest)) => map(cx, g, rest),
         ("@app", Some(rest)) => {
             g.apps = rest.split_whitespace().map(str::to_owned).collect();
             Ok(Target::None)
@@ -156,6 +167,18 @@ fn rule(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarErro
         return Err(cx.err(at, format!("rule `{name}` is defined twice in this file")));
     }
     let col = at + rest.len() - pat.len();
+    if g.json {
+        let conditions = super::json::conditions(pat);
+        g.rules.push(Rule {
+            name: intern(name),
+            pattern: Pattern::default(),
+            constants: Vec::new(),
+            line: cx.line,
+            trailing: None,
+            conditions,
+        });
+        return Ok(Target::Rule(g.rules.len() - 1));
+    }
     let pattern = parse_pattern(cx, pat, col)?;
     check_free_text_end(cx, &pattern, col, true)?;
     let trailing = match pattern.elements.last() {
@@ -168,6 +191,7 @@ fn rule(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarErro
         constants: Vec::new(),
         line: cx.line,
         trailing,
+        conditions: Vec::new(),
     });
     Ok(Target::Rule(g.rules.len() - 1))
 }
@@ -180,8 +204,35 @@ fn prefix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarEr
     Ok(Target::Prefix(g.prefixes.len() - 1))
 }
 
+/// `@map KEY: %{kind:field}` in a JSON grammar.
+fn map(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    if !g.json {
+        return Err(cx.err(1, "`@map` is only for JSON grammars (put `@json` first)"));
+    }
+    let at = after("@map");
+    let Some((key, pat)) = rest.split_once(": ") else {
+        return Err(cx.err(at, "expected `@map KEY: %{kind:field}`"));
+    };
+    let col = at + rest.len() - pat.len();
+    let pattern = parse_pattern(cx, pat.trim(), col)?;
+    if !matches!(pattern.elements.as_slice(), [Element::Capture { .. }]) {
+        return Err(cx.err(
+            col,
+            "expected exactly one capture `%{kind:field}` after the key",
+        ));
+    }
+    g.maps.push(super::json::Map {
+        path: super::json::path(key.trim()),
+        pattern,
+    });
+    Ok(Target::None)
+}
+
 /// `@header NAME: PATTERN`: like a prefix, at the very start of the line.
 fn header(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    if g.json {
+        return Err(cx.err(1, "a JSON grammar has no @header, @prefix or @suffix"));
+    }
     let (affix, col) = affix(cx, g, rest, "@header")?;
     check_free_text_end(cx, &affix.pattern, col, false)?;
     g.headers.push(affix);
@@ -364,6 +415,12 @@ fn parse_capture(cx: &Ctx<'_>, s: &str, col: usize) -> Result<(Element, usize), 
         Some(fs) => parse_fields(cx, fs, col + 2 + kind_s.len() + 1, kind)?,
         None => Vec::new(),
     };
+    if kind == Kind::DnsWire && fields != [Field::DnsAnswerData] {
+        return Err(cx.err(col, "expected `%{dnswire:dns.answers}`: a wire message fills dns.answers, dns.resolved_ip, dns.response_code and dns.header_flags together"));
+    }
+    if kind == Kind::FlagList && fields != [Field::DnsHeaderFlags] {
+        return Err(cx.err(col, "expected `%{flaglist:dns.header_flags}`"));
+    }
     if kind == Kind::BindFlags && fields != [Field::DnsHeaderFlags] {
         return Err(cx.err(col, "expected `%{bindflags:dns.header_flags}`: BIND's flags fill dns.header_flags, network.transport and bind.* together"));
     }
@@ -412,7 +469,10 @@ fn check_capture_field(
     f: Field,
     name: &str,
 ) -> Result<(), GrammarError> {
-    if kind == Kind::Answer || kind == Kind::BindFlags {
+    if matches!(
+        kind,
+        Kind::Answer | Kind::BindFlags | Kind::FlagList | Kind::DnsWire
+    ) {
         return Ok(());
     }
     if f.takes_capture(kind.produces()) {
@@ -588,5 +648,29 @@ mod tests {
 
         let e = err("rule a: x\n  event.action = [a, b]\n");
         assert!(e.message.contains("not a list"), "{e}");
+
+        let e = err("@map QH: %{name:dns.question.name}\n");
+        assert!(e.message.contains("only for JSON grammars"), "{e}");
+
+        let e = err("rule a: x\n@json\n");
+        assert!(e.message.contains("must come before the rules"), "{e}");
+
+        let e = err("@json\n@header h: [%{uint:-}]\n");
+        assert!(e.message.contains("no @header"), "{e}");
+
+        let e = err("@json\n@map QH: x %{name:dns.question.name}\n");
+        assert!(e.message.contains("exactly one capture"), "{e}");
+
+        let e = err("rule a: x %{bindflags:dns.question.name}\n");
+        assert!(e.message.contains("bindflags:dns.header_flags"), "{e}");
+
+        let e = err("rule a: x %{dnswire:dns.question.name}\n");
+        assert!(e.message.contains("dnswire:dns.answers"), "{e}");
+
+        let e = err("@header h: %{uint:-} %{rest:-}\n");
+        assert!(e.message.contains("prefix cannot end"), "{e}");
+
+        let e = err("rule a: x %{word:bind.a b}\n");
+        assert!(e.message.contains("expected an ECS field"), "{e}");
     }
 }
