@@ -131,6 +131,13 @@ fn process(out: &mut Vec<u8>, x: &Process) {
         p.key(k!("pid"));
         uint(p.out, u64::from(pid));
     }
+    if let Some(id) = x.thread.id {
+        p.key(k!("thread"));
+        let mut t = Obj::open(p.out);
+        t.key(k!("id"));
+        uint(t.out, id);
+        t.close();
+    }
     p.close();
 }
 

@@ -368,11 +368,26 @@ pub struct Process {
     pub name: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Thread::is_empty")]
+    pub thread: Thread,
 }
 
 impl Process {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.pid.is_none()
+        self.name.is_none() && self.pid.is_none() && self.thread.is_empty()
+    }
+}
+
+/// `process.thread.*`: the thread that wrote the line (Pi-hole FTL's log).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Thread {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+impl Thread {
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none()
     }
 }
 

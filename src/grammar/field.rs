@@ -100,6 +100,7 @@ pub enum Field {
     DnsmasqSerial,
     EventDuration,
     LogLevel,
+    ProcessThreadId,
     /// `bind.*`, `unbound.*`, … : (namespace, key).
     Custom(&'static str, &'static str),
     Label(&'static str),
@@ -165,6 +166,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "dnsmasq.serial",
     "event.duration",
     "log.level",
+    "process.thread.id",
     "bind.<name>",
     "unbound.<name>",
     "pdns.<name>",
@@ -254,6 +256,7 @@ impl Field {
             "error.message" => ErrorMessage,
             "event.duration" => EventDuration,
             "log.level" => LogLevel,
+            "process.thread.id" => ProcessThreadId,
             _ => return None,
         })
     }
@@ -269,7 +272,9 @@ impl Field {
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid | DnsmasqSerial | EventDuration => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial | EventDuration | ProcessThreadId => {
+                Accepts::Uint
+            }
             _ => Accepts::Text,
         }
     }
@@ -377,6 +382,7 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         (ProcessPid, Value::Uint(n)) => ev.process.pid = u32::try_from(*n).ok(),
         (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
         (EventDuration, Value::Uint(n)) => ev.event.duration = Some(*n),
+        (ProcessThreadId, Value::Uint(n)) => ev.process.thread.id = Some(*n),
         (Custom(ns, key), v) => {
             let v = match v {
                 Value::Uint(n) => CustomValue::Uint(*n),

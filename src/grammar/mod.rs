@@ -53,6 +53,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "adguardhome.grammar",
         include_str!("../../grammars/adguardhome.grammar"),
     ),
+    (
+        "pihole-ftl.grammar",
+        include_str!("../../grammars/pihole-ftl.grammar"),
+    ),
     // Pi-hole's reasons are specific literals; tried first so dnsmasq's generic
     // answer rules do not read them as plain answers.
     (
