@@ -491,4 +491,21 @@ mod tests {
         );
         assert_eq!(c.get("dnsmasq.cache.size"), Some(&CustomValue::Long(1)));
     }
+
+    #[test]
+    fn product_fields_are_one_top_level_object_per_namespace() {
+        let mut p = ProductFields::default();
+        p.set_named("unbound.thread", CustomValue::Long(0));
+        p.set_named("bind.view", CustomValue::Keyword("internal".into()));
+        p.set_named("bind.signed", CustomValue::Bool(false));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "bind": {"signed": false, "view": "internal"},
+                "unbound": {"thread": 0},
+            })
+        );
+        assert!(is_product("pdns.rd") && !is_product("dnsmasq.signal"));
+    }
 }

@@ -688,4 +688,21 @@ mod tests {
         let e = err("rule a: x %{word:bind.a b}\n");
         assert!(e.message.contains("expected an ECS field"), "{e}");
     }
+
+    #[test]
+    fn product_fields_are_typed_like_the_other_custom_fields() {
+        // Only the names of custom::FIELDS, each with its type.
+        let e = err("rule a: x %{word:bind.nope}\n");
+        assert!(e.message.contains("bind.nope"), "{e}");
+        let e = err("rule a: x %{word:coredns.do}\n");
+        assert!(e.message.contains("`true` or `false`"), "{e}");
+        let e = err("rule a: x %{word:unbound.response_size}\n");
+        assert!(e.message.contains("holds a number"), "{e}");
+        compile(
+            "x.grammar",
+            "rule a: x %{bool:coredns.do} %{uint:unbound.response_size} %{word:bind.view}\n",
+        )
+        .unwrap();
+        compile("x.grammar", "rule a: x\n    pdns.rd = true\n").unwrap();
+    }
 }
