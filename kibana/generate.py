@@ -385,9 +385,19 @@ def data_view():
         "id": DATA_VIEW_ID,
         "attributes": {
             # Every dataset dnsenrich's grammars write (pihole.dns,
-            # pihole.dhcp), in every namespace.
-            "title": "logs-pihole.*-*",
-            "name": "dnsenrich (logs-pihole.*-*)",
+            # pihole.dhcp, pihole.ftl and the other resolvers' query
+            # datasets), in every namespace.
+            "title": ",".join(
+                [
+                    "logs-pihole.*-*",
+                    "logs-bind.query-*",
+                    "logs-unbound.query-*",
+                    "logs-pdns_recursor.query-*",
+                    "logs-coredns.query-*",
+                    "logs-adguardhome.query-*",
+                ]
+            ),
+            "name": "dnsenrich (DNS logs)",
             "timeFieldName": "@timestamp",
             "fields": "[]",
             "fieldFormatMap": "{}",

@@ -19,10 +19,14 @@ declare -A NEED=(
     [systemd-socket-activate]=systemd
     [groff]=groff-base
     [rsyslogd]=rsyslog
+    # the other resolvers whose query logs tests/resolvers.rs reads
+    [named]=bind9
+    [unbound]=unbound
+    [pdns_recursor]=pdns-recursor
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+    command -v "$cmd" >/dev/null 2>&1 || test -x "/usr/sbin/$cmd" || missing+=("${NEED[$cmd]}")
 done
 # Libraries the key-distribution tests write with (tests/distribution.rs):
 # Dalli for Ruby, and libmemcached through pylibmc for Debian's python3.

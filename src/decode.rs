@@ -251,9 +251,14 @@ impl LineDecoder {
         ev.error.message = Some(Str::from(why));
         let grammars = self.grammars.grammars();
         let by_app = app.and_then(|a| grammars.iter().find(|g| g.apps.iter().any(|x| x == a)));
+        // Without a claimed tag: the first grammar that reads any tag or
+        // dnsmasq's (the other resolvers' grammars name their own programs).
+        let fallback = grammars
+            .iter()
+            .filter(|g| g.apps.is_empty() || g.apps.iter().any(|x| x == "dnsmasq"));
         let defaults = by_app
             .into_iter()
-            .chain(grammars)
+            .chain(fallback)
             .map(|g| &g.defaults)
             .find(|d| d.iter().any(|(f, _)| *f == Field::EventDataset));
         for (f, c) in defaults.into_iter().flatten() {

@@ -396,7 +396,15 @@ impl SyslogDecoder {
                 ..Header::bare(line)
             };
         }
-        if let Ok((message, (appname, procid))) = tag_with_pid(line) {
+        // A time-only prefix (`HH:MM:SS dnsmasq[pid]: …`, some routers'
+        // log views): the time is not a whole stamp, so the receive time is used.
+        let after_time = match time_of_day(line) {
+            Ok((rest, _)) if rest.starts_with(' ') => rest.trim_start(),
+            _ => line,
+        };
+        if let Ok((message, (appname, procid))) =
+            tag_with_pid(after_time).or_else(|_| tag_with_pid(line))
+        {
             return Header {
                 appname: Some(appname),
                 procid,
@@ -924,9 +932,32 @@ fn bsd_stamp(i: &str) -> Res<'_, BsdStamp> {
     )(i)
 }
 
+/// `Www Mmm dd HH:MM:SS YYYY` (C's `ctime()`), as OpenWrt's `logread`
+/// writes it: a local time with a year.
+fn ctime_stamp(i: &str) -> Res<'_, NaiveDateTime> {
+    map_opt(
+        tuple((
+            ascii_run(3, 3, |b| b.is_ascii_alphabetic()),
+            sp,
+            month_abbr,
+            sp,
+            bsd_day,
+            sp,
+            time_of_day,
+            sp,
+            ascii_run(4, 4, is_digit),
+        )),
+        |(_, _, month, _, day, _, (h, m, s), _, year)| {
+            let year = i32::try_from(digits_value(year)).ok()?;
+            Some(NaiveDate::from_ymd_opt(year, month, day)?.and_time(naive_time(h, m, s, 0)?))
+        },
+    )(i)
+}
+
 /// The RFC 3164 timestamp: RFC 3339 or `Mmm dd HH:MM:SS`.
 fn stamp_3164(i: &str) -> Res<'_, Stamp> {
     alt((
+        map(ctime_stamp, Stamp::Local),
         map(rfc3339_stated, |(t, o)| Stamp::Absolute(t, o)),
         map(local_datetime, Stamp::Local),
         map(bsd_stamp, Stamp::Bsd),
@@ -943,9 +974,14 @@ fn tag_name(i: &str) -> Res<'_, &str> {
 /// A tag: its name and, for `name[pid]:`, the pid.
 type Tag<'a> = (&'a str, Option<&'a str>);
 
-/// `[digits]`.
+/// `[digits]`, or Unbound's `[pid:thread]` (its own log file with
+/// `log-time-ascii`), of which the pid is kept.
 fn pid(i: &str) -> Res<'_, &str> {
-    delimited(char('['), digits, char(']'))(i)
+    delimited(
+        char('['),
+        terminated(digits, opt(pair(char(':'), digits))),
+        char(']'),
+    )(i)
 }
 
 /// `name[pid]:` and the spaces after it.
@@ -966,7 +1002,26 @@ fn tag_plain(i: &str) -> Res<'_, Tag<'_>> {
 
 /// TAG: `name[pid]:` or `name:`, as (name, pid).
 fn syslog_tag(i: &str) -> Res<'_, Tag<'_>> {
-    alt((tag_with_pid, tag_plain))(i)
+    alt((tag_with_pid, tag_plain, tag_with_thread))(i)
+}
+
+/// Unbound's own log file with `log-time-ascii`: `unbound[pid:thread] ` with
+/// no colon (the message type follows: `info: …`).
+fn tag_with_thread(i: &str) -> Res<'_, Tag<'_>> {
+    map(
+        terminated(
+            pair(
+                tag_name,
+                delimited(
+                    char('['),
+                    terminated(digits, pair(char(':'), digits)),
+                    char(']'),
+                ),
+            ),
+            space1,
+        ),
+        |(name, pid)| (name, Some(pid)),
+    )(i)
 }
 
 /// A hostname: a word that does not end with `:` (that would be a tag).
@@ -996,6 +1051,10 @@ fn facility_severity(i: &str) -> Res<'_, u8> {
 fn host_tag_message(i: &str) -> (Option<&str>, Option<u8>, Option<Tag<'_>>, &str) {
     if let Ok((msg, tag)) = syslog_tag(i) {
         return (None, None, Some(tag), msg);
+    }
+    // OpenWrt's logread: `daemon.info dnsmasq[1234]: …`, no hostname.
+    if let Ok((msg, (pri, tag))) = pair(terminated(facility_severity, space1), syslog_tag)(i) {
+        return (None, Some(pri), Some(tag), msg);
     }
     if let Ok((msg, (host, tag))) = pair(terminated(hostname, space1), syslog_tag)(i) {
         return (Some(host), None, Some(tag), msg);
@@ -1099,6 +1158,38 @@ mod tests {
 
     fn decode(line: &str) -> Header<'_> {
         utc_decoder().decode_at(line, now())
+    }
+
+    #[test]
+    fn openwrt_logread_ctime_and_facility_severity() {
+        let h = decode(
+            "Wed Dec  2 14:55:26 2026 daemon.info dnsmasq[1234]: query[A] a.example from 192.0.2.1",
+        );
+        assert_eq!(h.appname, Some("dnsmasq"));
+        assert_eq!(h.procid, Some("1234"));
+        assert_eq!(h.hostname, None);
+        assert_eq!(h.priority, Some(3 * 8 + 6));
+        assert_eq!(h.timestamp, Some(utc(2026, 12, 2, 14, 55, 26)));
+        assert_eq!(h.message, "query[A] a.example from 192.0.2.1");
+        // An impossible date is no stamp.
+        let h = decode("Wed Feb 30 14:55:26 2026 daemon.info dnsmasq[1]: x");
+        assert_eq!(h.appname, None);
+    }
+
+    #[test]
+    fn time_only_prefix_and_unbound_thread_tag() {
+        let h = decode("14:55:26 dnsmasq[1234]: query[A] a.example from 192.0.2.1");
+        assert_eq!(h.appname, Some("dnsmasq"));
+        assert_eq!(h.procid, Some("1234"));
+        assert_eq!(h.timestamp, None, "a time without a date is not a stamp");
+        assert_eq!(h.message, "query[A] a.example from 192.0.2.1");
+        // A message that merely starts with a time stays whole.
+        let h = decode("14:55:26 nothing tagged here");
+        assert_eq!(h.message, "14:55:26 nothing tagged here");
+        let h = decode("Dec 02 14:55:26 unbound[27240:3] info: 127.0.0.1 a.test. A IN");
+        assert_eq!(h.appname, Some("unbound"));
+        assert_eq!(h.procid, Some("27240"));
+        assert_eq!(h.message, "info: 127.0.0.1 a.test. A IN");
     }
 
     // ---- shared tiny parsers ----
@@ -1493,6 +1584,7 @@ mod tests {
         assert_eq!(pid("[1234]:"), Ok((":", "1234")));
         assert!(pid("[]").is_err());
         assert!(pid("[12a]").is_err());
+        assert_eq!(pid("[27240:3]"), Ok(("", "27240")));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The custom field namespaces, `dnsmasq.*` and `pihole.*`: values dnsmasq and
-//! Pi-hole log that ECS has no field for, each with a real type.
+//! The custom field namespaces, `dnsmasq.*` and `pihole.*`, and the product
+//! namespaces of the other resolvers (`bind.*`, `unbound.*`, `pdns.*`,
+//! `coredns.*`, `adguard.*`): values a resolver logs that ECS has no field
+//! for, each with a real type.
 //!
 //! [`FIELDS`] is the one list of them. The grammar compiler resolves a field
 //! name against it (and refuses a name it does not hold), the Elasticsearch
@@ -78,6 +80,34 @@ use CustomType::*;
 /// one object are neighbours. `dnsmasq.serial` and `dnsmasq.answer_type` are
 /// fields of [`super::Dnsmasq`] itself and not listed here.
 pub static FIELDS: &[CustomField] = &[
+    f("adguard.ad", Boolean, "true", "`querylog.json` `AD` (the answer was DNSSEC-authenticated)"),
+    f("adguard.cached", Boolean, "false", "`querylog.json` `Cached`"),
+    f("adguard.canonical_name", Keyword, "forcesafesearch.google.com", "`querylog.json` `Result.CanonName` (a rewrite or safe-search target)"),
+    f("adguard.client_id", Keyword, "laptop", "`querylog.json` `CID` (the ClientID of a DoH/DoT/DoQ client)"),
+    f("adguard.client_proto", Keyword, "doh", "`querylog.json` `CP`"),
+    f("adguard.ecs", Keyword, "192.0.2.0/24", "`querylog.json` `ECS`"),
+    f("adguard.filter_list_id", Long, "1", "`querylog.json` `Result.Rules[0].FilterListID`"),
+    f("adguard.reason", Long, "3", "`querylog.json` `Result.Reason` (AdGuard Home's filtering reason code)"),
+    f("adguard.service_name", Keyword, "tiktok", "`querylog.json` `Result.ServiceName` (a blocked service)"),
+    f("adguard.upstream", Keyword, "tls://1.1.1.1:853", "`querylog.json` `Upstream`"),
+    f("bind.additional_count", Long, "1", "9.21 `response:` lines"),
+    f("bind.answer_count", Long, "1", "9.21 `response:` lines"),
+    f("bind.authority_count", Long, "0", "9.21 `response:` lines"),
+    f("bind.cookie", Keyword, "present", "`query:` flags `K` (a cookie was sent: `present`) and `V` (a valid server cookie: `valid`)"),
+    f("bind.ecs", Keyword, "198.51.100.0/24/0", "`query:` lines ending in `[ECS …]`"),
+    f("bind.edns_version", Long, "0", "`query:` flags `E(N)`"),
+    f("bind.flags", Keyword, "+E(0)K", "`query:` lines: the flags as written"),
+    f("bind.rrl_action", Keyword, "drop", "`rate limit ACTION response to …`, `would rate limit …`"),
+    f("bind.rrl_key", Keyword, "17a62589", "`rate-limit` lines: the hash of the rate-limit bucket"),
+    f("bind.rrl_prefix", Keyword, "192.0.2.0/24/24", "`rate-limit` lines: the client prefix limited"),
+    f("bind.signed", Boolean, "false", "`query:` flags `S` (the request was signed)"),
+    f("bind.source_location", Keyword, "query.c:5708", "`query failed (RCODE) for … at FILE:LINE`"),
+    f("bind.tsig_key", Keyword, "ddns-key", "`client … /key NAME`"),
+    f("bind.view", Keyword, "internal", "`client … view NAME:`"),
+    f("coredns.bufsize", Long, "4096", "`log` plugin lines: the EDNS buffer size"),
+    f("coredns.do", Boolean, "false", "`log` plugin lines: the DO bit"),
+    f("coredns.request_size", Long, "41", "`log` plugin lines: request bytes"),
+    f("coredns.response_size", Long, "68", "`log` plugin lines: response bytes"),
     f("dnsmasq.cache.entry", Keyword, "!F I    C", "cache dump table rows (`dump-entry`)"),
     f("dnsmasq.cache.insertions", Long, "26", "cache statistics (`dump-cache-size`)"),
     f("dnsmasq.cache.name", Keyword, "bind", "cache dump table rows (`dump-entry`)"),
@@ -139,10 +169,36 @@ pub static FIELDS: &[CustomField] = &[
     f("dnsmasq.stats.tcp_children.in_use", Long, "0", "`child processes for TCP requests: …`"),
     f("dnsmasq.stats.tcp_children.max", Long, "20", "`child processes for TCP requests: …`"),
     f("dnsmasq.stats.time", Date, "2026-11-28T01:10:55.000Z", "`time N` at the head of the SIGUSR1 dump (dnsmasq's clock, epoch seconds)"),
+    f("pdns.additional", Long, "1", "classic `answer to question …: N answers, N additional`"),
+    f("pdns.answers", Long, "1", "classic `answer to question …: N answers, …`"),
+    f("pdns.dotout", Long, "0", "structured `Answer` lines: outgoing DoT queries"),
+    f("pdns.ecs", Keyword, "198.51.100.0/24", "classic `question for … (ecs SUBNET)`"),
+    f("pdns.msg", Keyword, "Enabling IPv4 transport for outgoing queries", "structured lines without a rule of their own (`msg=`)"),
+    f("pdns.net_duration", Long, "617317000", "structured `Answer` lines: `netms` (nanoseconds waited on the network)"),
+    f("pdns.outqueries", Long, "13", "`Answer` lines and classic answers: outgoing queries"),
+    f("pdns.questions", Long, "3", "classic `stats: N questions, …`"),
+    f("pdns.rd", Boolean, "true", "structured `Question`/`Answer` lines: the RD bit"),
+    f("pdns.stats", Keyword, "30 cache entries, 0 negative entries, 0% cache hits", "classic `stats: N questions, …` (the rest as written)"),
+    f("pdns.subsystem", Keyword, "config", "structured lines (`subsystem=`)"),
+    f("pdns.tcpout", Long, "0", "structured `Answer` lines: outgoing TCP queries"),
+    f("pdns.throttled", Long, "0", "structured `Answer` lines: throttled outgoing queries"),
+    f("pdns.timeouts", Long, "0", "structured `Answer` lines: timed-out outgoing queries"),
+    f("pdns.validation_state", Keyword, "Secure", "structured `Answer` lines (`validationState`)"),
+    f("unbound.cached", Boolean, "true", "`log-replies` lines: the answer came from the cache"),
+    f("unbound.interface_type", Keyword, "udp", "1.19.3+ `log-destaddr` lines (` on udp ADDR PORT`)"),
+    f("unbound.local_zone", Keyword, "local.test", "`log-local-actions` lines"),
+    f("unbound.local_zone_type", Keyword, "static", "`log-local-actions` lines"),
+    f("unbound.module", Keyword, "iterator", "`init module N: NAME`"),
+    f("unbound.recursion_time_avg", Long, "1434000", "`average recursion processing time N sec` (statistics; nanoseconds)"),
+    f("unbound.response_size", Long, "59", "`log-replies` lines: response bytes"),
+    f("unbound.stats", Keyword, "10 queries, 5 answers from cache, 5 recursions, 0 prefetch, 0 rejected by ip ratelimiting", "`server stats for thread N: …` (the rest as written)"),
+    f("unbound.thread", Long, "0", "`[PID:THREAD]` of every Unbound line, `server stats for thread N`"),
 ];
 
 /// The namespaces custom fields live in: the top-level object each is written under.
-pub const NAMESPACES: &[&str] = &["dnsmasq", "pihole"];
+pub const NAMESPACES: &[&str] = &[
+    "dnsmasq", "pihole", "bind", "unbound", "pdns", "coredns", "adguard",
+];
 
 /// The place of `name` in [`FIELDS`].
 pub fn lookup(name: &str) -> Option<u16> {
@@ -203,6 +259,15 @@ impl CustomFields {
     pub fn get(&self, name: &str) -> Option<&CustomValue> {
         let id = lookup(name)?;
         self.0.iter().find(|(i, _)| *i == id).map(|(_, v)| v)
+    }
+
+    /// Sets the field named `name`, a name of [`FIELDS`] (the shipped code's
+    /// own names; a test sets each one it uses).
+    pub fn set_named(&mut self, name: &str, v: CustomValue) {
+        match lookup(name) {
+            Some(id) => self.set(id, v),
+            None => debug_assert!(false, "{name} is not in custom::FIELDS"),
+        }
     }
 
     /// The IP addresses among the values.
@@ -281,6 +346,44 @@ impl Serialize for CustomFields {
     }
 }
 
+/// The product namespaces' values (`bind.*`, `unbound.*`, …), kept on the
+/// event itself and written as one top-level object per namespace (the
+/// values are sorted by name, so each namespace's are neighbours).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ProductFields(pub CustomFields);
+
+impl std::ops::Deref for ProductFields {
+    type Target = CustomFields;
+    fn deref(&self) -> &CustomFields {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ProductFields {
+    fn deref_mut(&mut self) -> &mut CustomFields {
+        &mut self.0
+    }
+}
+
+/// Whether field `name` is kept in [`ProductFields`] rather than in the
+/// `dnsmasq` or `pihole` object.
+pub fn is_product(name: &str) -> bool {
+    !(name.starts_with("dnsmasq.") || name.starts_with("pihole."))
+}
+
+impl Serialize for ProductFields {
+    /// As top-level map entries, one per namespace (used with `#[serde(flatten)]`).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        Level {
+            entries: &self.0 .0,
+            depth: 0,
+        }
+        .entries(&mut map)?;
+        map.end()
+    }
+}
+
 /// A value of field `id`'s type, for tests that want every field set.
 #[cfg(test)]
 pub fn sample(id: u16) -> CustomValue {
@@ -294,19 +397,26 @@ pub fn sample(id: u16) -> CustomValue {
     }
 }
 
-/// Every field of [`FIELDS`] set to [`sample`], in `dnsmasq` and `pihole`.
+/// Every field of [`FIELDS`] set to [`sample`], in `dnsmasq`, `pihole` and
+/// the product namespaces.
 #[cfg(test)]
-pub fn all_samples() -> (CustomFields, CustomFields) {
-    let (mut d, mut p) = (CustomFields::default(), CustomFields::default());
+pub fn all_samples() -> (CustomFields, CustomFields, ProductFields) {
+    let (mut d, mut p, mut o) = (
+        CustomFields::default(),
+        CustomFields::default(),
+        ProductFields::default(),
+    );
     for (i, f) in FIELDS.iter().enumerate() {
         let target = if f.name.starts_with("pihole.") {
             &mut p
-        } else {
+        } else if f.name.starts_with("dnsmasq.") {
             &mut d
+        } else {
+            &mut o.0
         };
         target.set(i as u16, sample(i as u16));
     }
-    (d, p)
+    (d, p, o)
 }
 
 #[cfg(test)]
@@ -341,7 +451,7 @@ mod tests {
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let section = readme
-            .split("### Custom fields (dnsmasq.\\*, pihole.\\*)")
+            .split("### Custom fields (dnsmasq.\\*, pihole.\\*, product namespaces)")
             .nth(1)
             .expect("the README's custom fields section");
         let section = section.split("\n#").next().unwrap();
@@ -380,5 +490,22 @@ mod tests {
             })
         );
         assert_eq!(c.get("dnsmasq.cache.size"), Some(&CustomValue::Long(1)));
+    }
+
+    #[test]
+    fn product_fields_are_one_top_level_object_per_namespace() {
+        let mut p = ProductFields::default();
+        p.set_named("unbound.thread", CustomValue::Long(0));
+        p.set_named("bind.view", CustomValue::Keyword("internal".into()));
+        p.set_named("bind.signed", CustomValue::Bool(false));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "bind": {"signed": false, "view": "internal"},
+                "unbound": {"thread": 0},
+            })
+        );
+        assert!(is_product("pdns.rd") && !is_product("dnsmasq.signal"));
     }
 }

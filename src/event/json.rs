@@ -83,6 +83,8 @@ pub fn write_event(ev: &Event, out: &mut Vec<u8>) {
     part!(o, "error", ev.error, error_info);
     part!(o, "dnsmasq", ev.dnsmasq, dnsmasq);
     part!(o, "pihole", ev.pihole.fields, custom_object);
+    // The product namespaces (`bind`, `unbound`, …) as top-level objects.
+    custom_level(&mut o, &ev.custom.0 .0, 0);
     part!(o, "labels", ev.labels, labels);
     part!(o, "misp_src", ev.misp_src, keywords);
     part!(o, "threat", ev.threat, threat);
@@ -151,6 +153,13 @@ fn process(out: &mut Vec<u8>, x: &Process) {
     if let Some(pid) = x.pid {
         p.key(k!("pid"));
         uint(p.out, u64::from(pid));
+    }
+    if let Some(id) = x.thread.id {
+        p.key(k!("thread"));
+        let mut t = Obj::open(p.out);
+        t.key(k!("id"));
+        uint(t.out, id);
+        t.close();
     }
     p.close();
 }
@@ -253,6 +262,10 @@ fn event_meta(out: &mut Vec<u8>, m: &EventMeta) {
     o.opt_str(k!("dataset"), m.dataset);
     o.opt_str(k!("module"), m.module);
     o.opt_str(k!("provider"), m.provider);
+    if let Some(d) = m.duration {
+        o.key(k!("duration"));
+        uint(o.out, d);
+    }
     for (key, ts) in [
         (k!("created"), &m.created),
         (k!("start"), &m.start),
@@ -364,6 +377,7 @@ fn log(out: &mut Vec<u8>, l: &Log) {
         f.close();
         w.close();
     }
+    o.opt_str(k!("level"), l.level.as_deref());
     o.close();
 }
 
@@ -705,7 +719,7 @@ mod tests {
         ev.error.message = Some("no \"rule\"".into());
         ev.dnsmasq.serial = Some(u64::MAX);
         ev.dnsmasq.answer_type = Some("CNAME".into());
-        (ev.dnsmasq.fields, ev.pihole.fields) = custom::all_samples();
+        (ev.dnsmasq.fields, ev.pihole.fields, ev.custom) = custom::all_samples();
         ev.file.path = Some("/etc/ho\"sts".into());
         ev.log.origin.file.name = Some("/src/forward.c".into());
         ev.log.origin.file.line = Some(1638);

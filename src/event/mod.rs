@@ -14,7 +14,7 @@
 pub mod custom;
 mod json;
 
-pub use custom::{CustomFields, CustomValue};
+pub use custom::{CustomFields, CustomValue, ProductFields};
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -118,6 +118,10 @@ pub struct Event {
     pub dnsmasq: Dnsmasq,
     #[serde(skip_serializing_if = "Pihole::is_empty")]
     pub pihole: Pihole,
+    /// Product namespaces of the other resolvers (`bind.*`, `unbound.*`, …),
+    /// from the same [`custom::FIELDS`] list.
+    #[serde(flatten)]
+    pub custom: ProductFields,
     #[serde(skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
     /// The classic dashboards' field: the feed name(s) of the indicators the
@@ -164,6 +168,9 @@ pub struct EventMeta {
     pub module: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<&'static str>,
+    /// How long the resolver took to answer, in nanoseconds (ECS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
     /// When dnsenrich received the line.
     #[serde(
         serialize_with = "ser_timestamp",
@@ -517,11 +524,26 @@ pub struct Process {
     pub name: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Thread::is_empty")]
+    pub thread: Thread,
 }
 
 impl Process {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.pid.is_none()
+        self.name.is_none() && self.pid.is_none() && self.thread.is_empty()
+    }
+}
+
+/// `process.thread.*`: the thread that wrote the line (Pi-hole FTL's log).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Thread {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+impl Thread {
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none()
     }
 }
 
@@ -557,6 +579,9 @@ pub struct Log {
     pub offset: Option<u64>,
     #[serde(skip_serializing_if = "LogOrigin::is_empty")]
     pub origin: LogOrigin,
+    /// The severity the program wrote in the line itself (`info`, `Warning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Str>,
 }
 
 impl Log {
@@ -566,6 +591,7 @@ impl Log {
             && self.file.is_empty()
             && self.offset.is_none()
             && self.origin.is_empty()
+            && self.level.is_none()
     }
 }
 

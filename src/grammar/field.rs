@@ -20,6 +20,7 @@ pub enum Value<'a> {
     Ip(IpAddr),
     Endpoint(IpAddr, Option<u16>),
     Uint(u64),
+    Bool(bool),
 }
 
 /// What kind of value a field takes.
@@ -37,7 +38,7 @@ pub enum Accepts {
     Constant,
     /// A list of constants (`event.type = [denied, protocol]`).
     ConstantList,
-    /// The constant `true` or `false`.
+    /// A yes/no value: a `bool` capture, or the constant `true` or `false`.
     Bool,
 }
 
@@ -103,6 +104,9 @@ pub enum Field {
     ObserverIngressInterfaceName,
     /// A field of [`custom::FIELDS`], by its place there.
     Custom(u16),
+    EventDuration,
+    LogLevel,
+    ProcessThreadId,
     Label(&'static str),
 }
 
@@ -165,21 +169,21 @@ pub const FIELD_NAMES: &[&str] = &[
     "tags",
     "error.message",
     "dnsmasq.serial",
-    "dnsmasq.<field> and pihole.<field> (the README's custom field list)",
+    "dnsmasq.<field>, pihole.<field>, bind.<field>, unbound.<field>, pdns.<field>, coredns.<field>, adguard.<field> (the README's custom field list)",
     "file.path",
     "log.origin.file.name",
     "log.origin.file.line",
     "observer.ingress.interface.name",
+    "event.duration",
+    "log.level",
+    "process.thread.id",
     "labels.<name>",
 ];
 
 impl Accepts {
     /// Whether only constants (never captures) fill the field.
     pub fn is_constant(self) -> bool {
-        matches!(
-            self,
-            Accepts::Constant | Accepts::ConstantList | Accepts::Bool
-        )
+        matches!(self, Accepts::Constant | Accepts::ConstantList)
     }
 }
 
@@ -260,6 +264,9 @@ impl Field {
             "log.origin.file.name" => LogOriginFileName,
             "log.origin.file.line" => LogOriginFileLine,
             "observer.ingress.interface.name" => ObserverIngressInterfaceName,
+            "event.duration" => EventDuration,
+            "log.level" => LogLevel,
+            "process.thread.id" => ProcessThreadId,
             _ => return custom::lookup(name).map(Custom),
         })
     }
@@ -269,12 +276,13 @@ impl Field {
         use Field::*;
         match self {
             EventKind | EventAction | EventOutcome | EventDataset | EventModule | EventProvider
-            | DnsType | DnsQuestionClass | NetworkTransport | NetworkProtocol | ObserverProduct
-            | ObserverVendor | ObserverType | RuleRuleset | RuleCategory => Accepts::Constant,
+            | DnsType | NetworkProtocol | ObserverProduct | ObserverVendor | ObserverType
+            | RuleRuleset | RuleCategory => Accepts::Constant,
             EventCategory | EventType | Tags | DnsHeaderFlags => Accepts::ConstantList,
             DnsResolvedIp | RelatedIp | EndpointIp(_) => Accepts::Ip,
             Endpoint(_) => Accepts::Endpoint,
-            EndpointPort(_) | ProcessPid | DnsmasqSerial | LogOriginFileLine => Accepts::Uint,
+            EndpointPort(_) | ProcessPid | DnsmasqSerial | LogOriginFileLine | EventDuration
+            | ProcessThreadId => Accepts::Uint,
             Custom(id) => match custom::FIELDS[id as usize].ty {
                 CustomType::Long | CustomType::Date => Accepts::Uint,
                 CustomType::Ip => Accepts::Ip,
@@ -288,11 +296,13 @@ impl Field {
     /// Whether a capture producing `kind` values may fill this field.
     pub fn takes_capture(self, produces: Accepts) -> bool {
         match (self.accepts(), produces) {
-            (Accepts::Constant | Accepts::ConstantList | Accepts::Bool, _) => false,
+            (Accepts::Constant | Accepts::ConstantList, _) => false,
             (Accepts::Text, Accepts::Text | Accepts::Ip | Accepts::Uint) => true,
             (Accepts::Ip, Accepts::Ip) => true,
             (Accepts::Endpoint, Accepts::Ip | Accepts::Endpoint) => true,
             (Accepts::Uint, Accepts::Uint) => true,
+            (Accepts::Bool, Accepts::Bool) => true,
+            (Accepts::Text, Accepts::Bool) => true,
             _ => false,
         }
     }
@@ -346,7 +356,24 @@ fn text_of(v: &Value<'_>) -> Str {
         Value::Ip(ip) => Str::from(ip.to_string()),
         Value::Endpoint(ip, _) => Str::from(ip.to_string()),
         Value::Uint(n) => Str::from(n.to_string()),
+        Value::Bool(b) => Str::from(if *b { "true" } else { "false" }),
     }
+}
+
+/// The record classes a `dns.question.class` capture may hold (the field is
+/// a constant string; an unknown class is left out).
+fn class_of(s: &str) -> Option<&'static str> {
+    ["IN", "CH", "HS", "CS", "NONE", "ANY"]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
+}
+
+/// The transports a `network.transport` capture may hold, lower case as ECS
+/// writes them.
+fn transport_of(s: &str) -> Option<&'static str> {
+    ["udp", "tcp"]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(s))
 }
 
 /// Writes a captured value into the event. The compiler has already checked
@@ -370,6 +397,18 @@ pub fn set_value(ev: &mut Event, field: Field, v: &Value<'_>) {
         (DnsmasqSerial, Value::Uint(n)) => ev.dnsmasq.serial = Some(*n),
         (LogOriginFileLine, Value::Uint(n)) => ev.log.origin.file.line = Some(*n),
         (Custom(id), v) => set_custom(ev, id, v),
+        (EventDuration, Value::Uint(n)) => ev.event.duration = Some(*n),
+        (ProcessThreadId, Value::Uint(n)) => ev.process.thread.id = Some(*n),
+        (DnsQuestionClass, v) => {
+            if let Some(c) = class_of(&text_of(v)) {
+                ev.dns.question.class = Some(c);
+            }
+        }
+        (NetworkTransport, v) => {
+            if let Some(t) = transport_of(&text_of(v)) {
+                ev.network.transport = Some(t);
+            }
+        }
         (DnsResolvedIp, Value::Ip(ip)) => {
             if !ev.dns.resolved_ip.contains(ip) {
                 ev.dns.resolved_ip.push(*ip)
@@ -405,6 +444,7 @@ fn set_text(ev: &mut Event, field: Field, s: Str) {
         LogOriginFileName => ev.log.origin.file.name = Some(s),
         ObserverIngressInterfaceName => ev.observer.ingress.interface.name = Some(s),
         Custom(id) => set_custom(ev, id, &Value::Owned(s)),
+        LogLevel => ev.log.level = Some(s),
         Label(key) => ev.labels.set(key, &s),
         _ => {}
     }
@@ -454,6 +494,8 @@ fn set_custom(ev: &mut Event, id: u16, v: &Value<'_>) {
     };
     let fields = if def.name.starts_with("pihole.") {
         &mut ev.pihole.fields
+    } else if custom::is_product(def.name) {
+        &mut ev.custom.0
     } else {
         &mut ev.dnsmasq.fields
     };
@@ -510,7 +552,7 @@ mod tests {
     fn every_documented_name_resolves() {
         for f in custom::FIELDS {
             assert_eq!(
-                Field::parse(f.name).map(|f| f.accepts().is_constant()),
+                Field::parse(f.name).map(|f| f.accepts() == Accepts::Bool),
                 Some(f.ty == CustomType::Boolean),
                 "{}",
                 f.name

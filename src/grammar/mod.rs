@@ -14,8 +14,10 @@
 //! nothing.
 
 mod field;
+mod json;
 mod pattern;
 mod syntax;
+mod wire;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,11 +28,35 @@ pub use syntax::GrammarError;
 
 use smallvec::SmallVec;
 
-use crate::event::{Answer, Event, Str};
+use crate::event::{Answer, CustomValue, Event, Str};
 use pattern::Captures;
 
 /// The grammars shipped with dnsenrich, embedded in the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
+    // The other resolvers first: each reads its own program's tag, and lines
+    // with no tag by their shape. dnsmasq's cache-dump rule would read any
+    // untagged line with two spaces in it, so it comes after them.
+    ("bind.grammar", include_str!("../../grammars/bind.grammar")),
+    (
+        "unbound.grammar",
+        include_str!("../../grammars/unbound.grammar"),
+    ),
+    (
+        "pdns-recursor.grammar",
+        include_str!("../../grammars/pdns-recursor.grammar"),
+    ),
+    (
+        "coredns.grammar",
+        include_str!("../../grammars/coredns.grammar"),
+    ),
+    (
+        "adguardhome.grammar",
+        include_str!("../../grammars/adguardhome.grammar"),
+    ),
+    (
+        "pihole-ftl.grammar",
+        include_str!("../../grammars/pihole-ftl.grammar"),
+    ),
     // Pi-hole's reasons are specific literals; tried first so dnsmasq's generic
     // answer rules do not read them as plain answers.
     (
@@ -60,6 +86,9 @@ pub struct Rule {
     pub line: usize,
     /// The literal the pattern ends with, checked before the full match.
     trailing: Option<String>,
+    /// In a JSON grammar: the keys that must be present (`KEY`) or hold a
+    /// value (`KEY=VALUE`) for the rule to match.
+    pub conditions: Vec<json::Condition>,
 }
 
 /// A prefix or suffix shape shared by the rules of a grammar.
@@ -78,11 +107,18 @@ pub struct Grammar {
     /// Syslog tags this grammar reads; empty means any.
     pub apps: Vec<String>,
     pub defaults: Constants,
+    /// Optional shapes at the very start of the line (a log file's own time,
+    /// category and severity), stripped before the suffix and prefixes.
+    pub headers: Vec<Affix>,
     pub prefixes: Vec<Affix>,
     pub suffixes: Vec<Affix>,
     pub rules: Vec<Rule>,
     /// Name of the grammar whose prefixes and suffixes this one uses.
     pub affixes_from: Option<String>,
+    /// A JSON-lines grammar (`@json`): rules test keys, `@map` lines capture them.
+    pub json: bool,
+    /// `@map KEY: %{kind:field}` lines of a JSON grammar, in file order.
+    pub maps: Vec<json::Map>,
     /// foldhash, not SipHash: the keys are a few short words, for which
     /// SipHash's set-up dominates the lookup.
     dispatch: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
@@ -306,38 +342,61 @@ impl GrammarSet {
             return None;
         }
         let owner = &self.grammars[group.owner];
-        let mut caps = Captures::new();
-        // Suffix first: a matching suffix is stripped; if no rule then fits, the
-        // message is tried whole (a TXT record may end in text that looks like one).
-        let mut attempts: [(Option<&Affix>, &str); 2] = [(None, msg), (None, msg)];
-        let mut n = 1;
-        for sfx in &owner.suffixes {
-            if let Some(body) = strip_suffix(sfx, msg, &mut caps) {
-                attempts[0] = (Some(sfx), body);
-                n = 2;
-                break;
-            }
+        if owner.json {
+            return json::apply(&members, msg, ev);
         }
-        let sfx_caps = caps.len();
-        for &(sfx, body) in &attempts[..n] {
-            let keep = if sfx.is_some() { sfx_caps } else { 0 };
-            // Prefixes, then the message without one.
-            for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
-                caps.truncate(keep);
-                let Some(rest) = after_prefix(pfx, body, &mut caps) else {
-                    continue;
-                };
-                let pfx_caps = caps.len();
-                for g in &members {
-                    let Some(ri) = g.match_rules(rest, &mut caps) else {
+        let mut caps = Captures::new();
+        // Headers (then none), then the suffix, then prefixes (then none).
+        for hdr in owner.headers.iter().map(Some).chain(std::iter::once(None)) {
+            caps.clear();
+            let Some(line) = after_prefix(hdr, msg, &mut caps) else {
+                continue;
+            };
+            let base = caps.len();
+            // Suffix first: a matching suffix is stripped; if no rule then fits, the
+            // message is tried whole (a TXT record may end in text that looks like one).
+            let mut attempts: [(Option<&Affix>, &str); 2] = [(None, line), (None, line)];
+            let mut n = 1;
+            for sfx in &owner.suffixes {
+                if let Some(body) = strip_suffix(sfx, line, &mut caps) {
+                    attempts[0] = (Some(sfx), body);
+                    n = 2;
+                    break;
+                }
+            }
+            let sfx_caps = caps.len();
+            for &(sfx, body) in &attempts[..n] {
+                let keep = if sfx.is_some() { sfx_caps } else { base };
+                // Prefixes, then the message without one.
+                for pfx in owner.prefixes.iter().map(Some).chain(std::iter::once(None)) {
+                    caps.truncate(keep);
+                    let Some(rest) = after_prefix(pfx, body, &mut caps) else {
                         continue;
                     };
-                    let rule = &g.rules[ri];
-                    fill(ev, g, rule, sfx, pfx, &caps, (keep, pfx_caps));
-                    return Some(Matched {
-                        grammar: g.name,
-                        rule: rule.name,
-                    });
+                    let pfx_caps = caps.len();
+                    for g in &members {
+                        let Some(ri) = g.match_rules(rest, &mut caps) else {
+                            continue;
+                        };
+                        let rule = &g.rules[ri];
+                        if let Some(h) = hdr {
+                            set_constants(ev, &h.constants);
+                            set_captures(ev, &h.pattern, &caps[..base]);
+                        }
+                        fill(
+                            ev,
+                            g,
+                            rule,
+                            sfx,
+                            pfx,
+                            &caps[base..],
+                            (keep - base, pfx_caps - base),
+                        );
+                        return Some(Matched {
+                            grammar: g.name,
+                            rule: rule.name,
+                        });
+                    }
                 }
             }
         }
@@ -400,13 +459,13 @@ fn strip_suffix<'a>(sfx: &Affix, msg: &'a str, caps: &mut Captures<'a>) -> Optio
     sfx.pattern.matches_all(&msg[at..], caps).then_some(body)
 }
 
-fn set_constants(ev: &mut Event, cs: &Constants) {
+pub(crate) fn set_constants(ev: &mut Event, cs: &Constants) {
     for (f, c) in cs {
         field::set_constant(ev, *f, c);
     }
 }
 
-fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) {
+pub(crate) fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) {
     for (i, v) in caps {
         if let Element::Capture { kind, fields } = &pattern.elements[*i] {
             if *kind == Kind::Answer {
@@ -415,10 +474,90 @@ fn set_captures(ev: &mut Event, pattern: &Pattern, caps: &[(usize, Value<'_>)]) 
                 }
                 continue;
             }
+            if *kind == Kind::DnsWire {
+                if let Value::Text(t) = v {
+                    wire::apply(ev, t);
+                }
+                continue;
+            }
+            if *kind == Kind::FlagList {
+                if let Value::Text(t) = v {
+                    apply_flag_list(ev, t);
+                }
+                continue;
+            }
+            if *kind == Kind::BindFlags {
+                if let Value::Text(t) = v {
+                    apply_bind_flags(ev, t);
+                }
+                continue;
+            }
             for f in fields {
                 field::set_value(ev, *f, v);
             }
         }
+    }
+}
+
+/// The header flags ECS allows in `dns.header_flags`.
+const HEADER_FLAGS: [&str; 7] = ["AA", "TC", "RD", "RA", "AD", "CD", "DO"];
+
+/// Reads a list of flags such as CoreDNS's `qr,rd,ra,ad`: the ones ECS
+/// knows go into `dns.header_flags` (QR, the answer bit, is not one).
+pub fn apply_flag_list(ev: &mut Event, list: &str) {
+    for f in list.split(',') {
+        if let Some(&known) = HEADER_FLAGS.iter().find(|k| k.eq_ignore_ascii_case(f)) {
+            if !ev.dns.header_flags.contains(&known) {
+                ev.dns.header_flags.push(known);
+            }
+        }
+    }
+}
+
+/// Reads BIND's query flags (`lib/ns/query.c`, `log_query()`): `+` is RD,
+/// `D` DO, `C` CD (into `dns.header_flags`); `T` means the query came over
+/// TCP (else UDP); `E(n)` is the EDNS version, `S` a signed (TSIG/SIG(0))
+/// request, `V` a valid server cookie and `K` a cookie without one. The word
+/// itself is kept in `bind.flags`.
+pub fn apply_bind_flags(ev: &mut Event, flags: &str) {
+    let mut push = |f: &'static str| {
+        if !ev.dns.header_flags.contains(&f) {
+            ev.dns.header_flags.push(f);
+        }
+    };
+    if flags.starts_with('+') {
+        push("RD");
+    }
+    let letters = match flags.find('E') {
+        Some(at) => {
+            let end = flags[at..].find(')').map_or(flags.len(), |e| at + e + 1);
+            (
+                &flags[..at],
+                &flags[end..],
+                flags[at + 2..end.saturating_sub(1)].parse::<u64>().ok(),
+            )
+        }
+        None => (flags, "", None),
+    };
+    let (before, after, edns) = letters;
+    let has = |c: char| before.contains(c) || after.contains(c);
+    if has('D') {
+        push("DO");
+    }
+    if has('C') {
+        push("CD");
+    }
+    ev.network.transport = Some(if has('T') { "tcp" } else { "udp" });
+    let c = &mut ev.custom;
+    c.set_named("bind.flags", CustomValue::Keyword(Str::from(flags)));
+    if let Some(v) = edns {
+        c.set_named("bind.edns_version", CustomValue::Long(v));
+    }
+    c.set_named("bind.signed", CustomValue::Bool(has('S')));
+    if has('V') {
+        c.set_named("bind.cookie", CustomValue::Keyword(Str::from("valid")));
+    } else if has('K') {
+        c.set_named("bind.cookie", CustomValue::Keyword(Str::from("present")));
     }
 }
 
@@ -580,6 +719,124 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn headers_come_before_prefixes() {
+        let g = set("@header time: %{word:-} %{word:-}\n\
+                     @prefix client: client %{ipport:client}:\n\
+                     rule q: query: %{name:dns.question.name}\n");
+        let mut ev = Event::default();
+        let m = g.apply(
+            None,
+            "02-Dec-2026 14:54:49.952 client 192.0.2.1#53: query: a.test",
+            &mut ev,
+        );
+        assert_eq!(m.unwrap().rule, "q");
+        assert_eq!(ev.client.port, Some(53));
+        let mut ev = Event::default();
+        assert!(g
+            .apply(None, "client 192.0.2.1#53: query: a.test", &mut ev)
+            .is_some());
+        assert_eq!(ev.dns.question.name.as_deref(), Some("a.test"));
+    }
+
+    #[test]
+    fn bind_flags_fill_flags_transport_and_bind_fields() {
+        for (flags, hf, tcp, edns, signed, cookie) in [
+            (
+                "+E(0)K",
+                &["RD"][..],
+                false,
+                Some(0),
+                false,
+                Some("present"),
+            ),
+            (
+                "+SE(0)TDCV",
+                &["RD", "DO", "CD"][..],
+                true,
+                Some(0),
+                true,
+                Some("valid"),
+            ),
+            (
+                "+E(0)STDCV",
+                &["RD", "DO", "CD"][..],
+                true,
+                Some(0),
+                true,
+                Some("valid"),
+            ),
+            ("-", &[][..], false, None, false, None),
+        ] {
+            let mut ev = Event::default();
+            apply_bind_flags(&mut ev, flags);
+            assert_eq!(ev.dns.header_flags.as_slice(), hf, "{flags}");
+            assert_eq!(
+                ev.network.transport,
+                Some(if tcp { "tcp" } else { "udp" }),
+                "{flags}"
+            );
+            assert_eq!(
+                ev.custom.get("bind.edns_version"),
+                edns.map(CustomValue::Long).as_ref(),
+                "{flags}"
+            );
+            assert_eq!(
+                ev.custom.get("bind.signed"),
+                Some(&CustomValue::Bool(signed))
+            );
+            assert_eq!(
+                ev.custom.get("bind.cookie"),
+                cookie.map(|c| CustomValue::Keyword(c.into())).as_ref()
+            );
+        }
+    }
+
+    #[test]
+    fn json_rules_test_keys_and_maps_capture_them() {
+        let g = set(
+            "@json\n@map QH: %{name:dns.question.name}\n@map N: %{uint:event.duration}\n\
+                     @map C: %{bool:adguard.cached}\n\
+                     rule blocked: QH R.Reason=3\n    event.action = dns-blocked\n\
+                     rule any: QH\n    event.action = dns-reply\n",
+        );
+        let mut ev = Event::default();
+        let m = g.apply(
+            None,
+            r#"{"QH":"a.test","R":{"Reason":3},"N":42,"C":true}"#,
+            &mut ev,
+        );
+        assert_eq!(m.unwrap().rule, "blocked");
+        assert_eq!(ev.event.duration, Some(42));
+        assert_eq!(
+            ev.custom.get("adguard.cached"),
+            Some(&CustomValue::Bool(true))
+        );
+        let mut ev = Event::default();
+        assert_eq!(
+            g.apply(None, r#"{"QH":"b.test","N":"x"}"#, &mut ev)
+                .unwrap()
+                .rule,
+            "any"
+        );
+        assert_eq!(
+            ev.event.duration, None,
+            "a value that does not fit its capture is left out"
+        );
+        for bad in ["not json", "{broken", r#"{"QH":""}"#, "[1,2]"] {
+            let mut ev = Event::default();
+            assert!(g.apply(None, bad, &mut ev).is_none(), "{bad}");
+            assert_eq!(ev, Event::default());
+        }
+    }
+
+    #[test]
+    fn flag_lists_keep_the_ecs_flags() {
+        let mut ev = Event::default();
+        apply_flag_list(&mut ev, "qr,aa,rd,ra,ad");
+        assert_eq!(ev.dns.header_flags.as_slice(), ["AA", "RD", "RA", "AD"]);
     }
 
     #[test]

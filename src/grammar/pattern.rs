@@ -51,6 +51,25 @@ pub enum Kind {
     Quoted,
     /// Free text up to the next literal, or to the end of the line.
     Rest,
+    /// A DNS name written with its trailing dot (`www.example.com.`), stored
+    /// without it; the root stays `.`.
+    Fqdn,
+    /// A run of letters, digits, `_`, `.` and `-`.
+    Token,
+    /// `ADDR:PORT`, `[V6ADDR]:PORT` or a bare address.
+    SockAddr,
+    /// A duration in seconds with a fraction (`0.000320`, `0.037990251s`), stored in nanoseconds.
+    Seconds,
+    /// A duration in milliseconds with a fraction (`617.317000`), stored in nanoseconds.
+    Millis,
+    /// `0`/`1` (also `true`/`false`, `yes`/`no`).
+    Bool,
+    /// A DNS message in wire format, base64 (AdGuard Home's `Answer`).
+    DnsWire,
+    /// A comma-separated list of header flags (`qr,rd,ra,ad`), or `-`.
+    FlagList,
+    /// BIND's query flags (`+E(0)TK`, `-S E(0)D`…), in any order.
+    BindFlags,
     /// A DNS answer: an address, `<TYPE>`, `NXDOMAIN`, `NODATA[-IPv4|-IPv6]`, an
     /// RCODE name, or record data as text.
     Answer,
@@ -74,20 +93,32 @@ impl Kind {
             "quoted" => Kind::Quoted,
             "rest" => Kind::Rest,
             "answer" => Kind::Answer,
+            "fqdn" => Kind::Fqdn,
+            "token" => Kind::Token,
+            "sockaddr" => Kind::SockAddr,
+            "seconds" => Kind::Seconds,
+            "millis" => Kind::Millis,
+            "bool" => Kind::Bool,
+            "bindflags" => Kind::BindFlags,
+            "flaglist" => Kind::FlagList,
+            "dnswire" => Kind::DnsWire,
             _ => return None,
         })
     }
 
     /// Every capture type name, for error messages.
-    pub const NAMES: &'static str =
-        "ip, ipport, arpa, name, rrtype, uint, padded, duration, word, path, mac, quoted, rest, answer";
+    pub const NAMES: &'static str = "ip, ipport, arpa, name, rrtype, uint, padded, duration, word, path, mac, quoted, rest, answer, fqdn, token, sockaddr, seconds, millis, bool, bindflags, flaglist, dnswire";
 
     /// What kind of value the capture produces.
     pub fn produces(self) -> Accepts {
         match self {
             Kind::Ip => Accepts::Ip,
             Kind::IpPort => Accepts::Endpoint,
-            Kind::Uint | Kind::Duration | Kind::Padded => Accepts::Uint,
+            Kind::Uint | Kind::Duration | Kind::Padded | Kind::Seconds | Kind::Millis => {
+                Accepts::Uint
+            }
+            Kind::SockAddr => Accepts::Endpoint,
+            Kind::Bool => Accepts::Bool,
             _ => Accepts::Text,
         }
     }
@@ -266,6 +297,29 @@ fn fixed(kind: Kind, input: &str) -> Option<(&str, Value<'_>)> {
         Kind::Duration => duration(input).map(|(r, n)| (r, Value::Uint(n))),
         Kind::Padded => uint(input.trim_start_matches(' ')).map(|(r, n)| (r, Value::Uint(n))),
         Kind::Quoted => quoted(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::Fqdn => word(input).map(|(r, w)| {
+            let name = if w.len() > 1 {
+                w.strip_suffix('.').unwrap_or(w)
+            } else {
+                w
+            };
+            (r, Value::Text(name))
+        }),
+        Kind::Token => token(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::SockAddr => sock_addr(input).map(|(r, (ip, port))| (r, Value::Endpoint(ip, port))),
+        Kind::Seconds => decimal_nanos(input, 1_000_000_000)
+            .map(|(r, n)| (r.strip_prefix('s').unwrap_or(r), Value::Uint(n))),
+        Kind::Millis => decimal_nanos(input, 1_000_000).map(|(r, n)| (r, Value::Uint(n))),
+        Kind::Bool => boolean(input).map(|(r, b)| (r, Value::Bool(b))),
+        Kind::BindFlags => bind_flags(input).map(|(r, w)| (r, Value::Text(w))),
+        Kind::DnsWire => {
+            take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))(input)
+                .map(|(r, w)| (r, Value::Text(w)))
+        }
+        Kind::FlagList => {
+            take_while1(|c: char| c.is_ascii_alphabetic() || c == ',' || c == '-')(input)
+                .map(|(r, w)| (r, Value::Text(w)))
+        }
         Kind::Name | Kind::Rest | Kind::Answer => return None,
     };
     r.ok()
@@ -310,6 +364,110 @@ pub fn uint(input: &str) -> IResult<&str, u64> {
 /// A run of characters other than space.
 pub fn word(input: &str) -> IResult<&str, &str> {
     take_while1(|c: char| c != ' ')(input)
+}
+
+/// A run of letters, digits, `_`, `.` and `-`.
+pub fn token(input: &str) -> IResult<&str, &str> {
+    take_while1(|c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))(input)
+}
+
+/// `ADDR:PORT`, `[ADDR]:PORT`, `[ADDR]` or a bare address (CoreDNS, PowerDNS).
+pub fn sock_addr(input: &str) -> IResult<&str, (IpAddr, Option<u16>)> {
+    let port = |r| opt(preceded(char(':'), map_res(digit1, str::parse::<u16>)))(r);
+    if let Some(inner) = input.strip_prefix('[') {
+        let (r, addr) = ip(inner)?;
+        let r = r.strip_prefix(']').ok_or_else(|| nom_error(input))?;
+        let (r, p) = port(r)?;
+        return Ok((r, (addr, p)));
+    }
+    // An IPv4 address, then `:port`; a bare IPv6 address has no port.
+    let end = input
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(input.len());
+    if let Ok(v4) = input[..end].parse::<Ipv4Addr>() {
+        let (r, p) = port(&input[end..])?;
+        return Ok((r, (IpAddr::V4(v4), p)));
+    }
+    let (r, addr) = ip(input)?;
+    Ok((r, (addr, None)))
+}
+
+/// A decimal number with an optional fraction, times `unit`, as an integer
+/// (`0.000320` seconds with unit 10^9 is 320000 ns). Digits past the unit's
+/// precision are dropped.
+pub fn decimal_nanos(input: &str, unit: u64) -> IResult<&str, u64> {
+    let (rest, whole) = uint(input)?;
+    let (rest, frac) = match rest.strip_prefix('.') {
+        Some(f) => {
+            let n = f.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 {
+                return Err(nom_error(input));
+            }
+            (&f[n..], &f[..n])
+        }
+        None => (rest, ""),
+    };
+    let mut scale = unit;
+    let mut part = 0u64;
+    for d in frac.bytes() {
+        if scale < 10 {
+            break;
+        }
+        scale /= 10;
+        part += u64::from(d - b'0') * scale;
+    }
+    let total = whole
+        .checked_mul(unit)
+        .and_then(|w| w.checked_add(part))
+        .ok_or_else(|| nom_error(input))?;
+    Ok((rest, total))
+}
+
+/// `0`/`1`, `true`/`false`, `yes`/`no`.
+pub fn boolean(input: &str) -> IResult<&str, bool> {
+    for (t, v) in [
+        ("0", false),
+        ("1", true),
+        ("true", true),
+        ("false", false),
+        ("yes", true),
+        ("no", false),
+    ] {
+        if let Some(r) = input.strip_prefix(t) {
+            if !r.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                return Ok((r, v));
+            }
+        }
+    }
+    Err(nom_error(input))
+}
+
+/// BIND's flags word: `+` or `-` (recursion desired or not), then any of
+/// `E(n)`, `S`, `T`, `D`, `C`, `V`, `K` in any order (9.18 writes
+/// `+SE(0)TDCK`, later versions `+E(0)STDCK`).
+pub fn bind_flags(input: &str) -> IResult<&str, &str> {
+    let b = input.as_bytes();
+    if !matches!(b.first(), Some(b'+' | b'-')) {
+        return Err(nom_error(input));
+    }
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'S' | b'T' | b'D' | b'C' | b'V' | b'K' => i += 1,
+            b'E' => {
+                let close = input[i..].find(')').ok_or_else(|| nom_error(input))?;
+                let inner = input[i + 1..i + close]
+                    .strip_prefix('(')
+                    .ok_or_else(|| nom_error(input))?;
+                if inner.is_empty() || !inner.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(nom_error(input));
+                }
+                i += close + 1;
+            }
+            _ => break,
+        }
+    }
+    Ok((&input[i..], &input[..i]))
 }
 
 /// A word starting with `/`.
@@ -533,6 +691,44 @@ mod tests {
             "no spaces in a path"
         );
         assert!(!p.matches_all("(src/a.c:1)", &mut caps), "starts with /");
+    }
+
+    #[test]
+    fn resolver_kinds() {
+        assert_eq!(
+            sock_addr("127.0.0.1:5353 x").unwrap(),
+            (" x", ("127.0.0.1".parse().unwrap(), Some(5353)))
+        );
+        assert_eq!(
+            sock_addr("[::1]:53\"").unwrap(),
+            ("\"", ("::1".parse().unwrap(), Some(53)))
+        );
+        assert_eq!(sock_addr("2001:db8::1 x").unwrap().1 .1, None);
+        assert!(sock_addr("[::1").is_err());
+        assert_eq!(
+            decimal_nanos("0.000320 x", 1_000_000_000).unwrap(),
+            (" x", 320_000)
+        );
+        assert_eq!(
+            decimal_nanos("0.037990251s", 1_000_000_000).unwrap().1,
+            37_990_251
+        );
+        assert_eq!(
+            decimal_nanos("617.317000", 1_000_000).unwrap().1,
+            617_317_000
+        );
+        assert_eq!(decimal_nanos("2", 1_000_000).unwrap().1, 2_000_000);
+        assert!(decimal_nanos("1.", 1_000).is_err());
+        assert!(decimal_nanos("99999999999999999999.1", 1_000_000_000).is_err());
+        assert_eq!(boolean("1 x").unwrap(), (" x", true));
+        assert!(!boolean("false").unwrap().1);
+        assert!(boolean("10").is_err());
+        assert_eq!(bind_flags("+E(0)TK (").unwrap(), (" (", "+E(0)TK"));
+        assert_eq!(bind_flags("-SE(12)D ").unwrap().1, "-SE(12)D");
+        assert_eq!(bind_flags("+ (").unwrap().1, "+");
+        assert!(bind_flags("E(0)").is_err());
+        assert!(bind_flags("+E(x)").is_err());
+        assert_eq!(token("query-errors: x").unwrap().1, "query-errors");
     }
 
     #[test]

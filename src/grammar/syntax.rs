@@ -33,6 +33,7 @@ impl fmt::Display for GrammarError {
 enum Target {
     None,
     Defaults,
+    Header(usize),
     Prefix(usize),
     Suffix(usize),
     Rule(usize),
@@ -103,6 +104,7 @@ fn constant_line(
             ))
         }
         Target::Defaults => &mut g.defaults,
+        Target::Header(i) => &mut g.headers[i].constants,
         Target::Prefix(i) => &mut g.prefixes[i].constants,
         Target::Suffix(i) => &mut g.suffixes[i].constants,
         Target::Rule(i) => &mut g.rules[i].constants,
@@ -120,9 +122,21 @@ fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, Gramma
     };
     match (word, rest) {
         ("rule", Some(rest)) => rule(cx, g, rest),
+        ("@prefix", Some(_)) | ("@suffix", Some(_)) if g.json => {
+            Err(cx.err(1, "a JSON grammar has no @header, @prefix or @suffix"))
+        }
         ("@prefix", Some(rest)) => prefix(cx, g, rest),
+        ("@header", Some(rest)) => header(cx, g, rest),
         ("@suffix", Some(rest)) => suffix(cx, g, rest),
         ("@defaults", None) => Ok(Target::Defaults),
+        ("@json", None) => {
+            if !g.rules.is_empty() || !g.prefixes.is_empty() || !g.headers.is_empty() {
+                return Err(cx.err(1, "`@json` must come before the rules, and a JSON grammar has no @header, @prefix or @suffix"));
+            }
+            g.json = true;
+            Ok(Target::None)
+        }
+        ("@map", Some(rest)) => map(cx, g, rest),
         ("@app", Some(rest)) => {
             g.apps = rest.split_whitespace().map(str::to_owned).collect();
             Ok(Target::None)
@@ -133,7 +147,7 @@ fn directive(cx: &Ctx<'_>, g: &mut Grammar, body: &str) -> Result<Target, Gramma
             Err(cx.err(
                 1,
                 format!(
-                    "expected `rule NAME: PATTERN`, `@app`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
+                    "expected `rule NAME: PATTERN`, `@app`, `@header`, `@prefix`, `@suffix`, `@defaults` or `@affixes-from`, found `{word}`"
                 ),
             ))
         }
@@ -153,6 +167,18 @@ fn rule(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarErro
         return Err(cx.err(at, format!("rule `{name}` is defined twice in this file")));
     }
     let col = at + rest.len() - pat.len();
+    if g.json {
+        let conditions = super::json::conditions(pat);
+        g.rules.push(Rule {
+            name: intern(name),
+            pattern: Pattern::default(),
+            constants: Vec::new(),
+            line: cx.line,
+            trailing: None,
+            conditions,
+        });
+        return Ok(Target::Rule(g.rules.len() - 1));
+    }
     let pattern = parse_pattern(cx, pat, col)?;
     check_free_text_end(cx, &pattern, col, true)?;
     let trailing = match pattern.elements.last() {
@@ -165,6 +191,7 @@ fn rule(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarErro
         constants: Vec::new(),
         line: cx.line,
         trailing,
+        conditions: Vec::new(),
     });
     Ok(Target::Rule(g.rules.len() - 1))
 }
@@ -175,6 +202,41 @@ fn prefix(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarEr
     check_free_text_end(cx, &affix.pattern, col, false)?;
     g.prefixes.push(affix);
     Ok(Target::Prefix(g.prefixes.len() - 1))
+}
+
+/// `@map KEY: %{kind:field}` in a JSON grammar.
+fn map(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    if !g.json {
+        return Err(cx.err(1, "`@map` is only for JSON grammars (put `@json` first)"));
+    }
+    let at = after("@map");
+    let Some((key, pat)) = rest.split_once(": ") else {
+        return Err(cx.err(at, "expected `@map KEY: %{kind:field}`"));
+    };
+    let col = at + rest.len() - pat.len();
+    let pattern = parse_pattern(cx, pat.trim(), col)?;
+    if !matches!(pattern.elements.as_slice(), [Element::Capture { .. }]) {
+        return Err(cx.err(
+            col,
+            "expected exactly one capture `%{kind:field}` after the key",
+        ));
+    }
+    g.maps.push(super::json::Map {
+        path: super::json::path(key.trim()),
+        pattern,
+    });
+    Ok(Target::None)
+}
+
+/// `@header NAME: PATTERN`: like a prefix, at the very start of the line.
+fn header(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
+    if g.json {
+        return Err(cx.err(1, "a JSON grammar has no @header, @prefix or @suffix"));
+    }
+    let (affix, col) = affix(cx, g, rest, "@header")?;
+    check_free_text_end(cx, &affix.pattern, col, false)?;
+    g.headers.push(affix);
+    Ok(Target::Header(g.headers.len() - 1))
 }
 
 /// `@suffix NAME: PATTERN`: must start with a literal, which is what finds it
@@ -214,7 +276,7 @@ fn affix(
 
 /// `@affixes-from GRAMMAR`.
 fn affixes_from(cx: &Ctx<'_>, g: &mut Grammar, rest: &str) -> Result<Target, GrammarError> {
-    if !g.prefixes.is_empty() || !g.suffixes.is_empty() {
+    if !g.prefixes.is_empty() || !g.suffixes.is_empty() || !g.headers.is_empty() {
         return Err(own_affixes(cx));
     }
     g.affixes_from = Some(rest.trim().to_owned());
@@ -353,6 +415,15 @@ fn parse_capture(cx: &Ctx<'_>, s: &str, col: usize) -> Result<(Element, usize), 
         Some(fs) => parse_fields(cx, fs, col + 2 + kind_s.len() + 1, kind)?,
         None => Vec::new(),
     };
+    if kind == Kind::DnsWire && fields != [Field::DnsAnswerData] {
+        return Err(cx.err(col, "expected `%{dnswire:dns.answers}`: a wire message fills dns.answers, dns.resolved_ip, dns.response_code and dns.header_flags together"));
+    }
+    if kind == Kind::FlagList && fields != [Field::DnsHeaderFlags] {
+        return Err(cx.err(col, "expected `%{flaglist:dns.header_flags}`"));
+    }
+    if kind == Kind::BindFlags && fields != [Field::DnsHeaderFlags] {
+        return Err(cx.err(col, "expected `%{bindflags:dns.header_flags}`: BIND's flags fill dns.header_flags, network.transport and bind.* together"));
+    }
     if kind == Kind::Answer && fields != [Field::DnsAnswerData] {
         return Err(cx.err(col, "expected `%{answer:dns.answers}`: an answer fills dns.answers, dns.resolved_ip and dns.response_code together"));
     }
@@ -398,7 +469,10 @@ fn check_capture_field(
     f: Field,
     name: &str,
 ) -> Result<(), GrammarError> {
-    if kind == Kind::Answer {
+    if matches!(
+        kind,
+        Kind::Answer | Kind::BindFlags | Kind::FlagList | Kind::DnsWire
+    ) {
         return Ok(());
     }
     if f.takes_capture(kind.produces()) {
@@ -412,7 +486,9 @@ fn check_capture_field(
         Accepts::Endpoint => "it holds an address and port (use `ip` or `ipport`)".to_owned(),
         Accepts::Uint => "it holds a number (use a `uint` capture)".to_owned(),
         Accepts::Text => "it holds text".to_owned(),
-        Accepts::Bool => "it can only be set to `true` or `false` (`field = true`)".to_owned(),
+        Accepts::Bool => {
+            "it holds `true` or `false` (use a `bool` capture or `field = true`)".to_owned()
+        }
     };
     Err(cx.err(
         col,
@@ -587,5 +663,46 @@ mod tests {
 
         let e = err("rule a: x\n  event.action = [a, b]\n");
         assert!(e.message.contains("not a list"), "{e}");
+
+        let e = err("@map QH: %{name:dns.question.name}\n");
+        assert!(e.message.contains("only for JSON grammars"), "{e}");
+
+        let e = err("rule a: x\n@json\n");
+        assert!(e.message.contains("must come before the rules"), "{e}");
+
+        let e = err("@json\n@header h: [%{uint:-}]\n");
+        assert!(e.message.contains("no @header"), "{e}");
+
+        let e = err("@json\n@map QH: x %{name:dns.question.name}\n");
+        assert!(e.message.contains("exactly one capture"), "{e}");
+
+        let e = err("rule a: x %{bindflags:dns.question.name}\n");
+        assert!(e.message.contains("bindflags:dns.header_flags"), "{e}");
+
+        let e = err("rule a: x %{dnswire:dns.question.name}\n");
+        assert!(e.message.contains("dnswire:dns.answers"), "{e}");
+
+        let e = err("@header h: %{uint:-} %{rest:-}\n");
+        assert!(e.message.contains("prefix cannot end"), "{e}");
+
+        let e = err("rule a: x %{word:bind.a b}\n");
+        assert!(e.message.contains("expected an ECS field"), "{e}");
+    }
+
+    #[test]
+    fn product_fields_are_typed_like_the_other_custom_fields() {
+        // Only the names of custom::FIELDS, each with its type.
+        let e = err("rule a: x %{word:bind.nope}\n");
+        assert!(e.message.contains("bind.nope"), "{e}");
+        let e = err("rule a: x %{word:coredns.do}\n");
+        assert!(e.message.contains("`true` or `false`"), "{e}");
+        let e = err("rule a: x %{word:unbound.response_size}\n");
+        assert!(e.message.contains("holds a number"), "{e}");
+        compile(
+            "x.grammar",
+            "rule a: x %{bool:coredns.do} %{uint:unbound.response_size} %{word:bind.view}\n",
+        )
+        .unwrap();
+        compile("x.grammar", "rule a: x\n    pdns.rd = true\n").unwrap();
     }
 }

@@ -197,6 +197,9 @@ pub const FIELDS: &[(&str, Kind)] = {
         ("observer.ingress.interface.name", Keyword),
         ("event.start", Date),
         ("event.end", Date),
+        ("event.duration", Long),
+        ("log.level", Keyword),
+        ("process.thread.id", Long),
         ("dnsmasq.serial", Long),
         ("dnsmasq.answer_type", Keyword),
         ("dnsmasq.status", Keyword),
@@ -230,7 +233,7 @@ pub fn all_fields() -> impl Iterator<Item = (&'static str, Kind)> {
 }
 
 /// Fields (or prefixes ending in `.`) of [`FIELDS`] that are not ECS:
-/// dnsenrich's typed namespace, the classic dashboards' `misp_src`, and the
+/// dnsenrich's typed namespaces, the classic dashboards' `misp_src`, and the
 /// two fields Filebeat writes beside ECS (`log.offset`, `log.source.address`).
 pub const CUSTOM: &[&str] = &[
     // Kibana's indicator-match enrichment writes the feed's name here
@@ -238,6 +241,12 @@ pub const CUSTOM: &[&str] = &[
     "threat.enrichments.feed.",
     "dnsmasq.",
     "pihole.",
+    // The other resolvers' product namespaces (custom::FIELDS too).
+    "bind.",
+    "unbound.",
+    "pdns.",
+    "coredns.",
+    "adguard.",
     "misp_src",
     "log.offset",
     "log.source.address",
@@ -667,6 +676,8 @@ mod tests {
     fn custom_fields_are_told_apart() {
         assert!(is_custom("dnsmasq.serial"));
         assert!(is_custom("misp_src"));
+        assert!(is_custom("bind.view"));
+        assert!(!is_custom("binder"));
         assert!(!is_custom("dnsmasqx"));
         assert!(!is_custom("dns.id"));
     }
@@ -699,7 +710,7 @@ mod tests {
         ev.error.message = Some("e".into());
         ev.dnsmasq.serial = Some(7);
         ev.dnsmasq.answer_type = Some("CNAME".into());
-        (ev.dnsmasq.fields, ev.pihole.fields) = custom::all_samples();
+        (ev.dnsmasq.fields, ev.pihole.fields, ev.custom) = custom::all_samples();
         ev.file.path = Some("/etc/hosts".into());
         ev.log.origin.file.name = Some("forward.c".into());
         ev.log.origin.file.line = Some(1638);
@@ -752,6 +763,9 @@ mod tests {
         };
         ev.process.name = Some("dnsmasq".into());
         ev.process.pid = Some(1);
+        ev.process.thread.id = Some(2);
+        ev.event.duration = Some(3);
+        ev.log.level = Some("info".into());
         ev.rule.name = Some("gravity blocked".into());
         ev.rule.ruleset = Some("gravity");
         ev.rule.category = Some("c");
