@@ -367,6 +367,12 @@ fn three_nodes_one_dies_mid_request_nothing_is_lost_and_it_is_used_again() {
     );
     proxy.restart();
     let bulks_at_restart = proxy.state.bulks.load(Ordering::SeqCst);
+    // The lines that can reach it are those sent once a probe found it up
+    // (on a loaded machine that can take a while after the restart).
+    let up = format!("dnsenrich_output_node_up{{node=\"{}\"}}", urls[0]);
+    wait_until("the returned node is probed up", WAIT, || {
+        metric(&d, &up) == 1.0
+    });
     let restarted_at = sent.load(Ordering::SeqCst);
     wait_until("lines are sent after the restart", WAIT, || {
         sent.load(Ordering::SeqCst) >= restarted_at + 300
