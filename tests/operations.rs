@@ -373,31 +373,16 @@ fn ready_follows_memcached_going_away_and_coming_back() {
 #[test]
 fn a_normal_user_gets_a_state_directory_of_their_own() {
     use std::os::unix::fs::PermissionsExt;
-    // As root, run the check as `nobody` (setpriv from util-linux), from a
-    // copy of the binary that user can execute.
-    let root = effective_uid() == 0;
-    let home = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bin = home.path().join("dnsenrich");
-    std::fs::copy(env!("CARGO_BIN_EXE_dnsenrich"), &bin).unwrap();
-    let config = home.path().join("dnsenrich.toml");
+    let user = Unprivileged::new();
+    let home = user.dir.path();
+    let config = home.join("dnsenrich.toml");
     std::fs::write(&config, "[output]\ntype = \"ndjson\"\npath = \"-\"\n").unwrap();
-    for p in [&bin, &config] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut cmd = if root {
-        require("setpriv", "util-linux");
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&bin);
-        c
-    } else {
-        Command::new(&bin)
-    };
-    let out = cmd
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = user
+        .command()
         .arg("check-config")
         .arg(&config)
-        .env("HOME", home.path())
+        .env("HOME", home)
         .env_remove("XDG_STATE_HOME")
         .env_remove("STATE_DIRECTORY")
         .output()
@@ -405,7 +390,7 @@ fn a_normal_user_gets_a_state_directory_of_their_own() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
-    let expected = home.path().join(".local/state/dnsenrich");
+    let expected = home.join(".local/state/dnsenrich");
     assert!(
         stderr.contains("/var/lib/dnsenrich is not writable by this user")
             && stderr.contains(&expected.display().to_string()),
@@ -419,21 +404,46 @@ fn a_normal_user_gets_a_state_directory_of_their_own() {
     );
     // Asked for, the default is kept (and refused later if unusable).
     std::fs::write(&config, "state_dir = \"/var/lib/dnsenrich\"\n").unwrap();
-    let out = if root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&bin);
-        c
-    } else {
-        Command::new(&bin)
-    }
-    .arg("check-config")
-    .arg(&config)
-    .env("HOME", home.path())
-    .output()
-    .unwrap();
+    let out = user
+        .command()
+        .arg("check-config")
+        .arg(&config)
+        .env("HOME", home)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("not writable by this user"), "{stderr}");
+}
+
+/// A copy of the binary a normal user can run, in a directory anyone may
+/// write; as root, [`Unprivileged::command`] runs it as `nobody` (setpriv
+/// from util-linux).
+struct Unprivileged {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Unprivileged {
+    fn new() -> Unprivileged {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let bin = dir.path().join("dnsenrich");
+        std::fs::copy(env!("CARGO_BIN_EXE_dnsenrich"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Unprivileged { dir, bin }
+    }
+
+    fn command(&self) -> Command {
+        if effective_uid() != 0 {
+            return Command::new(&self.bin);
+        }
+        require("setpriv", "util-linux");
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&self.bin);
+        c
+    }
 }
 
 /// The effective uid of this process, from /proc.
@@ -517,25 +527,12 @@ fn manual_pages_and_completions_are_generated_from_the_cli() {
 /// Runs the binary (as `nobody` when the tests run as root) and returns its
 /// exit status and stderr.
 fn run_unprivileged(args: &[&str]) -> (std::process::ExitStatus, String) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bin = dir.path().join("dnsenrich");
-    std::fs::copy(env!("CARGO_BIN_EXE_dnsenrich"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = if effective_uid() == 0 {
-        require("setpriv", "util-linux");
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&bin);
-        c
-    } else {
-        Command::new(&bin)
-    };
+    let user = Unprivileged::new();
+    let mut cmd = user.command();
     let mut child = cmd
         .args(args)
         .arg("--state-dir")
-        .arg(dir.path())
+        .arg(user.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

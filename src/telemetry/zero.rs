@@ -18,15 +18,6 @@ pub struct Parts {
     pub transactions: bool,
 }
 
-/// The parse failure reasons of `dnsenrich_parse_failures_total`.
-pub const PARSE_FAILURE_REASONS: [&str; 5] = [
-    "no_rule_matched",
-    "empty",
-    "invalid_utf8",
-    "truncated",
-    "syslog_header_invalid",
-];
-
 /// Creates every series of `parts` at zero (adding 0 to a counter that
 /// already counts leaves it as it is).
 pub fn register(parts: &Parts) {
@@ -54,7 +45,7 @@ pub fn register(parts: &Parts) {
     if parts.inputs.contains(&"relp") {
         counter!("dnsenrich_relp_messages_acknowledged_total").increment(0);
     }
-    for reason in PARSE_FAILURE_REASONS {
+    for (reason, _) in crate::decode::DecodeStats::default().reasons() {
         counter!("dnsenrich_parse_failures_total", "reason" => reason).increment(0);
     }
     if parts.enrich {
