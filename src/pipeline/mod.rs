@@ -606,7 +606,7 @@ async fn wait_for_stop(
 /// finish in flow order and the output to settle.
 async fn drain(running: Running, deadline: Duration) -> RunReport {
     let Running {
-        inputs,
+        mut inputs,
         stages,
         output,
         buffer,
@@ -615,7 +615,7 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         output_stats,
     } = running;
     let work = async {
-        let _ = inputs.await;
+        let _ = (&mut inputs).await;
         let mut report = tokio::task::spawn_blocking(move || {
             let mut report = RunReport::default();
             for join in stages {
@@ -649,10 +649,13 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
         };
         report
     };
-    match tokio::time::timeout(deadline, work).await {
+    // A statement of its own, so `work` (which borrows `inputs`) is gone
+    // before the timed-out arm looks at the inputs again.
+    let finished = tokio::time::timeout(deadline, work).await;
+    match finished {
         Ok(report) => report,
         Err(_) => {
-            tally.add_untaken(unparsed.drain());
+            take_what_inputs_hold(&mut inputs, &unparsed, &tally).await;
             let abandoned = tally.abandoned();
             for (kind, n) in tally.in_flight() {
                 if !matches!(kind, InputKind::File | InputKind::Relp) {
@@ -688,6 +691,31 @@ async fn drain(running: Running, deadline: Duration) -> RunReport {
     }
 }
 
+/// At the drain deadline, how long the inputs get to hand on the batches they
+/// are still blocked sending (a connection's batch waiting for the merger, the
+/// merger's waiting for the parse channel), once the channel is emptied for
+/// them, so those frames are counted with the rest of what is abandoned.
+const INPUT_HANDOFF_GRACE: Duration = Duration::from_millis(500);
+
+/// Empties the parse channel into the tally until the inputs have stopped
+/// (they stop reading at the shutdown trigger, so each only finishes the
+/// hand-off it is blocked in) or [`INPUT_HANDOFF_GRACE`] has passed.
+async fn take_what_inputs_hold(
+    inputs: &mut JoinHandle<()>,
+    unparsed: &flume::Receiver<FrameBatch>,
+    tally: &Tally,
+) {
+    let give_up = tokio::time::Instant::now() + INPUT_HANDOFF_GRACE;
+    loop {
+        tally.add_untaken(unparsed.drain());
+        if inputs.is_finished() || tokio::time::Instant::now() >= give_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tally.add_untaken(unparsed.drain());
+}
+
 /// Closes the disk buffer once the encoders are done (syncing it, which fires
 /// the last input acks), stops feeding the output, and gives the output
 /// [`BUFFERED_OUTPUT_GRACE`] to settle what it already took. `None` when the
@@ -709,5 +737,49 @@ async fn settle_buffered(
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::InputKind;
+
+    fn batch(n: usize) -> FrameBatch {
+        let mut b = FrameBatch::new(InputKind::Tcp);
+        for _ in 0..n {
+            b.push(b"x", false, None, None);
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn at_the_deadline_a_batch_an_input_is_still_blocked_sending_is_counted_as_lost() {
+        let (tx, rx) = flume::bounded::<FrameBatch>(1);
+        let tally = Tally::default();
+        tx.send(batch(3)).unwrap();
+        // The channel is full: this input waits to hand its batch on.
+        let mut input = tokio::spawn(async move {
+            let _ = tx.send_async(batch(5)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!input.is_finished(), "the input is blocked sending");
+        take_what_inputs_hold(&mut input, &rx, &tally).await;
+        assert!(input.is_finished(), "emptying the channel let it finish");
+        assert_eq!(tally.abandoned().lost, 8, "the queued 3 and the blocked 5");
+    }
+
+    #[tokio::test]
+    async fn an_input_that_never_finishes_holds_the_stop_only_for_the_grace() {
+        let (_tx, rx) = flume::bounded::<FrameBatch>(1);
+        let tally = Tally::default();
+        let mut input = tokio::spawn(std::future::pending::<()>());
+        let start = std::time::Instant::now();
+        take_what_inputs_hold(&mut input, &rx, &tally).await;
+        // It returns (the test would hang otherwise), after the grace.
+        let took = start.elapsed();
+        assert!(took >= INPUT_HANDOFF_GRACE, "{took:?}");
+        assert!(!input.is_finished());
+        input.abort();
     }
 }
