@@ -180,6 +180,9 @@ pub struct LogConfig {
     /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a `tracing`
     /// filter such as `dnsenrich=debug`; `RUST_LOG` overrides it.
     pub level: String,
+    /// Seconds between the one-line throughput summaries written at `info`
+    /// (lines, unmatched, stored, dead-lettered since the last one); 0 = none.
+    pub summary_interval_secs: u64,
 }
 
 impl Default for LogConfig {
@@ -187,6 +190,7 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Auto,
             level: "info".into(),
+            summary_interval_secs: 60,
         }
     }
 }

@@ -15,8 +15,11 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
 use super::shutdown::Shutdown;
+use super::tally::Tally;
+use crate::decode::DecodeStats;
 use crate::enrich::EnrichStage;
 use crate::output::buffer::{self, DiskBuffer};
+use crate::output::{OutputReport, OutputStats};
 use crate::sync::SyncConfig;
 use crate::telemetry;
 
@@ -257,6 +260,70 @@ pub async fn sync_indicators(cfg: SyncConfig, sd: Shutdown) {
 /// Tells systemd every `every` that the daemon is alive, until shutdown.
 /// Start it only after READY=1: its first tick fires at once, and systemd
 /// expects readiness first.
+/// What went through the daemon between two throughput summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throughput {
+    pub lines: u64,
+    pub unmatched: u64,
+    pub stored: u64,
+    pub dead_lettered: u64,
+}
+
+impl Throughput {
+    /// The totals now, from the parse workers' and the output's counters.
+    pub fn now(parsed: &DecodeStats, output: &OutputReport) -> Self {
+        Throughput {
+            lines: parsed.lines,
+            unmatched: parsed.no_match,
+            stored: output.stored + output.duplicates,
+            dead_lettered: output.dead_lettered,
+        }
+    }
+
+    /// What was added since `before` (counters only grow).
+    pub fn since(self, before: Throughput) -> Self {
+        Throughput {
+            lines: self.lines.saturating_sub(before.lines),
+            unmatched: self.unmatched.saturating_sub(before.unmatched),
+            stored: self.stored.saturating_sub(before.stored),
+            dead_lettered: self.dead_lettered.saturating_sub(before.dead_lettered),
+        }
+    }
+}
+
+/// Every `every`, one `info` line with what went through since the last one
+/// (`[log] summary_interval_secs`), so a glance at the log shows the daemon
+/// is moving without a metrics scraper.
+pub async fn log_throughput(
+    every: Duration,
+    tally: Arc<Tally>,
+    output: Arc<OutputStats>,
+    mut sd: Shutdown,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Throughput::default();
+    loop {
+        tokio::select! {
+            _ = sd.recv() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Throughput::now(&tally.parsed(), &output.report());
+        let d = now.since(last);
+        last = now;
+        let secs = every.as_secs_f64().max(1e-3);
+        tracing::info!(
+            interval_secs = every.as_secs(),
+            lines = d.lines,
+            lines_per_sec = (d.lines as f64 / secs).round() as u64,
+            unmatched = d.unmatched,
+            stored = d.stored,
+            dead_lettered = d.dead_lettered,
+            "throughput"
+        );
+    }
+}
+
 pub async fn watchdog(every: Duration, mut sd: Shutdown) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -271,6 +338,41 @@ pub async fn watchdog(every: Duration, mut sd: Shutdown) {
 mod tests {
     use super::*;
     use crate::pipeline::shutdown;
+
+    #[test]
+    fn a_throughput_summary_counts_what_was_added_since_the_last() {
+        let parsed = |lines, no_match| DecodeStats {
+            lines,
+            no_match,
+            ..Default::default()
+        };
+        let out = |stored, duplicates, dead_lettered| OutputReport {
+            stored,
+            duplicates,
+            dead_lettered,
+            ..Default::default()
+        };
+        let first = Throughput::now(&parsed(100, 3), &out(90, 2, 1));
+        assert_eq!(
+            first,
+            Throughput {
+                lines: 100,
+                unmatched: 3,
+                stored: 92,
+                dead_lettered: 1
+            }
+        );
+        let second = Throughput::now(&parsed(250, 3), &out(240, 2, 4));
+        assert_eq!(
+            second.since(first),
+            Throughput {
+                lines: 150,
+                unmatched: 0,
+                stored: 150,
+                dead_lettered: 3
+            }
+        );
+    }
 
     #[tokio::test]
     async fn the_memcached_watcher_ends_on_shutdown() {

@@ -395,6 +395,14 @@ impl Daemon {
         );
         let metrics = metrics_listener.map(|l| (l, prometheus));
         start_background(&cfg, &enrich, metrics, readiness, probes, buffer, &sd);
+        if cfg.log.summary_interval_secs > 0 {
+            tokio::spawn(background::log_throughput(
+                Duration::from_secs(cfg.log.summary_interval_secs),
+                running.tally.clone(),
+                running.output_stats.clone(),
+                sd.clone(),
+            ));
+        }
         wait_for_stop(signals, stop, &reopen, &enrich).await;
         telemetry::sd_notify("STOPPING=1");
         trigger.trigger();
