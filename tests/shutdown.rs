@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use common::daemon::{wait_until, Daemon, DaemonBuilder, Stopped};
+use common::daemon::{log_field, wait_until, Daemon, DaemonBuilder, Stopped};
 use common::osmem::{self, Osmem};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -45,17 +45,7 @@ fn stopped_field(d: &Daemon, key: &str) -> u64 {
         .lines()
         .find(|l| l.contains(" stopped ") && l.contains("lines="))
         .unwrap_or_else(|| panic!("no stopped line:\n{err}"));
-    let at = line
-        .find(&format!(" {key}="))
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len()
-        + 2;
-    line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    log_field(line, key).unwrap_or_else(|| panic!("no {key} in {line}"))
 }
 
 #[test]

@@ -6,13 +6,14 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
-use common::daemon::{wait_until, DaemonBuilder};
+use common::daemon::{log_field, wait_until, Daemon, DaemonBuilder};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn send(d: &common::daemon::Daemon, lines: &[String]) {
+fn send(d: &Daemon, lines: &[String]) {
     let mut s = TcpStream::connect_timeout(&d.tcp(), Duration::from_secs(5)).expect("connect");
     s.write_all(lines.concat().as_bytes()).expect("send");
 }
@@ -32,34 +33,27 @@ fn lines(n: usize, unmatched: usize) -> Vec<String> {
 
 /// The `throughput` lines of the log, as their `lines=` and `unmatched=`
 /// values (the log is text: `key=value` fields after the message).
-fn summaries(err: &str) -> Vec<(u64, u64, u64)> {
-    let field = |l: &str, k: &str| -> u64 {
-        let at = l
-            .find(&format!(" {k}="))
-            .unwrap_or_else(|| panic!("no {k} in {l}"))
-            + k.len()
-            + 2;
-        l[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .unwrap()
-    };
+fn summaries(err: &str) -> Vec<(u64, u64)> {
+    let field = |l: &str, k: &str| log_field(l, k).unwrap_or_else(|| panic!("no {k} in {l}"));
     err.lines()
         .filter(|l| l.contains(" throughput "))
-        .map(|l| (field(l, "lines"), field(l, "unmatched"), field(l, "stored")))
+        .map(|l| (field(l, "lines"), field(l, "unmatched")))
         .collect()
+}
+
+/// A daemon writing NDJSON to `out` with throughput lines every `secs`.
+fn daemon(state: &Path, out: &Path, secs: u64) -> Daemon {
+    DaemonBuilder::new(state)
+        .ndjson_file(out)
+        .config(&format!("[log]\nsummary_interval_secs = {secs}\n"))
+        .start()
 }
 
 #[test]
 fn a_throughput_line_every_interval_says_what_went_through_since_the_last() {
     let state = tempfile::tempdir().unwrap();
     let out = state.path().join("events.ndjson");
-    let mut d = DaemonBuilder::new(state.path())
-        .ndjson_file(&out)
-        .config("[log]\nsummary_interval_secs = 1\n")
-        .start();
+    let mut d = daemon(state.path(), &out, 1);
     send(&d, &lines(40, 2));
     // Everything the interval saw, summed over the lines written so far.
     wait_until("the summaries count the 42 lines", WAIT, || {
@@ -89,10 +83,7 @@ fn a_throughput_line_every_interval_says_what_went_through_since_the_last() {
 fn no_throughput_line_when_the_interval_is_zero() {
     let state = tempfile::tempdir().unwrap();
     let out = state.path().join("events.ndjson");
-    let mut d = DaemonBuilder::new(state.path())
-        .ndjson_file(&out)
-        .config("[log]\nsummary_interval_secs = 0\n")
-        .start();
+    let mut d = daemon(state.path(), &out, 0);
     send(&d, &lines(5, 0));
     wait_until("the lines are written", WAIT, || {
         std::fs::read_to_string(&out)

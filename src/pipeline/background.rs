@@ -257,9 +257,6 @@ pub async fn sync_indicators(cfg: SyncConfig, sd: Shutdown) {
     }
 }
 
-/// Tells systemd every `every` that the daemon is alive, until shutdown.
-/// Start it only after READY=1: its first tick fires at once, and systemd
-/// expects readiness first.
 /// What went through the daemon between two throughput summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Throughput {
@@ -311,11 +308,10 @@ pub async fn log_throughput(
         let now = Throughput::now(&tally.parsed(), &output.report());
         let d = now.since(last);
         last = now;
-        let secs = every.as_secs_f64().max(1e-3);
         tracing::info!(
             interval_secs = every.as_secs(),
             lines = d.lines,
-            lines_per_sec = (d.lines as f64 / secs).round() as u64,
+            lines_per_sec = (d.lines as f64 / every.as_secs_f64()).round() as u64,
             unmatched = d.unmatched,
             stored = d.stored,
             dead_lettered = d.dead_lettered,
@@ -324,6 +320,9 @@ pub async fn log_throughput(
     }
 }
 
+/// Tells systemd every `every` that the daemon is alive, until shutdown.
+/// Start it only after READY=1: its first tick fires at once, and systemd
+/// expects readiness first.
 pub async fn watchdog(every: Duration, mut sd: Shutdown) {
     let mut tick = tokio::time::interval(every);
     loop {

@@ -482,16 +482,19 @@ pub struct Stopped {
     pub failed_requests: u64,
 }
 
+/// The number after ` key=` in a text log line, if it has one.
+pub fn log_field(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 impl Stopped {
     fn parse(line: &str) -> Option<Stopped> {
-        let field = |key: &str| -> Option<u64> {
-            let at = line.find(&format!(" {key}="))? + key.len() + 2;
-            let digits: String = line[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        };
+        let field = |key: &str| log_field(line, key);
         let output = &line[line.find(" output=")? + " output=".len()..];
         let count = |what: &str| -> Option<u64> {
             output
